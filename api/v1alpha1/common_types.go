@@ -1,0 +1,96 @@
+package v1alpha1
+
+// Condition types shared by every kind. They follow kstatus so that Argo CD, Flux
+// and `kubectl wait --for=condition=Ready` understand our objects.
+const (
+	// ReadyCondition is True when the object's last reconcile fully succeeded.
+	ReadyCondition = "Ready"
+	// ReconcilingCondition is True while the controller works towards the spec
+	// (abnormal-true: absent or False once settled).
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition is True when the controller cannot make progress without a
+	// change to the spec or a referenced object (abnormal-true).
+	StalledCondition = "Stalled"
+	// StaleCondition is True when data is older than the owner's maxStaleness.
+	StaleCondition = "Stale"
+)
+
+// Reasons used in conditions. CamelCase, stable: alerts and tests match on them.
+const (
+	ReasonSucceeded          = "Succeeded"
+	ReasonProgressing        = "Progressing"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonSecretNotFound     = "SecretNotFound"
+	ReasonSourceDegraded     = "SourceDegraded"
+	ReasonSuspiciousShrink   = "SuspiciousShrink"
+	ReasonInvalidRule        = "InvalidRule"
+	ReasonPersonaNotFound    = "PersonaNotFound"
+	ReasonSuspended          = "Suspended"
+	ReasonDataStale          = "DataStale"
+	ReasonWaitingForSources  = "WaitingForSources"
+	ReasonReconcileRequested = "ReconcileRequested"
+)
+
+// ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,
+// like Flux's reconcile.fluxcd.io/requestedAt. The last handled value is recorded in
+// status.lastHandledReconcileAt.
+const ReconcileRequestAnnotation = "personas.usersuccess.io/reconcile-requested-at"
+
+// Stage is a step of the User Success Journey. Personas carry one so Playbooks and
+// `kubectl get personas -l personas.usersuccess.io/stage=...` can select by it.
+// +kubebuilder:validation:Enum=onboarding;trial;adoption;engagement;retention;expansion;advocacy
+type Stage string
+
+// Journey stages.
+const (
+	StageOnboarding Stage = "onboarding"
+	StageTrial      Stage = "trial"
+	StageAdoption   Stage = "adoption"
+	StageEngagement Stage = "engagement"
+	StageRetention  Stage = "retention"
+	StageExpansion  Stage = "expansion"
+	StageAdvocacy   Stage = "advocacy"
+)
+
+// StageLabel mirrors a Persona's spec.stage so that it can be selected by label.
+const StageLabel = "personas.usersuccess.io/stage"
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// name of the referent, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// SecretKeySelector selects one key of a Secret in the same namespace. Credentials
+// are only ever read from Secrets; they never appear in status, events or logs.
+type SecretKeySelector struct {
+	// name of the Secret, in the same namespace as the referencing object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
+	Key string `json:"key"`
+}
+
+// ConfigMapKeySelector selects one key of a ConfigMap in the same namespace.
+type ConfigMapKeySelector struct {
+	// name of the ConfigMap, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// key within the ConfigMap's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
+	Key string `json:"key"`
+}

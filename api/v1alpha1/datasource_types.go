@@ -1,0 +1,442 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DataSourceType names the connector that fetches a DataSource's records.
+// +kubebuilder:validation:Enum=Inline;HTTP;PostgreSQL
+type DataSourceType string
+
+// Connector types.
+const (
+	DataSourceInline     DataSourceType = "Inline"
+	DataSourceHTTP       DataSourceType = "HTTP"
+	DataSourcePostgreSQL DataSourceType = "PostgreSQL"
+)
+
+// Entity says what each record of a DataSource describes.
+// +kubebuilder:validation:Enum=User;Account;Signal
+type Entity string
+
+// Entities.
+const (
+	// EntityUser records are one user each, keyed by user id.
+	EntityUser Entity = "User"
+	// EntityAccount records are one account each, keyed by account id.
+	EntityAccount Entity = "Account"
+	// EntitySignal records are one-to-many facts about a user (tickets, feature
+	// requests, events), gathered into one list attribute on the user.
+	EntitySignal Entity = "Signal"
+)
+
+// RecordFormat is the encoding of inline or ConfigMap records.
+// +kubebuilder:validation:Enum=CSV;NDJSON;JSON
+type RecordFormat string
+
+// Record formats.
+const (
+	FormatCSV    RecordFormat = "CSV"
+	FormatNDJSON RecordFormat = "NDJSON"
+	FormatJSON   RecordFormat = "JSON"
+)
+
+// AttributeType is the type an attribute has in Persona rules.
+// +kubebuilder:validation:Enum=String;Int;Double;Bool;Timestamp;Duration;List;Map
+type AttributeType string
+
+// Attribute types.
+const (
+	TypeString    AttributeType = "String"
+	TypeInt       AttributeType = "Int"
+	TypeDouble    AttributeType = "Double"
+	TypeBool      AttributeType = "Bool"
+	TypeTimestamp AttributeType = "Timestamp"
+	TypeDuration  AttributeType = "Duration"
+	TypeList      AttributeType = "List"
+	TypeMap       AttributeType = "Map"
+)
+
+// PaginationType selects how the HTTP connector follows pages.
+// +kubebuilder:validation:Enum=None;NextLink;Cursor
+type PaginationType string
+
+// Pagination types.
+const (
+	PaginationNone     PaginationType = "None"
+	PaginationNextLink PaginationType = "NextLink"
+	PaginationCursor   PaginationType = "Cursor"
+)
+
+// DataSourceSpec declares where records come from and how they map to user or
+// account attributes.
+// +kubebuilder:validation:XValidation:rule="self.type != 'Inline' || (has(self.inline) && !has(self.http) && !has(self.postgres))",message="type Inline requires spec.inline and forbids spec.http and spec.postgres"
+// +kubebuilder:validation:XValidation:rule="self.type != 'HTTP' || (has(self.http) && !has(self.inline) && !has(self.postgres))",message="type HTTP requires spec.http and forbids spec.inline and spec.postgres"
+// +kubebuilder:validation:XValidation:rule="self.type != 'PostgreSQL' || (has(self.postgres) && !has(self.inline) && !has(self.http))",message="type PostgreSQL requires spec.postgres and forbids spec.inline and spec.http"
+// +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || has(self.signal)",message="entity Signal requires spec.signal"
+// +kubebuilder:validation:XValidation:rule="self.entity == 'Signal' || !has(self.signal)",message="spec.signal is only allowed with entity Signal"
+// +kubebuilder:validation:XValidation:rule="self.entity != 'Account' || has(self.key.accountId)",message="entity Account requires spec.key.accountId"
+type DataSourceSpec struct {
+	// type selects the connector; exactly the matching one of inline, http or
+	// postgres must be set.
+	// +required
+	Type DataSourceType `json:"type"`
+
+	// entity says what each record describes: a User, an Account, or a Signal
+	// (many records per user, gathered into a list attribute on the user).
+	// +kubebuilder:default=User
+	// +optional
+	Entity Entity `json:"entity,omitempty"`
+
+	// key names the record fields that identify the user and the account. A User
+	// record's accountId joins the user to its account.
+	// +kubebuilder:default={userId: "id"}
+	// +optional
+	Key RecordKey `json:"key,omitempty"`
+
+	// signal configures how Signal records become a list attribute on the user.
+	// +optional
+	Signal *SignalSpec `json:"signal,omitempty"`
+
+	// inline holds records in the spec or in a ConfigMap key. GitOps-friendly.
+	// +optional
+	Inline *InlineSource `json:"inline,omitempty"`
+
+	// http fetches records from a JSON API.
+	// +optional
+	HTTP *HTTPSource `json:"http,omitempty"`
+
+	// postgres streams records from a SQL query.
+	// +optional
+	Postgres *PostgresSource `json:"postgres,omitempty"`
+
+	// attributes declares the schema this source provides: each attribute's name,
+	// type and where its value comes from. Persona rules are type-checked against
+	// the union of the namespace's schemas. Record fields not listed are ignored.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +required
+	Attributes []AttributeMapping `json:"attributes"`
+
+	// priority decides which source wins when two set the same attribute of the
+	// same user or account: the higher priority wins; on a tie the DataSource whose
+	// name sorts first wins. Deterministic whatever the sync order.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=-1000
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Priority int32 `json:"priority,omitempty"`
+
+	// interval between periodic syncs.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// timeout bounds one sync, connection included.
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="timeout must be greater than 0s and at most 1h"
+	// +optional
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+
+	// maxShrinkPercent is the circuit breaker: a sync whose record count shrinks by
+	// more than this percentage against the last applied one is held back (the last
+	// good data stays, status says SuspiciousShrink) until a user forces it with the
+	// personas.usersuccess.io/accept-shrink annotation. 100 disables the check.
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxShrinkPercent int32 `json:"maxShrinkPercent,omitempty"`
+
+	// maxStaleness sets the Stale condition when the last successful sync is older,
+	// so every consumer can tell the data is old. Unset: never stale.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +optional
+	MaxStaleness *metav1.Duration `json:"maxStaleness,omitempty"`
+
+	// suspend stops periodic syncs; the last good data stays in use.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// RecordKey names the identifying fields of a record.
+type RecordKey struct {
+	// userId is the record field holding the user id (User and Signal records).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	UserID string `json:"userId,omitempty"`
+	// accountId is the record field holding the account id: on User records it
+	// joins the user to an account; on Account records it is the key.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	AccountID string `json:"accountId,omitempty"`
+}
+
+// SignalSpec turns one-to-many records into a list attribute on the user.
+type SignalSpec struct {
+	// attribute is the name of the user's list attribute, e.g. tickets, so rules can
+	// say size(user.tickets.filter(t, t.status == "open")) > 2.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Attribute string `json:"attribute"`
+	// valueAttribute, when set, makes the list hold that one attribute's values
+	// instead of a map per record, e.g. "audit_log" in user.featureRequests.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	ValueAttribute string `json:"valueAttribute,omitempty"`
+}
+
+// InlineSource holds records in the spec or in a ConfigMap key.
+// +kubebuilder:validation:XValidation:rule="has(self.data) != has(self.configMapRef)",message="exactly one of spec.inline.data and spec.inline.configMapRef must be set"
+type InlineSource struct {
+	// format of the records: CSV with a header row, NDJSON, or a JSON array.
+	// +required
+	Format RecordFormat `json:"format"`
+	// data holds the records themselves. Keep it small; use a ConfigMap or another
+	// connector for large sets.
+	// +kubebuilder:validation:MaxLength=262144
+	// +optional
+	Data string `json:"data,omitempty"`
+	// configMapRef reads the records from a ConfigMap key in the same namespace.
+	// +optional
+	ConfigMapRef *ConfigMapKeySelector `json:"configMapRef,omitempty"`
+}
+
+// HTTPSource fetches records with GET from a JSON API. TLS verification is always on.
+// +kubebuilder:validation:XValidation:rule="!(has(self.bearerTokenSecretRef) && has(self.basicAuthSecretRef))",message="spec.http.bearerTokenSecretRef and spec.http.basicAuthSecretRef are mutually exclusive"
+type HTTPSource struct {
+	// url to GET, http or https.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="url must be an absolute http or https URL"
+	// +required
+	URL string `json:"url"`
+	// headers added to every request. Values may come from Secrets.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Headers []HTTPHeader `json:"headers,omitempty"`
+	// bearerTokenSecretRef sends "Authorization: Bearer <token>" with the token from
+	// this Secret key.
+	// +optional
+	BearerTokenSecretRef *SecretKeySelector `json:"bearerTokenSecretRef,omitempty"`
+	// basicAuthSecretRef names a Secret with "username" and "password" keys for
+	// HTTP basic authentication.
+	// +optional
+	BasicAuthSecretRef *LocalObjectReference `json:"basicAuthSecretRef,omitempty"`
+	// caSecretRef names a Secret key holding PEM CA certificates to trust in
+	// addition to the system pool.
+	// +optional
+	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// recordsPath is the dot-separated path to the records array in the response,
+	// e.g. "data.users". Empty: the response body is the array.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	RecordsPath string `json:"recordsPath,omitempty"`
+	// maxResponseBytes caps each response body; a larger one fails the sync.
+	// +kubebuilder:default=67108864
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=1073741824
+	// +optional
+	MaxResponseBytes int64 `json:"maxResponseBytes,omitempty"`
+	// pagination follows further pages.
+	// +optional
+	Pagination *HTTPPagination `json:"pagination,omitempty"`
+}
+
+// HTTPHeader is one request header, with a literal value or one from a Secret.
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",message="exactly one of value and valueFrom must be set"
+type HTTPHeader struct {
+	// name of the header.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Name string `json:"name"`
+	// value of the header. Use valueFrom for anything secret.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Value string `json:"value,omitempty"`
+	// valueFrom reads the value from a Secret key.
+	// +optional
+	ValueFrom *SecretKeySelector `json:"valueFrom,omitempty"`
+}
+
+// HTTPPagination says how to find the next page.
+// +kubebuilder:validation:XValidation:rule="self.type != 'NextLink' || has(self.nextLinkPath)",message="pagination type NextLink requires nextLinkPath"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Cursor' || (has(self.cursorPath) && has(self.cursorParam))",message="pagination type Cursor requires cursorPath and cursorParam"
+type HTTPPagination struct {
+	// type of pagination: None, NextLink (the response holds the next page's URL)
+	// or Cursor (the response holds a cursor sent back as a query parameter).
+	// +kubebuilder:default=None
+	// +optional
+	Type PaginationType `json:"type,omitempty"`
+	// nextLinkPath is the dot-separated path to the next page's URL; empty or
+	// absent ends the listing.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	NextLinkPath string `json:"nextLinkPath,omitempty"`
+	// cursorPath is the dot-separated path to the next cursor; empty or absent
+	// ends the listing.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	CursorPath string `json:"cursorPath,omitempty"`
+	// cursorParam is the query parameter that carries the cursor.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	CursorParam string `json:"cursorParam,omitempty"`
+	// maxPages stops a runaway listing; reaching it fails the sync.
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxPages int32 `json:"maxPages,omitempty"`
+}
+
+// PostgresSource streams the rows of a SQL query.
+type PostgresSource struct {
+	// dsnSecretRef names the Secret key that holds the connection string
+	// (postgres://user:password@host:port/db?sslmode=...). It is never logged.
+	// +required
+	DSNSecretRef SecretKeySelector `json:"dsnSecretRef"`
+	// query is one read-only SELECT; each row is a record and column names are
+	// its fields. It runs in a read-only transaction.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	// +required
+	Query string `json:"query"`
+}
+
+// AttributeMapping declares one attribute: its name and type in Persona rules and
+// where its value comes from in a record.
+// +kubebuilder:validation:XValidation:rule="!(has(self.from) && has(self.expression))",message="from and expression are mutually exclusive"
+type AttributeMapping struct {
+	// name of the attribute in rules, e.g. nps for user.nps.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+	// type the value is converted to. A value that does not convert rejects the
+	// record, which is counted in status.
+	// +required
+	Type AttributeType `json:"type"`
+	// from is the record field to read; defaults to name.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	From string `json:"from,omitempty"`
+	// expression computes the value with CEL over `record` (a map of the record's
+	// fields), for what renaming can't do, e.g. timestamp(record.last_seen).
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Expression string `json:"expression,omitempty"`
+	// entity overrides which entity the attribute belongs to; defaults to the
+	// DataSource's entity (Signal attributes land inside the signal's list).
+	// +kubebuilder:validation:Enum=User;Account
+	// +optional
+	Entity Entity `json:"entity,omitempty"`
+	// optional records may omit the field; otherwise a record without it is
+	// rejected. An absent optional attribute is absent from the profile, so rules
+	// guard it with has().
+	// +kubebuilder:default=true
+	// +optional
+	Optional *bool `json:"optional,omitempty"`
+}
+
+// RecordRejection describes one rejected record without its values, which may be
+// secret or personal.
+type RecordRejection struct {
+	// record is the 1-based record number (CSV: data row; NDJSON: line).
+	Record int64 `json:"record"`
+	// reason says what was wrong, naming the field but never its value.
+	// +kubebuilder:validation:MaxLength=512
+	Reason string `json:"reason"`
+}
+
+// DataSourceStatus is the observed state of a DataSource.
+type DataSourceStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready, Reconciling, Stalled (config errors such as a bad Secret
+	// ref or query) and Stale (last success older than maxStaleness).
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// recordsAccepted is the number of records applied by the last good sync.
+	// +optional
+	RecordsAccepted int64 `json:"recordsAccepted,omitempty"`
+	// recordsRejected is the number of records the last sync rejected.
+	// +optional
+	RecordsRejected int64 `json:"recordsRejected,omitempty"`
+	// rejections are the first few rejected records of the last sync (at most 5).
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	Rejections []RecordRejection `json:"rejections,omitempty"`
+	// lastSyncTime is when the last sync attempt finished, good or not.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// lastSuccessfulSyncTime is when data was last applied to the profile store.
+	// +optional
+	LastSuccessfulSyncTime *metav1.Time `json:"lastSuccessfulSyncTime,omitempty"`
+	// lastSyncDuration is how long the last sync took.
+	// +optional
+	LastSyncDuration *metav1.Duration `json:"lastSyncDuration,omitempty"`
+	// digest identifies the content last applied (sha256 of the normalized records),
+	// so consumers can tell whether data changed.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// lastHandledReconcileAt is the last value of the reconcile-requested-at
+	// annotation that was handled.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// DataSource pulls user, account or signal records from a connector and merges them
+// into one profile per user, shared by the Personas of its namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dsrc;datasrc,categories=usersuccess
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Entity",type=string,JSONPath=`.spec.entity`,priority=1
+// +kubebuilder:printcolumn:name="Records",type=integer,JSONPath=`.status.recordsAccepted`
+// +kubebuilder:printcolumn:name="Rejected",type=integer,JSONPath=`.status.recordsRejected`,priority=1
+// +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type DataSource struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the connector and the attributes it provides.
+	// +required
+	Spec DataSourceSpec `json:"spec"`
+	// status is the observed state, written by the controller.
+	// +optional
+	Status DataSourceStatus `json:"status,omitempty"`
+}
+
+// DataSourceList is a list of DataSources.
+// +kubebuilder:object:root=true
+type DataSourceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DataSource `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DataSource{}, &DataSourceList{})
+}
