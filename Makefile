@@ -29,6 +29,8 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs, RBAC and webhook configuration.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	@# Drop upstream Pod field descriptions from the embedded Job template (see hack/trimcrd).
+	go run ./hack/trimcrd config/crd/bases/personas.usersuccess.io_playbooks.yaml 'spec.steps[].jobTemplate.spec'
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.

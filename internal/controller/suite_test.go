@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 
@@ -72,4 +73,12 @@ func newNamespace() string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
 	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	return ns.Name
+}
+
+func readAll(r io.Reader) (string, error) {
+	if r == nil {
+		return "", nil
+	}
+	b, err := io.ReadAll(r)
+	return string(b), err
 }
