@@ -1,0 +1,263 @@
+package profile
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
+)
+
+// Store holds one Namespace per Kubernetes namespace: a namespace is a team's
+// boundary and a Persona only sees the DataSources of its own.
+type Store struct {
+	mu         sync.Mutex
+	namespaces map[string]*Namespace
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store { return &Store{namespaces: map[string]*Namespace{}} }
+
+// Namespace returns the namespace's profiles, creating it empty.
+func (s *Store) Namespace(name string) *Namespace {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.namespaces[name]
+	if !ok {
+		n = newNamespace()
+		s.namespaces[name] = n
+	}
+	return n
+}
+
+// Namespace is the merged profiles of one namespace. Readers see a consistent
+// snapshot: Apply and Remove take the write lock, Read the read lock.
+type Namespace struct {
+	mu       sync.RWMutex
+	slots    map[string]int // source name → slot in entry.rows
+	sources  []*SourceData  // by slot; nil = free slot
+	users    map[string]*entry
+	accounts map[string]*entry
+	plan     *plan
+	gen      uint64
+}
+
+// entry holds, per source slot, that source's row for one user or account. A
+// Signal source's row holds its list as the only value.
+type entry struct {
+	rows []*attr.Row
+}
+
+func (e *entry) set(slot int, r *attr.Row) {
+	for len(e.rows) <= slot {
+		e.rows = append(e.rows, nil)
+	}
+	e.rows[slot] = r
+}
+
+func (e *entry) row(slot int) *attr.Row {
+	if slot < len(e.rows) {
+		return e.rows[slot]
+	}
+	return nil
+}
+
+func (e *entry) empty() bool {
+	for _, r := range e.rows {
+		if r != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func newNamespace() *Namespace {
+	n := &Namespace{slots: map[string]int{}, users: map[string]*entry{}, accounts: map[string]*entry{}}
+	n.plan = buildPlan(nil, nil)
+	return n
+}
+
+// Apply replaces everything a source contributed with d, atomically for readers.
+// It returns the namespace's new generation.
+func (n *Namespace) Apply(d *SourceData) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	slot, ok := n.slots[d.Name]
+	if !ok {
+		slot = n.freeSlot()
+		n.slots[d.Name] = slot
+	}
+	n.sources[slot] = d
+	replaceSlot(n.users, slot, userRows(d))
+	replaceSlot(n.accounts, slot, d.Accounts)
+	n.plan = buildPlan(n.sources, nil)
+	n.gen++
+	return n.gen
+}
+
+// Remove drops a source's data (the DataSource was deleted).
+func (n *Namespace) Remove(name string) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	slot, ok := n.slots[name]
+	if !ok {
+		return n.gen
+	}
+	delete(n.slots, name)
+	n.sources[slot] = nil
+	replaceSlot(n.users, slot, nil)
+	replaceSlot(n.accounts, slot, nil)
+	n.plan = buildPlan(n.sources, nil)
+	n.gen++
+	return n.gen
+}
+
+// Loaded reports whether a source's data has been applied, and its digest.
+func (n *Namespace) Loaded(name string) (digest string, records int64, ok bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	slot, ok := n.slots[name]
+	if !ok {
+		return "", 0, false
+	}
+	return n.sources[slot].Digest, n.sources[slot].Records, true
+}
+
+// Generation increases with every Apply and Remove.
+func (n *Namespace) Generation() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.gen
+}
+
+// Conflicts lists, per source name, attributes it declares that a source of
+// higher precedence declares with another type; those values are not used.
+func (n *Namespace) Conflicts() map[string][]string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := map[string][]string{}
+	for k, v := range n.plan.conflicts {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+func (n *Namespace) freeSlot() int {
+	for i, s := range n.sources {
+		if s == nil {
+			return i
+		}
+	}
+	n.sources = append(n.sources, nil)
+	return len(n.sources) - 1
+}
+
+// userRows is what a source puts in the users map: user rows, or for a Signal
+// source one row per user holding its list.
+func userRows(d *SourceData) map[string]*attr.Row {
+	if d.SignalDecl == nil {
+		return d.Users
+	}
+	rows := make(map[string]*attr.Row, len(d.Signals))
+	for uid, list := range d.Signals {
+		rows[uid] = &attr.Row{Key: uid, Values: []any{list}}
+	}
+	return rows
+}
+
+// replaceSlot makes rows the slot's only contents: O(entries + rows), so a sync
+// costs in proportion to the namespace, with no per-source index to keep.
+func replaceSlot(entries map[string]*entry, slot int, rows map[string]*attr.Row) {
+	for key, e := range entries {
+		if e.row(slot) == nil {
+			continue
+		}
+		if _, keep := rows[key]; keep {
+			continue
+		}
+		e.set(slot, nil)
+		if e.empty() {
+			delete(entries, key)
+		}
+	}
+	for key, r := range rows {
+		e, ok := entries[key]
+		if !ok {
+			e = &entry{}
+			entries[key] = e
+		}
+		e.set(slot, r)
+	}
+}
+
+// cand is where an attribute's value may come from: a source slot and column.
+type cand struct{ slot, col int }
+
+// plan resolves attribute names to sources in precedence order.
+type plan struct {
+	userAttrs    map[string][]cand
+	accountAttrs map[string][]cand
+	userTypes    map[string]attr.Type
+	accountTypes map[string]attr.Type
+	accountIDs   []int // User source slots, in precedence order, for user.accountId
+	userSlots    map[int]bool
+	conflicts    map[string][]string
+}
+
+// precedence orders sources: higher priority first, then name.
+func precedence(sources []*SourceData, only map[string]bool) []int {
+	var slots []int
+	for i, s := range sources {
+		if s != nil && (only == nil || only[s.Name]) {
+			slots = append(slots, i)
+		}
+	}
+	sort.Slice(slots, func(a, b int) bool {
+		sa, sb := sources[slots[a]], sources[slots[b]]
+		if sa.Priority != sb.Priority {
+			return sa.Priority > sb.Priority
+		}
+		return sa.Name < sb.Name
+	})
+	return slots
+}
+
+// buildPlan resolves every attribute of the given sources (only: a subset by
+// name, nil for all). The first source in precedence order that declares an
+// attribute fixes its type; a later declaration with another type is a conflict
+// and is left out.
+func buildPlan(sources []*SourceData, only map[string]bool) *plan {
+	p := &plan{
+		userAttrs: map[string][]cand{}, accountAttrs: map[string][]cand{},
+		userTypes: map[string]attr.Type{}, accountTypes: map[string]attr.Type{},
+		userSlots: map[int]bool{}, conflicts: map[string][]string{},
+	}
+	for _, slot := range precedence(sources, only) {
+		s := sources[slot]
+		switch {
+		case s.SignalDecl != nil:
+			p.add(s.Name, p.userAttrs, p.userTypes, slot, []attr.Decl{*s.SignalDecl}, "user")
+		case s.Entity == v1alpha1.EntityAccount:
+			p.add(s.Name, p.accountAttrs, p.accountTypes, slot, s.AccountDecls, "account")
+		default:
+			p.userSlots[slot] = true
+			p.accountIDs = append(p.accountIDs, slot)
+			p.add(s.Name, p.userAttrs, p.userTypes, slot, s.UserDecls, "user")
+			p.add(s.Name, p.accountAttrs, p.accountTypes, slot, s.AccountDecls, "account")
+		}
+	}
+	return p
+}
+
+func (p *plan) add(source string, attrs map[string][]cand, types map[string]attr.Type, slot int, decls []attr.Decl, entity string) {
+	for col, d := range decls {
+		if t, ok := types[d.Name]; ok && t != d.Type {
+			p.conflicts[source] = append(p.conflicts[source],
+				fmt.Sprintf("%s.%s is %s here but %s in a source of higher precedence", entity, d.Name, d.Type, t))
+			continue
+		}
+		types[d.Name] = d.Type
+		attrs[d.Name] = append(attrs[d.Name], cand{slot: slot, col: col})
+	}
+}
