@@ -29,12 +29,21 @@ const (
 	ReasonDataStale          = "DataStale"
 	ReasonWaitingForSources  = "WaitingForSources"
 	ReasonReconcileRequested = "ReconcileRequested"
+	ReasonEmptyResult        = "EmptyResult"
+	ReasonInvalidAttributes  = "InvalidAttributes"
+	ReasonSchemaConflict     = "SchemaConflict"
 )
 
 // ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,
 // like Flux's reconcile.fluxcd.io/requestedAt. The last handled value is recorded in
 // status.lastHandledReconcileAt.
 const ReconcileRequestAnnotation = "personas.usersuccess.io/reconcile-requested-at"
+
+// ForceApplyAnnotation accepts the next sync of a DataSource even if the circuit
+// breaker would hold it back (empty result, suspicious shrink). Set it to a new
+// value (a timestamp) after checking the source; it is honoured once per value and
+// the value is recorded in status.lastHandledForceApply.
+const ForceApplyAnnotation = "personas.usersuccess.io/force-apply"
 
 // Stage is a step of the User Success Journey. Personas carry one so Playbooks and
 // `kubectl get personas -l personas.usersuccess.io/stage=...` can select by it.

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -135,7 +137,7 @@ type DataSourceSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// timeout bounds one sync, connection included.
 	// +kubebuilder:default="60s"
@@ -143,12 +145,12 @@ type DataSourceSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="timeout must be greater than 0s and at most 1h"
 	// +optional
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// maxShrinkPercent is the circuit breaker: a sync whose record count shrinks by
 	// more than this percentage against the last applied one is held back (the last
 	// good data stays, status says SuspiciousShrink) until a user forces it with the
-	// personas.usersuccess.io/accept-shrink annotation. 100 disables the check.
+	// personas.usersuccess.io/force-apply annotation. 100 disables the check.
 	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
@@ -402,6 +404,18 @@ type DataSourceStatus struct {
 	// annotation that was handled.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// lastHandledForceApply is the last value of the force-apply annotation that
+	// was honoured.
+	// +optional
+	LastHandledForceApply string `json:"lastHandledForceApply,omitempty"`
+	// referencesVersion identifies the versions of the Secrets and ConfigMaps the
+	// last sync read; a change triggers a sync.
+	// +optional
+	ReferencesVersion string `json:"referencesVersion,omitempty"`
+	// heldBackRecords is the record count of the last result the circuit breaker
+	// held back (0 when the last sync was applied).
+	// +optional
+	HeldBackRecords int64 `json:"heldBackRecords,omitempty"`
 }
 
 // DataSource pulls user, account or signal records from a connector and merges them
@@ -439,4 +453,28 @@ type DataSourceList struct {
 
 func init() {
 	SchemeBuilder.Register(&DataSource{}, &DataSourceList{})
+}
+
+// Defaults of DataSourceSpec, applied by the API server (CRD defaults); the
+// accessors below also apply them to objects built in code.
+const (
+	DefaultInterval         = 5 * time.Minute
+	DefaultTimeout          = 60 * time.Second
+	DefaultMaxShrinkPercent = 50
+)
+
+// SyncInterval is spec.interval or its default.
+func (s *DataSourceSpec) SyncInterval() time.Duration {
+	if s.Interval == nil || s.Interval.Duration <= 0 {
+		return DefaultInterval
+	}
+	return s.Interval.Duration
+}
+
+// SyncTimeout is spec.timeout or its default.
+func (s *DataSourceSpec) SyncTimeout() time.Duration {
+	if s.Timeout == nil || s.Timeout.Duration <= 0 {
+		return DefaultTimeout
+	}
+	return s.Timeout.Duration
 }

@@ -69,7 +69,7 @@ type PersonaSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="refreshInterval must be at least 10s"
 	// +optional
-	RefreshInterval metav1.Duration `json:"refreshInterval,omitempty"`
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
 
 	// sliceSize is the most members one PersonaMembership slice object holds.
 	// +kubebuilder:default=1000

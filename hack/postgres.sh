@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL for tests and benchmarks: a real server, never a mock.
+#
+#   hack/postgres.sh install          install Debian's postgresql if no server is found
+#   hack/postgres.sh start DIR PORT   initdb a cluster in DIR, start it on 127.0.0.1:PORT,
+#                                     print the superuser DSN
+#   hack/postgres.sh stop DIR         stop it and remove DIR
+#
+# Password (scram-sha-256) authentication is enforced on TCP, so wrong-password tests
+# are real. As root, the server runs as the `postgres` system user.
+set -euo pipefail
+
+find_bin() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+    [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/postgres" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    # runuser keeps stdout/stderr and needs no password.
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+cmd=${1:-}
+case "$cmd" in
+install)
+  if find_bin >/dev/null; then exit 0; fi
+  [ "$(id -u)" = 0 ] || { echo "PostgreSQL is not installed; run as root or install the postgresql package" >&2; exit 1; }
+  echo "installing PostgreSQL from Debian packages..." >&2
+  apt-get update -qq >&2
+  # policy-rc.d keeps the package from starting its default cluster: we run our own.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+  find_bin >/dev/null
+  ;;
+start)
+  dir=${2:?usage: postgres.sh start DIR PORT}
+  port=${3:?usage: postgres.sh start DIR PORT}
+  bin=$(find_bin) || { echo "PostgreSQL is not installed: run hack/postgres.sh install" >&2; exit 1; }
+  password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  mkdir -p "$dir/data" "$dir/run"
+  printf '%s\n' "$password" > "$dir/pwfile"
+  if [ "$(id -u)" = 0 ]; then
+    chown -R postgres: "$dir"
+    # The server user must reach DIR: open the parent for traversal (temp dirs are 0700).
+    chmod o+x "$(dirname "$dir")"
+  fi
+  as_owner "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$dir/pwfile" \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
+    { cat "$dir/initdb.log" >&2; exit 1; }
+  rm -f "$dir/pwfile"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  echo "postgres://postgres:$password@127.0.0.1:$port/postgres?sslmode=disable"
+  ;;
+stop)
+  dir=${2:?usage: postgres.sh stop DIR}
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    bin=$(find_bin)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  ;;
+*)
+  echo "usage: $0 install | start DIR PORT | stop DIR" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,353 @@
+// Package httpsrc is the connector for JSON HTTP APIs: it GETs a URL, reads the
+// records at a path of the JSON response and follows next links or cursors.
+//
+// Security: TLS verification is always on (extra CAs may be added, never
+// skipped). Credentials and custom headers go only to the configured scheme and
+// host: a redirect or next link elsewhere is refused. Error messages name the
+// URL as scheme://host/path only (no query, no userinfo) and never carry
+// header values, tokens, passwords or response bodies.
+package httpsrc
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/usersuccess/persona-operator/internal/connector"
+)
+
+// Pagination types.
+const (
+	PaginationNone     = "None"
+	PaginationNextLink = "NextLink"
+	PaginationCursor   = "Cursor"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultTimeout          = 5 * time.Minute
+	DefaultMaxResponseBytes = 64 << 20
+	DefaultMaxPages         = 1000
+)
+
+// Config describes one API listing.
+type Config struct {
+	URL     string
+	Headers map[string]string
+	// BearerToken, if set, is sent as "Authorization: Bearer <token>".
+	BearerToken string
+	// Username and Password are sent as basic auth when Username is set.
+	Username, Password string
+	// CAPEM holds extra trusted CA certificates, added to the system pool.
+	CAPEM []byte
+	// Timeout bounds the whole sync, all pages included (0: DefaultTimeout).
+	Timeout time.Duration
+	// MaxResponseBytes bounds each response body (0: DefaultMaxResponseBytes).
+	MaxResponseBytes int64
+	// RecordsPath is the dot path of the records array in each response ("":
+	// the response is the array); see format.Lookup.
+	RecordsPath string
+	Pagination  Pagination
+}
+
+// Pagination says how to find the next page.
+type Pagination struct {
+	// Type is PaginationNone (or ""), PaginationNextLink or PaginationCursor.
+	Type string
+	// NextLinkPath is the dot path of the next page's URL, absolute or relative
+	// to the current page; missing, null or "" ends the listing.
+	NextLinkPath string
+	// CursorPath is the dot path of the next cursor (a string or number), sent
+	// as the query parameter CursorParam on the configured URL; missing, null
+	// or "" ends the listing.
+	CursorPath, CursorParam string
+	// MaxPages bounds the pages of one sync (0: DefaultMaxPages); a listing
+	// with more pages fails with TooManyPages.
+	MaxPages int
+}
+
+// Option adjusts a source.
+type Option func(*options)
+
+type options struct {
+	transport *http.Transport
+}
+
+// WithTransport bases the source's transport on a clone of t (tests, proxies).
+// Whatever t says, TLS certificates are verified.
+func WithTransport(t *http.Transport) Option {
+	return func(o *options) { o.transport = t }
+}
+
+type source struct {
+	url       *url.URL
+	header    http.Header
+	client    *http.Client
+	transport *http.Transport
+	timeout   time.Duration
+	maxBytes  int64
+	records   string
+	page      Pagination
+}
+
+// New checks cfg and returns a source; configuration problems are ConfigErrors.
+func New(cfg Config, opts ...Option) (connector.Source, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	u, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	header, err := buildHeader(cfg)
+	if err != nil {
+		return nil, err
+	}
+	page, err := checkPagination(cfg.Pagination)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Timeout < 0 || cfg.MaxResponseBytes < 0 {
+		return nil, connector.Configf("InvalidConfig", "timeout and maximum response size must not be negative")
+	}
+	tr, err := newTransport(o.transport, cfg.CAPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &source{
+		url:       u,
+		header:    header,
+		client:    &http.Client{Transport: tr, CheckRedirect: checkRedirect},
+		transport: tr,
+		timeout:   orDefault(cfg.Timeout, DefaultTimeout),
+		maxBytes:  orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
+		records:   cfg.RecordsPath,
+		page:      page,
+	}, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// parseURL accepts absolute http(s) URLs without credentials. Messages do not
+// quote the URL: its query may hold an API key.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, connector.Configf("InvalidURL", "URL must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return nil, connector.Configf("InvalidURL", "URL must not contain credentials: use basic auth from a Secret")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u, nil
+}
+
+// buildHeader assembles the headers of every request once.
+func buildHeader(cfg Config) (http.Header, error) {
+	h := http.Header{}
+	for name, value := range cfg.Headers {
+		if !validName(name) {
+			return nil, connector.Configf("InvalidHeader", "header name %q is not a valid HTTP header name", name)
+		}
+		if !validValue(value) {
+			return nil, connector.Configf("InvalidHeader", "header %q has a value with control characters", name)
+		}
+		if _, dup := h[http.CanonicalHeaderKey(name)]; dup { // the same name in another case: which wins?
+			return nil, connector.Configf("InvalidHeader", "header %q is given twice", name)
+		}
+		h.Set(name, value)
+	}
+	if h.Get("Accept") == "" {
+		h.Set("Accept", "application/json")
+	}
+	auth, err := authorization(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if auth != "" {
+		if h.Get("Authorization") != "" {
+			return nil, connector.Configf("InvalidAuth", "an Authorization header cannot be combined with a bearer token or basic auth")
+		}
+		h.Set("Authorization", auth)
+	}
+	return h, nil
+}
+
+// authorization returns the Authorization header value for the configured
+// credentials, or "". Messages never include them.
+func authorization(cfg Config) (string, error) {
+	switch {
+	case cfg.BearerToken != "" && cfg.Username != "":
+		return "", connector.Configf("InvalidAuth", "use either a bearer token or basic auth, not both")
+	case cfg.BearerToken != "":
+		if !validValue(cfg.BearerToken) {
+			return "", connector.Configf("InvalidAuth", "the bearer token contains control characters")
+		}
+		return "Bearer " + cfg.BearerToken, nil
+	case cfg.Username != "":
+		if strings.Contains(cfg.Username, ":") {
+			return "", connector.Configf("InvalidAuth", "a basic auth username cannot contain ':'")
+		}
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)), nil
+	}
+	return "", nil
+}
+
+// validName reports whether s is an RFC 9110 token.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue rejects control characters (CR and LF would split the header).
+func validValue(s string) bool {
+	for _, c := range []byte(s) {
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func checkPagination(p Pagination) (Pagination, error) {
+	switch p.Type {
+	case "", PaginationNone:
+		p.Type = PaginationNone
+	case PaginationNextLink:
+		if p.NextLinkPath == "" {
+			return p, connector.Configf("InvalidPagination", "NextLink pagination needs the path of the next link")
+		}
+	case PaginationCursor:
+		if p.CursorPath == "" || p.CursorParam == "" {
+			return p, connector.Configf("InvalidPagination", "Cursor pagination needs the cursor path and query parameter")
+		}
+	default:
+		return p, connector.Configf("InvalidPagination", "unknown pagination type %q (want None, NextLink or Cursor)", p.Type)
+	}
+	if p.MaxPages < 0 {
+		return p, connector.Configf("InvalidPagination", "maximum pages must not be negative")
+	}
+	p.MaxPages = orDefault(p.MaxPages, DefaultMaxPages)
+	return p, nil
+}
+
+// newTransport clones base (or the default transport) with a TLS config of its
+// own: from base's, only the trusted roots, client certificates and minimum
+// version carry over, so no setting of base can weaken verification. caPEM is
+// added to the trusted roots.
+func newTransport(base *http.Transport, caPEM []byte) (*http.Transport, error) {
+	if base == nil {
+		base = defaultTransport()
+	}
+	tr := base.Clone()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if b := base.TLSClientConfig; b != nil {
+		cfg.RootCAs, cfg.Certificates = b.RootCAs, b.Certificates
+		cfg.MinVersion = max(cfg.MinVersion, b.MinVersion)
+	}
+	if len(caPEM) > 0 {
+		pool := rootPool(cfg.RootCAs)
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, connector.Configf("InvalidCA", "the CA bundle has no valid PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	tr.TLSClientConfig = cfg
+	return tr, nil
+}
+
+// rootPool returns a copy of roots, or of the system pool when roots is nil.
+func rootPool(roots *x509.CertPool) *x509.CertPool {
+	if roots != nil {
+		return roots.Clone()
+	}
+	if pool, err := x509.SystemCertPool(); err == nil {
+		return pool
+	}
+	return x509.NewCertPool() // no system roots: the given CAs alone
+}
+
+// defaultTransport is http.DefaultTransport, unless something in the process
+// replaced it with another RoundTripper (instrumentation does): then the same
+// settings, rebuilt.
+func defaultTransport() *http.Transport {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+	}
+}
+
+var (
+	errCrossHost        = errors.New("redirect to another host or to plain http refused")
+	errTooManyRedirects = errors.New("stopped after 10 redirects")
+)
+
+// checkRedirect follows redirects on the same host only, since the request's
+// headers (credentials from Secrets) are copied to the redirected request.
+// Upgrading http to https is fine; the reverse is not.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errTooManyRedirects
+	}
+	if !sameOrigin(via[0].URL, req.URL) {
+		return errCrossHost
+	}
+	return nil
+}
+
+// sameOrigin reports whether next may receive the credentials meant for orig.
+func sameOrigin(orig, next *url.URL) bool {
+	if !strings.EqualFold(next.Hostname(), orig.Hostname()) {
+		return false
+	}
+	if next.Scheme == orig.Scheme {
+		return port(next) == port(orig)
+	}
+	return orig.Scheme == "http" && next.Scheme == "https"
+}
+
+// port is u's port, the scheme's default if none is given.
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// redact names a URL without its query, fragment or userinfo.
+func redact(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}

@@ -1,0 +1,293 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/profile"
+)
+
+const (
+	dataSourceSecretIndex    = ".spec.secretRefs"
+	dataSourceConfigMapIndex = ".spec.configMapRefs"
+)
+
+// DataSourceReconciler syncs DataSources into the shared profile store.
+type DataSourceReconciler struct {
+	client.Client
+	// APIReader reads Secrets and ConfigMaps uncached.
+	APIReader client.Reader
+	Store     *profile.Store
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	// MaxConcurrentSyncs bounds parallel syncs (each may hold a DB connection).
+	MaxConcurrentSyncs int
+}
+
+// Reconcile syncs one DataSource when a sync is due, applies the result to the
+// profile store unless the circuit breaker holds it back, and patches status.
+func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	ns := r.Store.Namespace(req.Namespace)
+
+	var ds v1alpha1.DataSource
+	if err := r.Get(ctx, req.NamespacedName, &ds); err != nil {
+		if apierrors.IsNotFound(err) {
+			ns.Remove(req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !ds.DeletionTimestamp.IsZero() {
+		ns.Remove(req.Name)
+		return ctrl.Result{}, nil
+	}
+
+	before := ds.DeepCopy()
+	now := r.Clock.Now()
+	_, _, loaded := ns.Loaded(ds.Name)
+	refsVersion, err := r.referencesVersion(ctx, &ds)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	sched := datasource.Plan(&ds, loaded, refsVersion, now)
+
+	var syncErr error
+	if sched.Due {
+		log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
+		syncErr = r.sync(ctx, ns, &ds, sched.Forced)
+		ds.Status.ReferencesVersion = refsVersion
+	}
+	datasource.MarkStaleness(&ds, r.Clock.Now())
+	if err := r.patchStatus(ctx, before, &ds); err != nil {
+		return ctrl.Result{}, err
+	}
+	if syncErr != nil {
+		// A transient failure: the work queue retries with exponential backoff.
+		return ctrl.Result{}, syncErr
+	}
+	return ctrl.Result{RequeueAfter: r.requeueAfter(&ds)}, nil
+}
+
+// sync runs one sync and records it in ds.Status. It returns an error only for
+// transient failures worth a backoff retry.
+func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, forced bool) error {
+	ds.Status.ObservedGeneration = ds.Generation
+	mapper, err := attr.NewMapper(&ds.Spec)
+	if err != nil {
+		r.configError(ds, v1alpha1.ReasonInvalidAttributes, err.Error())
+		return nil
+	}
+	src, err := newSource(ctx, refReader{reader: r.APIReader, namespace: ds.Namespace}, ds)
+	if err != nil {
+		var re *refError
+		if errors.As(err, &re) {
+			r.configError(ds, re.reason, re.msg)
+			return nil
+		}
+		if isConfig(err) {
+			r.configError(ds, configReason(err), err.Error())
+			return nil
+		}
+		return err
+	}
+
+	syncCtx, cancel := context.WithTimeout(ctx, ds.Spec.SyncTimeout())
+	defer cancel()
+	out := datasource.Run(syncCtx, datasource.Request{
+		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
+		Baseline: ds.Status.RecordsAccepted, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
+		Forced: forced, Now: r.Clock.Now,
+	})
+	applied := out.FetchErr == nil && out.Decision.Apply
+	unchanged := false
+	if applied {
+		// Same content as what the store holds: leave the store (and its
+		// generation) alone, so personas are not re-evaluated for nothing.
+		digest, _, loaded := ns.Loaded(ds.Name)
+		unchanged = loaded && digest == out.Data.Digest
+		if !unchanged {
+			ns.Apply(out.Data)
+		}
+	}
+	datasource.Record(ds, out, applied, r.Clock.Now())
+	if applied {
+		datasource.MarkConflicts(ds, ns.Conflicts()[ds.Name])
+	}
+	observeSync(ds, out, applied, unchanged)
+	r.event(ds, out, applied)
+	if out.FetchErr != nil && !isConfig(out.FetchErr) {
+		return fmt.Errorf("sync failed: %w", out.FetchErr)
+	}
+	return nil
+}
+
+func (r *DataSourceReconciler) configError(ds *v1alpha1.DataSource, reason, msg string) {
+	datasource.MarkConfigError(ds, reason, msg, r.Clock.Now())
+	syncResults.WithLabelValues(ds.Namespace, ds.Name, "config_error").Inc()
+	r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
+}
+
+// event emits one Event per sync that did not simply succeed, and one when a
+// sync applied changed data; routine no-change syncs stay quiet.
+func (r *DataSourceReconciler) event(ds *v1alpha1.DataSource, out datasource.Outcome, applied bool) {
+	switch {
+	case out.FetchErr != nil:
+		reason := configReason(out.FetchErr)
+		if reason == "" {
+			reason = v1alpha1.ReasonSourceDegraded
+		}
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, reason, "Sync", "sync failed: %s", out.FetchErr.Error())
+	case !applied:
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, out.Decision.Reason, "Sync", "%s", out.Decision.Message)
+	}
+}
+
+// patchStatus writes status only when it changed, so a reconcile with nothing to
+// do makes no API write.
+func (r *DataSourceReconciler) patchStatus(ctx context.Context, before, ds *v1alpha1.DataSource) error {
+	if equality.Semantic.DeepEqual(before.Status, ds.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Status().Patch(ctx, ds, client.MergeFrom(before)))
+}
+
+// requeueAfter is the earlier of the next periodic sync and the moment the data
+// turns stale.
+func (r *DataSourceReconciler) requeueAfter(ds *v1alpha1.DataSource) time.Duration {
+	now := r.Clock.Now()
+	next := datasource.Plan(ds, true, ds.Status.ReferencesVersion, now).Next
+	if stale, _, at := datasource.Staleness(ds, now); !stale && !at.IsZero() && (next.IsZero() || at.Before(next)) {
+		next = at
+	}
+	if next.IsZero() && !ds.Spec.Suspend && ds.Status.LastSyncTime != nil {
+		// A stalled source is retried at its interval too: a Secret or table
+		// that appears later is picked up without a spec change.
+		next = ds.Status.LastSyncTime.Add(ds.Spec.SyncInterval())
+	}
+	if next.IsZero() {
+		return 0
+	}
+	if d := next.Sub(now); d > time.Second {
+		return d
+	}
+	return time.Second
+}
+
+// referencesVersion fingerprints the resourceVersions of the Secrets and
+// ConfigMaps a DataSource references, from the manager's metadata-only cache (no
+// Secret contents are cached), so that a change to one triggers a sync.
+func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alpha1.DataSource) (string, error) {
+	secrets, configMaps := indexRefs(ds)
+	if len(secrets)+len(configMaps) == 0 {
+		return "", nil
+	}
+	var parts []string
+	add := func(kind string, names []string) error {
+		for _, name := range names {
+			m := &metav1.PartialObjectMetadata{}
+			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+			err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, m)
+			switch {
+			case apierrors.IsNotFound(err):
+				parts = append(parts, kind+"/"+name+"@missing")
+			case err != nil:
+				return err
+			default:
+				parts = append(parts, kind+"/"+name+"@"+m.ResourceVersion)
+			}
+		}
+		return nil
+	}
+	if err := add("Secret", secrets); err != nil {
+		return "", err
+	}
+	if err := add("ConfigMap", configMaps); err != nil {
+		return "", err
+	}
+	sort.Strings(parts)
+	sum := sha256.Sum256([]byte(strings.Join(parts, ",")))
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// SetupWithManager registers the controller: DataSource spec and annotation
+// changes, and changes to the Secrets and ConfigMaps they reference, trigger a
+// reconcile; status-only updates (our own writes) do not.
+func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	ctx := context.Background()
+	if err := idx.IndexField(ctx, &v1alpha1.DataSource{}, dataSourceSecretIndex, func(o client.Object) []string {
+		s, _ := indexRefs(o.(*v1alpha1.DataSource))
+		return s
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.DataSource{}, dataSourceConfigMapIndex, func(o client.Object) []string {
+		_, c := indexRefs(o.(*v1alpha1.DataSource))
+		return c
+	}); err != nil {
+		return err
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	workers := r.MaxConcurrentSyncs
+	if workers <= 0 {
+		workers = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.DataSource{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.referencing(dataSourceSecretIndex))).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referencing(dataSourceConfigMapIndex))).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: workers,
+			// Failed syncs back off from 1s to 5m: a failing source is not hammered.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
+		}).
+		Named("datasource").
+		Complete(r)
+}
+
+// referencing maps a Secret or ConfigMap to the DataSources of its namespace
+// that reference it.
+func (r *DataSourceReconciler) referencing(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.DataSourceList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			logf.FromContext(ctx).Error(err, "listing DataSources for a reference", "index", index)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, ds := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}})
+		}
+		return reqs
+	}
+}

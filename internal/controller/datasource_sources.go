@@ -1,0 +1,195 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
+	"github.com/usersuccess/persona-operator/internal/connector/inline"
+	"github.com/usersuccess/persona-operator/internal/connector/postgres"
+)
+
+// refError is a Secret or ConfigMap problem the user must fix; it never holds a
+// Secret's contents.
+type refError struct{ reason, msg string }
+
+func (e *refError) Error() string { return e.msg }
+
+// refReader reads the Secrets and ConfigMaps a DataSource references, from its own
+// namespace only, straight from the API server: the manager does not cache
+// Secret contents.
+type refReader struct {
+	reader    client.Reader
+	namespace string
+}
+
+func (r refReader) secretKey(ctx context.Context, name, key, field string) ([]byte, error) {
+	var s corev1.Secret
+	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &s); err != nil {
+		return nil, r.refErr(err, "Secret", name, field)
+	}
+	v, ok := s.Data[key]
+	if !ok {
+		return nil, &refError{v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %q has no key %q", field, name, key)}
+	}
+	return v, nil
+}
+
+func (r refReader) configMapKey(ctx context.Context, name, key, field string) ([]byte, error) {
+	var cm corev1.ConfigMap
+	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &cm); err != nil {
+		return nil, r.refErr(err, "ConfigMap", name, field)
+	}
+	if v, ok := cm.Data[key]; ok {
+		return []byte(v), nil
+	}
+	if v, ok := cm.BinaryData[key]; ok {
+		return v, nil
+	}
+	return nil, &refError{"ConfigMapNotFound", fmt.Sprintf("%s: ConfigMap %q has no key %q", field, name, key)}
+}
+
+func (r refReader) refErr(err error, kind, name, field string) error {
+	switch {
+	case apierrors.IsNotFound(err):
+		return &refError{kind + "NotFound", fmt.Sprintf("%s: %s %q not found in namespace %q", field, kind, name, r.namespace)}
+	case apierrors.IsForbidden(err):
+		return &refError{"Forbidden", fmt.Sprintf("%s: the manager may not read %s %q", field, kind, name)}
+	default:
+		return fmt.Errorf("%s: reading %s %q: %w", field, kind, name, err)
+	}
+}
+
+// newSource builds the connector for a DataSource, resolving its references.
+func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource) (connector.Source, error) {
+	spec := &ds.Spec
+	switch spec.Type {
+	case v1alpha1.DataSourceInline:
+		return newInline(ctx, r, spec.Inline)
+	case v1alpha1.DataSourceHTTP:
+		return newHTTP(ctx, r, spec)
+	case v1alpha1.DataSourcePostgreSQL:
+		return newPostgres(ctx, r, spec.Postgres)
+	}
+	return nil, &refError{v1alpha1.ReasonInvalidSpec, fmt.Sprintf("spec.type %q is not supported", spec.Type)}
+}
+
+func newInline(ctx context.Context, r refReader, in *v1alpha1.InlineSource) (connector.Source, error) {
+	if in == nil {
+		return nil, &refError{v1alpha1.ReasonInvalidSpec, "spec.inline is required for type Inline"}
+	}
+	data := []byte(in.Data)
+	if in.ConfigMapRef != nil {
+		var err error
+		if data, err = r.configMapKey(ctx, in.ConfigMapRef.Name, in.ConfigMapRef.Key, "spec.inline.configMapRef"); err != nil {
+			return nil, err
+		}
+	}
+	return inline.New(string(in.Format), data), nil
+}
+
+func newHTTP(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec) (connector.Source, error) {
+	h := spec.HTTP
+	if h == nil {
+		return nil, &refError{v1alpha1.ReasonInvalidSpec, "spec.http is required for type HTTP"}
+	}
+	cfg := httpsrc.Config{
+		URL:              h.URL,
+		Headers:          map[string]string{},
+		Timeout:          spec.SyncTimeout(),
+		MaxResponseBytes: h.MaxResponseBytes,
+		RecordsPath:      h.RecordsPath,
+	}
+	for i, hd := range h.Headers {
+		if hd.ValueFrom == nil {
+			cfg.Headers[hd.Name] = hd.Value
+			continue
+		}
+		v, err := r.secretKey(ctx, hd.ValueFrom.Name, hd.ValueFrom.Key, fmt.Sprintf("spec.http.headers[%d].valueFrom", i))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Headers[hd.Name] = string(v)
+	}
+	if ref := h.BearerTokenSecretRef; ref != nil {
+		v, err := r.secretKey(ctx, ref.Name, ref.Key, "spec.http.bearerTokenSecretRef")
+		if err != nil {
+			return nil, err
+		}
+		cfg.BearerToken = string(v)
+	}
+	if ref := h.BasicAuthSecretRef; ref != nil {
+		user, err := r.secretKey(ctx, ref.Name, "username", "spec.http.basicAuthSecretRef")
+		if err != nil {
+			return nil, err
+		}
+		pass, err := r.secretKey(ctx, ref.Name, "password", "spec.http.basicAuthSecretRef")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Username, cfg.Password = string(user), string(pass)
+	}
+	if ref := h.CASecretRef; ref != nil {
+		v, err := r.secretKey(ctx, ref.Name, ref.Key, "spec.http.caSecretRef")
+		if err != nil {
+			return nil, err
+		}
+		cfg.CAPEM = v
+	}
+	if p := h.Pagination; p != nil {
+		cfg.Pagination = httpsrc.Pagination{
+			Type: string(p.Type), NextLinkPath: p.NextLinkPath, CursorPath: p.CursorPath,
+			CursorParam: p.CursorParam, MaxPages: int(p.MaxPages),
+		}
+	}
+	return httpsrc.New(cfg)
+}
+
+func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource) (connector.Source, error) {
+	if pg == nil {
+		return nil, &refError{v1alpha1.ReasonInvalidSpec, "spec.postgres is required for type PostgreSQL"}
+	}
+	dsn, err := r.secretKey(ctx, pg.DSNSecretRef.Name, pg.DSNSecretRef.Key, "spec.postgres.dsnSecretRef")
+	if err != nil {
+		return nil, err
+	}
+	return postgres.New(postgres.Config{DSN: string(dsn), Query: pg.Query}), nil
+}
+
+// indexRefs lists the Secrets and ConfigMaps a DataSource references, for the
+// field indexes that map a Secret or ConfigMap change to its DataSources.
+func indexRefs(ds *v1alpha1.DataSource) (secrets, configMaps []string) {
+	if in := ds.Spec.Inline; in != nil && in.ConfigMapRef != nil {
+		configMaps = append(configMaps, in.ConfigMapRef.Name)
+	}
+	if h := ds.Spec.HTTP; h != nil {
+		for _, hd := range h.Headers {
+			if hd.ValueFrom != nil {
+				secrets = append(secrets, hd.ValueFrom.Name)
+			}
+		}
+		if h.BearerTokenSecretRef != nil {
+			secrets = append(secrets, h.BearerTokenSecretRef.Name)
+		}
+		if h.BasicAuthSecretRef != nil {
+			secrets = append(secrets, h.BasicAuthSecretRef.Name)
+		}
+		if h.CASecretRef != nil {
+			secrets = append(secrets, h.CASecretRef.Name)
+		}
+	}
+	if pg := ds.Spec.Postgres; pg != nil {
+		secrets = append(secrets, pg.DSNSecretRef.Name)
+	}
+	return secrets, configMaps
+}
+
+func isConfig(err error) bool { return connector.IsConfig(err) }
+
+func configReason(err error) string { return connector.ConfigReason(err) }

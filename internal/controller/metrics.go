@@ -1,0 +1,50 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/datasource"
+)
+
+// DataSource metrics, on controller-runtime's registry (served at /metrics).
+var (
+	syncResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_datasource_syncs_total",
+		Help: "DataSource syncs by result: applied, unchanged, held_back, failed, config_error.",
+	}, []string{"namespace", "datasource", "result"})
+	syncDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "persona_datasource_sync_duration_seconds",
+		Help:    "Duration of DataSource syncs, fetch and mapping included.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	}, []string{"namespace", "datasource"})
+	syncRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "persona_datasource_records",
+		Help: "Records of the last sync, by state: accepted (applied), rejected.",
+	}, []string{"namespace", "datasource", "state"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords)
+}
+
+func observeSync(ds *v1alpha1.DataSource, out datasource.Outcome, applied, unchanged bool) {
+	result := "applied"
+	switch {
+	case applied && unchanged:
+		result = "unchanged"
+	case out.FetchErr != nil && isConfig(out.FetchErr):
+		result = "config_error"
+	case out.FetchErr != nil:
+		result = "failed"
+	case !applied:
+		result = "held_back"
+	}
+	syncResults.WithLabelValues(ds.Namespace, ds.Name, result).Inc()
+	syncDuration.WithLabelValues(ds.Namespace, ds.Name).Observe(out.Duration.Seconds())
+	if out.FetchErr == nil {
+		syncRecords.WithLabelValues(ds.Namespace, ds.Name, "accepted").Set(float64(ds.Status.RecordsAccepted))
+		syncRecords.WithLabelValues(ds.Namespace, ds.Name, "rejected").Set(float64(out.Rejected))
+	}
+}

@@ -1,0 +1,80 @@
+package datasource
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+)
+
+// Schedule says whether to sync now, and otherwise when.
+type Schedule struct {
+	Due bool
+	// Forced: a new force-apply annotation value asks to bypass the breaker.
+	Forced bool
+	// Why is a short reason for logs.
+	Why string
+	// Next is when the next periodic sync is due (zero: none, e.g. suspended).
+	Next time.Time
+}
+
+// Plan decides whether a DataSource must sync now. loaded says whether the
+// profile store holds this source's data (false after a manager restart);
+// refsVersion identifies the current versions of the Secrets and ConfigMaps it
+// references.
+func Plan(ds *v1alpha1.DataSource, loaded bool, refsVersion string, now time.Time) Schedule {
+	st := &ds.Status
+	forced := ds.Annotations[v1alpha1.ForceApplyAnnotation] != "" &&
+		ds.Annotations[v1alpha1.ForceApplyAnnotation] != st.LastHandledForceApply
+	switch {
+	case !loaded && st.LastSuccessfulSyncTime != nil:
+		// Rebuild the store after a restart, even when suspended.
+		return Schedule{Due: true, Forced: forced, Why: "rebuilding the profile store"}
+	case ds.Spec.Suspend && !forced:
+		return Schedule{Why: "suspended"}
+	case ds.Generation != st.ObservedGeneration:
+		return Schedule{Due: true, Forced: forced, Why: "spec changed"}
+	case forced:
+		return Schedule{Due: true, Forced: true, Why: "force-apply requested"}
+	case ds.Annotations[v1alpha1.ReconcileRequestAnnotation] != "" &&
+		ds.Annotations[v1alpha1.ReconcileRequestAnnotation] != st.LastHandledReconcileAt:
+		return Schedule{Due: true, Why: "reconcile requested"}
+	case refsVersion != st.ReferencesVersion:
+		return Schedule{Due: true, Forced: forced, Why: "a referenced Secret or ConfigMap changed"}
+	case st.LastSyncTime == nil || !loaded:
+		return Schedule{Due: true, Why: "never synced"}
+	case lastAttemptFailed(st):
+		// Retries are paced by the work queue's exponential backoff; Stalled
+		// sources only get here on a spec, Secret or ConfigMap change.
+		return Schedule{Due: true, Why: "retrying a failed sync"}
+	}
+	next := st.LastSyncTime.Add(ds.Spec.SyncInterval())
+	if !now.Before(next) {
+		return Schedule{Due: true, Why: "interval elapsed"}
+	}
+	return Schedule{Next: next}
+}
+
+func lastAttemptFailed(st *v1alpha1.DataSourceStatus) bool {
+	if meta.IsStatusConditionTrue(st.Conditions, v1alpha1.StalledCondition) {
+		return true
+	}
+	ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ReadyCondition)
+	return ready != nil && ready.Reason == v1alpha1.ReasonSourceDegraded
+}
+
+// Staleness reports whether the data is older than maxStaleness and, if not yet,
+// when it will be (zero: never).
+func Staleness(ds *v1alpha1.DataSource, now time.Time) (stale bool, since time.Time, at time.Time) {
+	if ds.Spec.MaxStaleness == nil || ds.Spec.MaxStaleness.Duration <= 0 {
+		return false, time.Time{}, time.Time{}
+	}
+	// Data never loaded counts from the object's creation.
+	since = ds.CreationTimestamp.Time
+	if ds.Status.LastSuccessfulSyncTime != nil {
+		since = ds.Status.LastSuccessfulSyncTime.Time
+	}
+	at = since.Add(ds.Spec.MaxStaleness.Duration)
+	return !now.Before(at), since, at
+}

@@ -1,0 +1,115 @@
+package datasource
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/connector"
+)
+
+// Conditions are written with the object's generation so kstatus readers can
+// tell they are current.
+func setCondition(st *v1alpha1.DataSourceStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: truncate(msg, 32768), ObservedGeneration: gen,
+	})
+}
+
+// Record writes the result of a sync into status. applied says whether the
+// data went into the profile store.
+func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
+	st := &ds.Status
+	gen := ds.Generation
+	t := metav1.NewTime(now)
+	st.LastSyncTime = &t
+	st.LastSyncDuration = &metav1.Duration{Duration: o.Duration.Round(time.Millisecond)}
+	st.LastHandledReconcileAt = ds.Annotations[v1alpha1.ReconcileRequestAnnotation]
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ReconcilingCondition)
+
+	switch {
+	case o.FetchErr != nil && connector.IsConfig(o.FetchErr):
+		reason := connector.ConfigReason(o.FetchErr)
+		setCondition(st, gen, v1alpha1.StalledCondition, metav1.ConditionTrue, reason, o.FetchErr.Error())
+		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, keeping(st, o.FetchErr.Error()))
+		return
+	case o.FetchErr != nil:
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.StalledCondition)
+		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonSourceDegraded,
+			keeping(st, "sync failed: "+o.FetchErr.Error()))
+		return
+	}
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.StalledCondition)
+	st.RecordsRejected = o.Rejected
+	st.Rejections = o.Rejections
+	if !applied {
+		st.HeldBackRecords = o.Accepted
+		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, o.Decision.Reason, o.Decision.Message)
+		return
+	}
+	st.HeldBackRecords = 0
+	st.RecordsAccepted = o.Accepted
+	st.Digest = o.Data.Digest
+	st.LastSuccessfulSyncTime = &t
+	if v := ds.Annotations[v1alpha1.ForceApplyAnnotation]; v != "" {
+		st.LastHandledForceApply = v
+	}
+	setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
+		fmt.Sprintf("applied %d records (%d rejected) in %s", o.Accepted, o.Rejected, st.LastSyncDuration.Duration))
+}
+
+// keeping adds what consumers still see to a failure message.
+func keeping(st *v1alpha1.DataSourceStatus, msg string) string {
+	if st.LastSuccessfulSyncTime == nil {
+		return msg + "; no data has been loaded yet"
+	}
+	return fmt.Sprintf("%s; keeping the last good data (%d records from %s)",
+		msg, st.RecordsAccepted, st.LastSuccessfulSyncTime.UTC().Format(time.RFC3339))
+}
+
+// MarkConfigError records a problem found before fetching (a missing Secret, an
+// invalid mapping): the user must fix it.
+func MarkConfigError(ds *v1alpha1.DataSource, reason, msg string, now time.Time) {
+	st := &ds.Status
+	t := metav1.NewTime(now)
+	st.LastSyncTime = &t
+	st.LastHandledReconcileAt = ds.Annotations[v1alpha1.ReconcileRequestAnnotation]
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ReconcilingCondition)
+	setCondition(st, ds.Generation, v1alpha1.StalledCondition, metav1.ConditionTrue, reason, msg)
+	setCondition(st, ds.Generation, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, keeping(st, msg))
+}
+
+// MarkStaleness sets or clears the Stale condition.
+func MarkStaleness(ds *v1alpha1.DataSource, now time.Time) {
+	stale, since, _ := Staleness(ds, now)
+	if !stale {
+		meta.RemoveStatusCondition(&ds.Status.Conditions, v1alpha1.StaleCondition)
+		return
+	}
+	msg := fmt.Sprintf("no successful sync since %s, longer than maxStaleness %s",
+		since.UTC().Format(time.RFC3339), ds.Spec.MaxStaleness.Duration)
+	if ds.Status.LastSuccessfulSyncTime == nil {
+		msg = fmt.Sprintf("no successful sync since the DataSource was created (%s), longer than maxStaleness %s",
+			since.UTC().Format(time.RFC3339), ds.Spec.MaxStaleness.Duration)
+	}
+	setCondition(&ds.Status, ds.Generation, v1alpha1.StaleCondition, metav1.ConditionTrue, v1alpha1.ReasonDataStale, msg)
+}
+
+// MarkConflicts reports attributes the store ignores because a source of higher
+// precedence declares them with another type.
+func MarkConflicts(ds *v1alpha1.DataSource, conflicts []string) {
+	// Conflicts do not make the source unusable: its other attributes apply.
+	// They are surfaced on Ready's message so `kubectl get` shows them.
+	if len(conflicts) == 0 {
+		return
+	}
+	c := meta.FindStatusCondition(ds.Status.Conditions, v1alpha1.ReadyCondition)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return
+	}
+	msg := c.Message + "; ignored attributes: " + fmt.Sprint(conflicts)
+	setCondition(&ds.Status, ds.Generation, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSchemaConflict, msg)
+}

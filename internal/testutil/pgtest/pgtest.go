@@ -1,0 +1,137 @@
+// Package pgtest starts a real, throwaway PostgreSQL server for tests through
+// hack/postgres.sh: no mocks. Start one per test package (TestMain, BeforeAll or a
+// sync.Once) and Stop it when done.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Server is a running PostgreSQL on 127.0.0.1.
+type Server struct {
+	root, dir string
+	port      int
+	superDSN  string
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// Start installs PostgreSQL if needed (Debian package) and starts a new cluster
+// on a free loopback port.
+func Start() (*Server, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	script := filepath.Join(root, "hack", "postgres.sh")
+	if out, err := exec.Command(script, "install").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("hack/postgres.sh install: %v\n%s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{root: root, dir: filepath.Join(tmp, "pg"), port: port}
+	out, err := exec.Command(script, "start", s.dir, fmt.Sprint(port)).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%v: %s", err, ee.Stderr)
+		}
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("hack/postgres.sh start: %w", err)
+	}
+	s.superDSN = strings.TrimSpace(string(out))
+	return s, nil
+}
+
+// StartOrFail starts a server for one test and stops it on cleanup. A real
+// database is required: failing to start one fails the test.
+func StartOrFail(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatalf("starting PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
+}
+
+// SuperuserDSN connects as the superuser to the postgres database.
+func (s *Server) SuperuserDSN() string { return s.superDSN }
+
+// DSN connects as user with password to db.
+func (s *Server) DSN(user, password, db string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password),
+		Host: fmt.Sprintf("127.0.0.1:%d", s.port), Path: "/" + db, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// Port is the server's loopback port.
+func (s *Server) Port() int { return s.port }
+
+// Exec runs SQL as the superuser.
+func (s *Server) Exec(ctx context.Context, sql string, args ...any) error {
+	conn, err := pgx.Connect(ctx, s.superDSN)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	_, err = conn.Exec(ctx, sql, args...)
+	return err
+}
+
+// Stop stops the server and removes its files. It is safe to call twice.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		out, err := exec.Command(filepath.Join(s.root, "hack", "postgres.sh"), "stop", s.dir).CombinedOutput()
+		if err != nil {
+			s.stopErr = fmt.Errorf("hack/postgres.sh stop: %v: %s", err, out)
+		}
+		_ = os.RemoveAll(filepath.Dir(s.dir))
+	})
+	return s.stopErr
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// repoRoot walks up from the working directory to the directory with go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("pgtest: go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
