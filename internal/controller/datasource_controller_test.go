@@ -218,10 +218,22 @@ var _ = Describe("DataSource controller", func() {
 		var writes atomic.Int32
 		count := func() { writes.Add(1) }
 		counting := interceptor.NewClient(k8sClient.(client.WithWatch), interceptor.Funcs{
-			Create:            func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error { count(); return c.Create(ctx, o, opts...) },
-			Update:            func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error { count(); return c.Update(ctx, o, opts...) },
-			Patch:             func(ctx context.Context, c client.WithWatch, o client.Object, p client.Patch, opts ...client.PatchOption) error { count(); return c.Patch(ctx, o, p, opts...) },
-			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, o client.Object, opts ...client.SubResourceUpdateOption) error { count(); return c.SubResource(sub).Update(ctx, o, opts...) },
+			Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+				count()
+				return c.Create(ctx, o, opts...)
+			},
+			Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
+				count()
+				return c.Update(ctx, o, opts...)
+			},
+			Patch: func(ctx context.Context, c client.WithWatch, o client.Object, p client.Patch, opts ...client.PatchOption) error {
+				count()
+				return c.Patch(ctx, o, p, opts...)
+			},
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, o client.Object, opts ...client.SubResourceUpdateOption) error {
+				count()
+				return c.SubResource(sub).Update(ctx, o, opts...)
+			},
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
 				count()
 				return c.SubResource(sub).Patch(ctx, o, p, opts...)

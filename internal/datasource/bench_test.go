@@ -48,7 +48,7 @@ var countries = []string{"US", "DE", "FR", "GB", "JP", "BR", "IN"}
 var features = []string{"reports", "audit_log", "sso", "api", "dashboards"}
 
 var (
-	benchOnce          sync.Once
+	benchOnce           sync.Once
 	benchCSV, benchJSON []byte
 )
 
