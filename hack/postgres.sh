@@ -12,7 +12,8 @@ set -euo pipefail
 
 find_bin() {
   local d
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+  # Newest major version first.
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -Vr); do
     [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/postgres" ] && { echo "$d"; return 0; }
   done
   return 1
@@ -35,18 +36,32 @@ install)
   echo "installing PostgreSQL from Debian packages..." >&2
   apt-get update -qq >&2
   # policy-rc.d keeps the package from starting its default cluster: we run our own.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  # Docker images often ship one already; only a file we created is removed again.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+  # Without systemd or policy-rc.d the package may still start its cluster: stop it,
+  # it would only hold memory (it listens on 5432, never on our ports).
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _ status _; do
+      if [ "$status" = online ]; then pg_ctlcluster "$ver" "$name" stop >&2 || true; fi
+    done
+  fi
   find_bin >/dev/null
   ;;
 start)
   dir=${2:?usage: postgres.sh start DIR PORT}
   port=${3:?usage: postgres.sh start DIR PORT}
   bin=$(find_bin) || { echo "PostgreSQL is not installed: run hack/postgres.sh install" >&2; exit 1; }
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "running as root needs the postgres system user (created by Debian's postgresql package)" >&2
+    exit 1
+  fi
   password=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
   mkdir -p "$dir/data" "$dir/run"
-  printf '%s\n' "$password" > "$dir/pwfile"
+  (umask 077 && printf '%s\n' "$password" > "$dir/pwfile")
   if [ "$(id -u)" = 0 ]; then
     chown -R postgres: "$dir"
     # The server user must reach DIR: open the parent for traversal (temp dirs are 0700).

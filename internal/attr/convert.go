@@ -46,6 +46,11 @@ func Convert(v any, t Type) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
+	if already(v, t) {
+		// Return the caller's interface value itself: re-boxing would allocate
+		// once per value, which dominates a large sync.
+		return v, nil
+	}
 	var out any
 	var err error
 	switch t {
@@ -72,6 +77,23 @@ func Convert(v any, t Type) (any, error) {
 		return nil, fmt.Errorf("cannot convert %s to %s", describe(v), t)
 	}
 	return out, nil
+}
+
+// already reports whether v already has t's Go type.
+func already(v any, t Type) bool {
+	switch v.(type) {
+	case string:
+		return t == String
+	case int64:
+		return t == Int
+	case float64:
+		return t == Double
+	case bool:
+		return t == Bool
+	case time.Duration:
+		return t == Duration
+	}
+	return false
 }
 
 // describe names the kind of a raw value without revealing the value.
@@ -351,9 +373,8 @@ func toList(v any) (any, error) {
 			}
 			return Normalize(arr).([]any), nil
 		}
-		parts := strings.Split(s, ";")
-		out := make([]any, 0, len(parts))
-		for _, p := range parts {
+		out := make([]any, 0, strings.Count(s, ";")+1)
+		for p := range strings.SplitSeq(s, ";") {
 			if p = strings.TrimSpace(p); p != "" {
 				out = append(out, p)
 			}

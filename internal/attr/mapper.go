@@ -340,11 +340,15 @@ func optionalKey(rec connector.Record, field string) (string, bool) {
 	if raw == nil {
 		return "", false
 	}
-	s, err := toString(raw)
-	if err != nil {
-		return "", false
+	s, ok := raw.(string)
+	if !ok {
+		conv, err := toString(raw)
+		if err != nil {
+			return "", false
+		}
+		s = conv.(string)
 	}
-	k := strings.TrimSpace(s.(string))
+	k := strings.TrimSpace(s)
 	return k, k != ""
 }
 

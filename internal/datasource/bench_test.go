@@ -84,6 +84,7 @@ func benchSync(b *testing.B, format string, data []byte) {
 		ns := profile.NewStore().Namespace("bench")
 		out := Run(context.Background(), Request{
 			Name: "users", Source: inline.New(format, data), Mapper: m, Now: time.Now, MaxShrinkPercent: 50,
+			Baseline: benchUsers, // a periodic re-sync: the last sync's count sizes the maps
 		})
 		if out.FetchErr != nil || out.Accepted != benchUsers || out.Rejected != 0 {
 			b.Fatalf("sync: err=%v accepted=%d rejected=%d %v", out.FetchErr, out.Accepted, out.Rejected, out.Rejections)

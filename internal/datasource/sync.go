@@ -50,7 +50,7 @@ type Request struct {
 func Run(ctx context.Context, req Request) Outcome {
 	start := req.Now()
 	var out Outcome
-	b := profile.NewBuilder(req.Name, req.Priority, req.Mapper)
+	b := profile.NewBuilder(req.Name, req.Priority, req.Mapper, int(req.Baseline))
 	reject := func(num int64, reason string) {
 		out.Rejected++
 		if len(out.Rejections) < MaxRejections {

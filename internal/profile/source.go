@@ -47,7 +47,9 @@ type Builder struct {
 }
 
 // NewBuilder starts the SourceData of one sync, with the mapper's declarations.
-func NewBuilder(name string, priority int32, m *attr.Mapper) *Builder {
+// sizeHint is the expected record count (the last sync's), so the maps are
+// allocated once instead of growing through a large sync.
+func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Builder {
 	d := &SourceData{
 		Name:         name,
 		Priority:     priority,
@@ -58,6 +60,14 @@ func NewBuilder(name string, priority int32, m *attr.Mapper) *Builder {
 		Accounts:     map[string]*attr.Row{},
 		Signals:      map[string][]any{},
 	}
+	switch {
+	case d.Entity == v1alpha1.EntityAccount:
+		d.Accounts = make(map[string]*attr.Row, sizeHint)
+	case d.Entity == v1alpha1.EntitySignal:
+		d.Signals = make(map[string][]any, sizeHint/4)
+	default:
+		d.Users = make(map[string]*attr.Row, sizeHint)
+	}
 	if sd, ok := m.SignalDecl(); ok {
 		d.SignalDecl = &sd
 	}
@@ -66,36 +76,37 @@ func NewBuilder(name string, priority int32, m *attr.Mapper) *Builder {
 
 // Add records one mapped record. A later record for the same user or account
 // replaces an earlier one (last wins), as a re-export of a table would.
+//
+// The digest is accumulated here, while the record is still in cache: hashing
+// the finished maps afterwards costs a cache miss per value.
 func (b *Builder) Add(m attr.Mapped) {
 	b.data.Records++
 	if m.User != nil {
+		if old, ok := b.data.Users[m.User.Key]; ok {
+			b.digest -= b.hashRow('u', old.Key, old.AccountID, old.Values)
+		}
 		b.data.Users[m.User.Key] = m.User
+		b.digest += b.hashRow('u', m.User.Key, m.User.AccountID, m.User.Values)
 	}
 	if m.Account != nil {
+		if old, ok := b.data.Accounts[m.Account.Key]; ok {
+			b.digest -= b.hashRow('a', old.Key, "", old.Values)
+		}
 		b.data.Accounts[m.Account.Key] = m.Account
+		b.digest += b.hashRow('a', m.Account.Key, "", m.Account.Values)
 	}
 	if m.SignalUser != "" {
 		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], m.Signal)
+		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
 	}
 }
 
-// Finish computes the digest and returns the data.
+// Finish returns the data with its digest: the sum of per-entry hashes, so it
+// does not depend on record order (a query may return rows reordered).
 func (b *Builder) Finish() *SourceData {
 	d := b.data
-	// Sum of per-entry hashes: independent of record and map order, so an
-	// unchanged source keeps its digest even when a query returns rows reordered.
-	var sum uint64
-	for k, r := range d.Users {
-		sum += b.hashRow('u', k, r.AccountID, r.Values)
-	}
-	for k, r := range d.Accounts {
-		sum += b.hashRow('a', k, "", r.Values)
-	}
-	for k, list := range d.Signals {
-		sum += b.hashRow('s', k, "", list)
-	}
 	var out [8]byte
-	binary.BigEndian.PutUint64(out[:], sum)
+	binary.BigEndian.PutUint64(out[:], b.digest)
 	d.Digest = "xxh64:" + hex.EncodeToString(out[:])
 	return d
 }

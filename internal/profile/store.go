@@ -44,27 +44,45 @@ type Namespace struct {
 }
 
 // entry holds, per source slot, that source's row for one user or account. A
-// Signal source's row holds its list as the only value.
+// Signal source's row holds its list as the only value. The first slots are
+// inline: most namespaces have a few sources, and one allocation per profile
+// instead of two matters at a million profiles.
 type entry struct {
-	rows []*attr.Row
+	inline [inlineSlots]*attr.Row
+	more   []*attr.Row // slots from inlineSlots on
 }
 
+const inlineSlots = 3
+
 func (e *entry) set(slot int, r *attr.Row) {
-	for len(e.rows) <= slot {
-		e.rows = append(e.rows, nil)
+	if slot < inlineSlots {
+		e.inline[slot] = r
+		return
 	}
-	e.rows[slot] = r
+	i := slot - inlineSlots
+	for len(e.more) <= i {
+		e.more = append(e.more, nil)
+	}
+	e.more[i] = r
 }
 
 func (e *entry) row(slot int) *attr.Row {
-	if slot < len(e.rows) {
-		return e.rows[slot]
+	if slot < inlineSlots {
+		return e.inline[slot]
+	}
+	if i := slot - inlineSlots; i < len(e.more) {
+		return e.more[i]
 	}
 	return nil
 }
 
 func (e *entry) empty() bool {
-	for _, r := range e.rows {
+	for _, r := range e.inline {
+		if r != nil {
+			return false
+		}
+	}
+	for _, r := range e.more {
 		if r != nil {
 			return false
 		}
@@ -89,7 +107,15 @@ func (n *Namespace) Apply(d *SourceData) uint64 {
 		n.slots[d.Name] = slot
 	}
 	n.sources[slot] = d
-	replaceSlot(n.users, slot, userRows(d))
+	users := userRows(d)
+	// The first load of a namespace sizes its maps once.
+	if len(n.users) == 0 {
+		n.users = make(map[string]*entry, len(users))
+	}
+	if len(n.accounts) == 0 {
+		n.accounts = make(map[string]*entry, len(d.Accounts))
+	}
+	replaceSlot(n.users, slot, users)
 	replaceSlot(n.accounts, slot, d.Accounts)
 	n.plan = buildPlan(n.sources, nil)
 	n.gen++

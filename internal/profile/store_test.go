@@ -17,7 +17,7 @@ func source(t testing.TB, name string, priority int32, spec v1alpha1.DataSourceS
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBuilder(name, priority, m)
+	b := NewBuilder(name, priority, m, len(records))
 	for i, r := range records {
 		rec := connector.Record{Num: int64(i + 1)}
 		keys := make([]string, 0, len(r))

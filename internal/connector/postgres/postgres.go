@@ -2,16 +2,19 @@
 // transaction and streamed row by row with pgx (rows are never collected first).
 //
 // Errors never carry the DSN, the password, or row values: they are built from the
-// SQLSTATE and the server's message about the query, and data exceptions (which
-// may quote a value) are reduced to their code.
+// SQLSTATE and the server's message about the query, and errors whose message may
+// quote a value are reduced to their code. The connector never logs.
 package postgres
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,26 +34,48 @@ type source struct{ cfg Config }
 // New returns a Source for one query.
 func New(cfg Config) connector.Source { return &source{cfg: cfg} }
 
+// cleanupTimeout bounds the rollback and close after a sync: they run even when
+// ctx is done, and a stuck server must not hold the sync forever.
+const cleanupTimeout = 5 * time.Second
+
 // Fetch connects, runs the query read-only, and visits each row.
 func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 	pcfg, err := pgx.ParseConfig(s.cfg.DSN)
 	if err != nil {
+		// pgx's parse errors quote the DSN: say nothing more specific.
 		return connector.Configf("InvalidDSN", "the DSN in the Secret is not a valid PostgreSQL connection string")
 	}
+	// Cancelling this context is how a stopped sync abandons the rest of the
+	// result: pgx then drops the connection instead of draining unread rows.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
 	conn, err := pgx.ConnectConfig(ctx, pcfg)
 	if err != nil {
 		return classify(ctx, "connecting to the database", err)
 	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		cctx, done := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer done()
+		_ = conn.Close(cctx)
+	}()
 
+	// Read-only: a query that writes fails (25006) instead of changing the source.
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return classify(ctx, "starting a read-only transaction", err)
 	}
-	// Read-only: nothing to commit; rolling back also ends the snapshot.
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	defer func() {
+		cctx, done := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer done()
+		_ = tx.Rollback(cctx) // nothing to commit
+	}()
+	return stream(ctx, cancel, tx, s.cfg.Query, visit)
+}
 
-	rows, err := tx.Query(ctx, s.cfg.Query)
+// stream runs query and visits its rows as they arrive.
+func stream(ctx context.Context, cancel context.CancelFunc, tx pgx.Tx, query string, visit connector.Visitor) error {
+	rows, err := tx.Query(ctx, query)
 	if err != nil {
 		return classify(ctx, "running the query", err)
 	}
@@ -63,11 +88,13 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 			return classify(ctx, "decoding a row", err)
 		}
 		num++
+		// A fresh slice per row: callers may keep the values.
 		values := make([]any, len(raw))
 		for i, v := range raw {
 			values[i] = plain(v)
 		}
 		if err := visit(connector.Record{Num: num, Fields: fields, Values: values}, nil); err != nil {
+			_ = cancel // before the deferred rows.Close, which would read every remaining row
 			return err
 		}
 	}
@@ -86,54 +113,116 @@ func columnNames(fds []pgconn.FieldDescription) []string {
 }
 
 // configStates are SQLSTATEs that retrying cannot fix, with their reasons.
+// Other class 28 (authorization) and 42 (syntax, access rule) codes are
+// matched by class in configReason.
 var configStates = map[string]string{
 	"28P01": "AuthenticationFailed", // invalid_password
 	"28000": "AuthenticationFailed", // invalid_authorization_specification
-	"3D000": "DatabaseNotFound",
-	"42601": "InvalidQuery", // syntax_error
-	"42P01": "InvalidQuery", // undefined_table
-	"42703": "InvalidQuery", // undefined_column
-	"42883": "InvalidQuery", // undefined_function
-	"42804": "InvalidQuery", // datatype_mismatch
-	"42501": "PermissionDenied",
-	"25006": "InvalidQuery", // read_only_sql_transaction: the query writes
+	"3D000": "DatabaseNotFound",     // invalid_catalog_name
+	"3F000": "InvalidQuery",         // invalid_schema_name
+	"42601": "InvalidQuery",         // syntax_error
+	"42P01": "InvalidQuery",         // undefined_table
+	"42703": "InvalidQuery",         // undefined_column
+	"42883": "InvalidQuery",         // undefined_function
+	"42501": "PermissionDenied",     // insufficient_privilege
+	"25006": "InvalidQuery",         // read_only_sql_transaction: the query writes
+}
+
+func configReason(code string) (string, bool) {
+	if reason, ok := configStates[code]; ok {
+		return reason, true
+	}
+	switch {
+	case strings.HasPrefix(code, "28"):
+		return "AuthenticationFailed", true
+	case strings.HasPrefix(code, "42"):
+		return "InvalidQuery", true
+	}
+	return "", false
 }
 
 // classify turns a pgx error into a sanitized ConfigError or transient error.
+// It never uses err.Error(): pgx's connect errors embed connection parameters.
 func classify(ctx context.Context, doing string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		msg := describe(pgErr)
-		if reason, ok := configStates[pgErr.Code]; ok {
+		if reason, ok := configReason(pgErr.Code); ok {
 			return connector.Configf(reason, "%s: %s", doing, msg)
-		}
-		if strings.HasPrefix(pgErr.Code, "42") {
-			return connector.Configf("InvalidQuery", "%s: %s", doing, msg)
 		}
 		return fmt.Errorf("%s: %s", doing, msg)
 	}
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: timed out or cancelled (spec.timeout)", doing)
+	case isTLSErr(err):
+		return connector.Configf("TLSFailed", "%s: TLS negotiation failed (check sslmode and the server certificate)", doing)
 	case isNetErr(err):
 		return fmt.Errorf("%s: the server is unreachable", doing)
 	}
-	// pgx's own messages may embed connection parameters: keep only the type.
-	return fmt.Errorf("%s failed (%T)", doing, errors.Unwrap(err))
+	// Unknown: keep only the types of the underlying errors.
+	return fmt.Errorf("%s failed (%s)", doing, leafTypes(err))
+}
+
+// leaves returns the errors at the bottom of err's tree (pgx joins the errors
+// of its connection attempts).
+func leaves(err error) []error {
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			return leaves(next)
+		}
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func leafTypes(err error) string {
+	var types []string
+	for _, e := range leaves(err) {
+		types = append(types, fmt.Sprintf("%T", e))
+	}
+	return strings.Join(types, ", ")
+}
+
+// isTLSErr reports TLS failures retrying cannot fix: sslmode=require against a
+// server without TLS, or a certificate that does not verify.
+func isTLSErr(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+	)
+	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify) {
+		return true
+	}
+	for _, e := range leaves(err) {
+		if e.Error() == "server refused TLS connection" { // pgconn has no exported error for it
+			return true
+		}
+	}
+	return false
 }
 
 func isNetErr(err error) bool {
 	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || strings.Contains(err.Error(), "connection refused")
+	return errors.As(err, &ne)
 }
 
-// describe renders a server error without values: data exceptions (class 22)
-// and integrity violations (class 23) can quote row data, so only their code
-// is kept; the others describe the query or the connection.
+// describe renders a server error without values. Data exceptions (class 22),
+// integrity violations (23) and raised exceptions (P0) can quote row data, so
+// only their code is kept; other messages describe the query or the connection.
+// Detail and Hint are never used: they may carry values.
 func describe(e *pgconn.PgError) string {
-	if strings.HasPrefix(e.Code, "22") || strings.HasPrefix(e.Code, "23") {
-		return fmt.Sprintf("data exception (SQLSTATE %s)", e.Code)
+	switch class := e.Code[:min(2, len(e.Code))]; class {
+	case "22", "23", "P0":
+		return fmt.Sprintf("the server rejected a value (SQLSTATE %s)", e.Code)
 	}
 	msg := fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code)
 	if e.Position > 0 {

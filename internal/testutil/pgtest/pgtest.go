@@ -29,7 +29,8 @@ type Server struct {
 }
 
 // Start installs PostgreSQL if needed (Debian package) and starts a new cluster
-// on a free loopback port.
+// on a free loopback port. It takes a few seconds: share one server per package
+// (see Main).
 func Start() (*Server, error) {
 	root, err := repoRoot()
 	if err != nil {
@@ -39,6 +40,17 @@ func Start() (*Server, error) {
 	if out, err := exec.Command(script, "install").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("hack/postgres.sh install: %v\n%s", err, out)
 	}
+	// The free port is only free until someone else binds it (parallel test
+	// packages start servers too): retry with a new port.
+	for attempt := 1; ; attempt++ {
+		s, err := start(root, script)
+		if err == nil || attempt == 3 {
+			return s, err
+		}
+	}
+}
+
+func start(root, script string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -54,6 +66,7 @@ func Start() (*Server, error) {
 		if errors.As(err, &ee) {
 			err = fmt.Errorf("%v: %s", err, ee.Stderr)
 		}
+		_ = exec.Command(script, "stop", s.dir).Run()
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("hack/postgres.sh start: %w", err)
 	}
@@ -61,9 +74,10 @@ func Start() (*Server, error) {
 	return s, nil
 }
 
-// StartOrFail starts a server for one test and stops it on cleanup. A real
-// database is required: failing to start one fails the test.
-func StartOrFail(t testing.TB) *Server {
+// StartOrSkip starts a server for one test (or benchmark) and stops it on
+// cleanup. Despite the name it never skips: a real database is required, so
+// failing to start one fails the test.
+func StartOrSkip(t testing.TB) *Server {
 	t.Helper()
 	s, err := Start()
 	if err != nil {
@@ -71,6 +85,35 @@ func StartOrFail(t testing.TB) *Server {
 	}
 	t.Cleanup(func() { _ = s.Stop() })
 	return s
+}
+
+// StartOrFail is StartOrSkip under a name that says what it does.
+func StartOrFail(t testing.TB) *Server { t.Helper(); return StartOrSkip(t) }
+
+// Main runs a test package against one shared server: call it from TestMain.
+// setup receives the server (keep it in a package variable) and may create
+// roles and tables; any failure exits with status 1.
+//
+//	func TestMain(m *testing.M) {
+//		pgtest.Main(m, func(s *pgtest.Server) error { srv = s; return nil })
+//	}
+func Main(m *testing.M, setup func(*Server) error) {
+	s, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		os.Exit(1)
+	}
+	code := 1
+	if err := setup(s); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest setup:", err)
+	} else {
+		code = m.Run()
+	}
+	// os.Exit skips defers: stop explicitly so no server outlives the tests.
+	if err := s.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+	}
+	os.Exit(code)
 }
 
 // SuperuserDSN connects as the superuser to the postgres database.

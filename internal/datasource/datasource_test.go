@@ -1,0 +1,176 @@
+package datasource
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/breaker"
+	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/inline"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &t }
+
+func ds(mut func(*v1alpha1.DataSource)) *v1alpha1.DataSource {
+	d := &v1alpha1.DataSource{
+		ObjectMeta: metav1.ObjectMeta{Name: "crm", Generation: 2, CreationTimestamp: metav1.NewTime(t0.Add(-time.Hour))},
+		Spec:       v1alpha1.DataSourceSpec{Interval: &metav1.Duration{Duration: 5 * time.Minute}},
+		Status: v1alpha1.DataSourceStatus{ObservedGeneration: 2, LastSyncTime: at(-time.Minute), LastSuccessfulSyncTime: at(-time.Minute),
+			Conditions: []metav1.Condition{{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSucceeded}}},
+	}
+	if mut != nil {
+		mut(d)
+	}
+	return d
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name     string
+		ds       *v1alpha1.DataSource
+		loaded   bool
+		refs     string
+		wantDue  bool
+		wantWhy  string
+		wantNext time.Time
+		forced   bool
+	}{
+		{name: "fresh and loaded: wait for the interval", ds: ds(nil), loaded: true, wantNext: t0.Add(4 * time.Minute)},
+		{name: "interval elapsed", ds: ds(func(d *v1alpha1.DataSource) { d.Status.LastSyncTime = at(-6 * time.Minute) }), loaded: true, wantDue: true, wantWhy: "interval elapsed"},
+		{name: "restart: store empty", ds: ds(nil), loaded: false, wantDue: true, wantWhy: "rebuilding the profile store"},
+		{name: "restart while suspended still rebuilds", ds: ds(func(d *v1alpha1.DataSource) { d.Spec.Suspend = true }), wantDue: true, wantWhy: "rebuilding"},
+		{name: "suspended", ds: ds(func(d *v1alpha1.DataSource) { d.Spec.Suspend = true; d.Generation = 3 }), loaded: true, wantWhy: "suspended"},
+		{name: "spec changed", ds: ds(func(d *v1alpha1.DataSource) { d.Generation = 3 }), loaded: true, wantDue: true, wantWhy: "spec changed"},
+		{name: "never synced", ds: ds(func(d *v1alpha1.DataSource) { d.Status = v1alpha1.DataSourceStatus{ObservedGeneration: 2} }), wantDue: true, wantWhy: "never synced"},
+		{name: "reconcile requested", ds: ds(func(d *v1alpha1.DataSource) {
+			d.Annotations = map[string]string{v1alpha1.ReconcileRequestAnnotation: "now"}
+		}), loaded: true, wantDue: true, wantWhy: "reconcile requested"},
+		{name: "reconcile request already handled", ds: ds(func(d *v1alpha1.DataSource) {
+			d.Annotations = map[string]string{v1alpha1.ReconcileRequestAnnotation: "now"}
+			d.Status.LastHandledReconcileAt = "now"
+		}), loaded: true, wantNext: t0.Add(4 * time.Minute)},
+		{name: "force apply", ds: ds(func(d *v1alpha1.DataSource) {
+			d.Annotations = map[string]string{v1alpha1.ForceApplyAnnotation: "x"}
+		}), loaded: true, wantDue: true, forced: true, wantWhy: "force-apply"},
+		{name: "force apply already honoured", ds: ds(func(d *v1alpha1.DataSource) {
+			d.Annotations = map[string]string{v1alpha1.ForceApplyAnnotation: "x"}
+			d.Status.LastHandledForceApply = "x"
+		}), loaded: true, wantNext: t0.Add(4 * time.Minute)},
+		{name: "reference changed", ds: ds(nil), loaded: true, refs: "v2", wantDue: true, wantWhy: "referenced"},
+		{name: "transient failure is retried", ds: ds(func(d *v1alpha1.DataSource) {
+			d.Status.Conditions[0] = metav1.Condition{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonSourceDegraded}
+		}), loaded: true, wantDue: true, wantWhy: "retrying"},
+		{name: "held back results wait for the interval", ds: ds(func(d *v1alpha1.DataSource) {
+			d.Status.Conditions[0] = metav1.Condition{Type: v1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: breaker.ReasonSuspiciousShrink}
+		}), loaded: true, wantNext: t0.Add(4 * time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Plan(tt.ds, tt.loaded, tt.refs, t0)
+			if got.Due != tt.wantDue || got.Forced != tt.forced || !strings.Contains(got.Why, tt.wantWhy) || !got.Next.Equal(tt.wantNext) {
+				t.Fatalf("Plan = %+v, want due=%v forced=%v why~%q next=%v", got, tt.wantDue, tt.forced, tt.wantWhy, tt.wantNext)
+			}
+		})
+	}
+}
+
+func TestStaleness(t *testing.T) {
+	d := ds(func(d *v1alpha1.DataSource) { d.Spec.MaxStaleness = &metav1.Duration{Duration: 30 * time.Second} })
+	if stale, _, when := Staleness(d, t0); !stale || !when.Equal(t0.Add(-30*time.Second)) {
+		t.Fatalf("1m-old data with 30s maxStaleness: stale=%v at=%v", stale, when)
+	}
+	MarkStaleness(d, t0)
+	if c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.StaleCondition); c == nil || c.Reason != v1alpha1.ReasonDataStale {
+		t.Fatalf("Stale condition = %+v", c)
+	}
+	d.Status.LastSuccessfulSyncTime = at(0)
+	if stale, _, when := Staleness(d, t0); stale || !when.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("fresh data: stale=%v at=%v", stale, when)
+	}
+	MarkStaleness(d, t0)
+	if meta.FindStatusCondition(d.Status.Conditions, v1alpha1.StaleCondition) != nil {
+		t.Fatal("Stale condition not removed")
+	}
+	if stale, _, when := Staleness(ds(nil), t0); stale || !when.IsZero() {
+		t.Fatal("no maxStaleness: never stale")
+	}
+}
+
+func mapper(t *testing.T) *attr.Mapper {
+	m, err := attr.NewMapper(&v1alpha1.DataSourceSpec{Attributes: []v1alpha1.AttributeMapping{{Name: "nps", Type: v1alpha1.TypeInt}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+type failing struct{ err error }
+
+func (f failing) Fetch(context.Context, connector.Visitor) error { return f.err }
+
+func TestRunAndRecord(t *testing.T) {
+	clock := func() time.Time { return t0 }
+	tests := []struct {
+		name       string
+		src        connector.Source
+		baseline   int64
+		wantReady  string
+		wantStall  string
+		wantRecs   int64
+		wantRej    int64
+		wantApply  bool
+		wantInMsgs string
+	}{
+		{name: "applied with rejections", src: inline.New("CSV", []byte("id,nps\nu1,1\nu2,x\nu3,3\n")), wantReady: "True/Succeeded",
+			wantRecs: 2, wantRej: 1, wantApply: true, wantInMsgs: "applied 2 records (1 rejected)"},
+		{name: "held back", src: inline.New("CSV", []byte("id,nps\nu1,1\n")), baseline: 10, wantReady: "False/SuspiciousShrink", wantRecs: 10},
+		{name: "empty", src: inline.New("CSV", []byte("id,nps\n")), baseline: 10, wantReady: "False/EmptyResult", wantRecs: 10},
+		{name: "transient failure keeps data", src: failing{errors.New("boom")}, baseline: 10, wantReady: "False/SourceDegraded", wantRecs: 10,
+			wantInMsgs: "keeping the last good data (10 records"},
+		{name: "config failure stalls", src: failing{connector.Configf("AuthenticationFailed", "401")}, baseline: 10,
+			wantReady: "False/AuthenticationFailed", wantStall: "True/AuthenticationFailed", wantRecs: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := ds(func(d *v1alpha1.DataSource) { d.Status.RecordsAccepted = tt.baseline })
+			out := Run(context.Background(), Request{Name: "crm", Source: tt.src, Mapper: mapper(t), Baseline: tt.baseline, MaxShrinkPercent: 50, Now: clock})
+			applied := out.FetchErr == nil && out.Decision.Apply
+			if applied != tt.wantApply {
+				t.Fatalf("applied = %v, want %v (%+v)", applied, tt.wantApply, out)
+			}
+			Record(d, out, applied, t0)
+			cond := func(typ string) string {
+				c := meta.FindStatusCondition(d.Status.Conditions, typ)
+				if c == nil {
+					return ""
+				}
+				return string(c.Status) + "/" + c.Reason
+			}
+			if cond(v1alpha1.ReadyCondition) != tt.wantReady || cond(v1alpha1.StalledCondition) != tt.wantStall {
+				t.Fatalf("Ready=%s Stalled=%s, want %s %s", cond(v1alpha1.ReadyCondition), cond(v1alpha1.StalledCondition), tt.wantReady, tt.wantStall)
+			}
+			if d.Status.RecordsAccepted != tt.wantRecs || (out.FetchErr == nil && d.Status.RecordsRejected != tt.wantRej) {
+				t.Fatalf("accepted=%d rejected=%d", d.Status.RecordsAccepted, d.Status.RecordsRejected)
+			}
+			if msg := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ReadyCondition).Message; !strings.Contains(msg, tt.wantInMsgs) {
+				t.Fatalf("message %q lacks %q", msg, tt.wantInMsgs)
+			}
+			if applied && (d.Status.Digest == "" || !d.Status.LastSuccessfulSyncTime.Time.Equal(t0)) {
+				t.Fatalf("applied sync without digest or success time: %+v", d.Status)
+			}
+			if !applied && d.Status.LastSuccessfulSyncTime.Time.Equal(t0) {
+				t.Fatal("a sync that was not applied moved lastSuccessfulSyncTime")
+			}
+		})
+	}
+}
