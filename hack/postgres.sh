@@ -2,8 +2,10 @@
 # A throwaway PostgreSQL for tests and benchmarks: a real server, never a mock.
 #
 #   hack/postgres.sh install          install Debian's postgresql if no server is found
-#   hack/postgres.sh start DIR PORT   initdb a cluster in DIR, start it on 127.0.0.1:PORT,
-#                                     print the superuser DSN
+#   hack/postgres.sh start DIR PORT [OWNER_PID]
+#                                     initdb a cluster in DIR, start it on 127.0.0.1:PORT,
+#                                     print the superuser DSN; with OWNER_PID, stop it
+#                                     when that process exits
 #   hack/postgres.sh stop DIR         stop it and remove DIR
 #
 # Password (scram-sha-256) authentication is enforced on TCP, so wrong-password tests
@@ -33,6 +35,10 @@ case "$cmd" in
 install)
   if find_bin >/dev/null; then exit 0; fi
   [ "$(id -u)" = 0 ] || { echo "PostgreSQL is not installed; run as root or install the postgresql package" >&2; exit 1; }
+  # Test packages run in parallel and each installs: one apt-get at a time.
+  exec 9>/var/lock/persona-postgres-install.lock
+  flock 9
+  if find_bin >/dev/null; then exit 0; fi
   echo "installing PostgreSQL from Debian packages..." >&2
   apt-get update -qq >&2
   # policy-rc.d keeps the package from starting its default cluster: we run our own.
@@ -52,8 +58,8 @@ install)
   find_bin >/dev/null
   ;;
 start)
-  dir=${2:?usage: postgres.sh start DIR PORT}
-  port=${3:?usage: postgres.sh start DIR PORT}
+  dir=${2:?usage: postgres.sh start DIR PORT [OWNER_PID]}
+  port=${3:?usage: postgres.sh start DIR PORT [OWNER_PID]}
   bin=$(find_bin) || { echo "PostgreSQL is not installed: run hack/postgres.sh install" >&2; exit 1; }
   if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     echo "running as root needs the postgres system user (created by Debian's postgresql package)" >&2
@@ -72,8 +78,16 @@ start)
     { cat "$dir/initdb.log" >&2; exit 1; }
   rm -f "$dir/pwfile"
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/run' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  if [ -n "${4:-}" ]; then
+    # A test binary killed by its -timeout runs no cleanup: a watchdog stops the
+    # server once the owner is gone. Its output goes nowhere, so the caller's
+    # pipe on our stdout still closes when we exit.
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 2; done; exec "$0" stop "$2"' \
+      "$0" "$4" "$dir" </dev/null >/dev/null 2>&1 &
+  fi
   echo "postgres://postgres:$password@127.0.0.1:$port/postgres?sslmode=disable"
   ;;
 stop)
@@ -85,7 +99,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 install | start DIR PORT | stop DIR" >&2
+  echo "usage: $0 install | start DIR PORT [OWNER_PID] | stop DIR" >&2
   exit 2
   ;;
 esac

@@ -23,7 +23,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/yaml"
 
+	"github.com/google/cel-go/common/types/ref"
+
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
@@ -85,6 +88,9 @@ func storeAttr(ns, uid, name string) any {
 	store.Namespace(ns).Read(nil, func(v *profile.View) {
 		if u, ok := v.User(uid); ok {
 			out, _ = u.Get(name)
+		}
+		if rv, ok := out.(ref.Val); ok {
+			out, _ = attr.FromCEL(rv)
 		}
 	})
 	return out

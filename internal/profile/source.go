@@ -29,14 +29,23 @@ type SourceData struct {
 	AccountDecls []attr.Decl
 	SignalDecl   *attr.Decl
 
-	Users    map[string]*attr.Row
-	Accounts map[string]*attr.Row
-	Signals  map[string][]any
+	// Users and Accounts hold rows whose values are CEL values (ref.Val).
+	Users    map[string]storedRow
+	Accounts map[string]storedRow
+	// Signals holds each user's list elements, as CEL values.
+	Signals map[string][]any
 
 	// Records is the number of records accepted into this data.
 	Records int64
 	// Digest identifies the content, whatever the record order.
 	Digest string
+}
+
+// storedRow is a row with its digest contribution, so a duplicate record can
+// take its predecessor's hash back out.
+type storedRow struct {
+	*attr.Row
+	hash uint64
 }
 
 // Builder accumulates mapped records into SourceData.
@@ -56,17 +65,17 @@ func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Buil
 		Entity:       m.Entity(),
 		UserDecls:    m.UserDecls(),
 		AccountDecls: m.AccountDecls(),
-		Users:        map[string]*attr.Row{},
-		Accounts:     map[string]*attr.Row{},
+		Users:        map[string]storedRow{},
+		Accounts:     map[string]storedRow{},
 		Signals:      map[string][]any{},
 	}
 	switch {
 	case d.Entity == v1alpha1.EntityAccount:
-		d.Accounts = make(map[string]*attr.Row, sizeHint)
+		d.Accounts = make(map[string]storedRow, sizeHint)
 	case d.Entity == v1alpha1.EntitySignal:
 		d.Signals = make(map[string][]any, sizeHint/4)
 	default:
-		d.Users = make(map[string]*attr.Row, sizeHint)
+		d.Users = make(map[string]storedRow, sizeHint)
 	}
 	if sd, ok := m.SignalDecl(); ok {
 		d.SignalDecl = &sd
@@ -83,21 +92,19 @@ func (b *Builder) Add(m attr.Mapped) {
 	b.data.Records++
 	if m.User != nil {
 		if old, ok := b.data.Users[m.User.Key]; ok {
-			b.digest -= b.hashRow('u', old.Key, old.AccountID, old.Values)
+			b.digest -= old.hash
 		}
-		b.data.Users[m.User.Key] = m.User
-		b.digest += b.hashRow('u', m.User.Key, m.User.AccountID, m.User.Values)
+		b.data.Users[m.User.Key] = b.row('u', m.User)
 	}
 	if m.Account != nil {
 		if old, ok := b.data.Accounts[m.Account.Key]; ok {
-			b.digest -= b.hashRow('a', old.Key, "", old.Values)
+			b.digest -= old.hash
 		}
-		b.data.Accounts[m.Account.Key] = m.Account
-		b.digest += b.hashRow('a', m.Account.Key, "", m.Account.Values)
+		b.data.Accounts[m.Account.Key] = b.row('a', m.Account)
 	}
 	if m.SignalUser != "" {
-		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], m.Signal)
 		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
+		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], toCEL(m.Signal))
 	}
 }
 
@@ -109,6 +116,16 @@ func (b *Builder) Finish() *SourceData {
 	binary.BigEndian.PutUint64(out[:], b.digest)
 	d.Digest = "xxh64:" + hex.EncodeToString(out[:])
 	return d
+}
+
+// row hashes a mapped row into the digest and converts its values to CEL.
+func (b *Builder) row(kind byte, r *attr.Row) storedRow {
+	h := b.hashRow(kind, r.Key, r.AccountID, r.Values)
+	b.digest += h
+	for i, v := range r.Values {
+		r.Values[i] = toCEL(v)
+	}
+	return storedRow{Row: r, hash: h}
 }
 
 func (b *Builder) hashRow(kind byte, key, account string, values []any) uint64 {

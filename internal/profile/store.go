@@ -181,20 +181,20 @@ func (n *Namespace) freeSlot() int {
 
 // userRows is what a source puts in the users map: user rows, or for a Signal
 // source one row per user holding its list.
-func userRows(d *SourceData) map[string]*attr.Row {
+func userRows(d *SourceData) map[string]storedRow {
 	if d.SignalDecl == nil {
 		return d.Users
 	}
-	rows := make(map[string]*attr.Row, len(d.Signals))
+	rows := make(map[string]storedRow, len(d.Signals))
 	for uid, list := range d.Signals {
-		rows[uid] = &attr.Row{Key: uid, Values: []any{list}}
+		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{toCEL(list)}}}
 	}
 	return rows
 }
 
 // replaceSlot makes rows the slot's only contents: O(entries + rows), so a sync
 // costs in proportion to the namespace, with no per-source index to keep.
-func replaceSlot(entries map[string]*entry, slot int, rows map[string]*attr.Row) {
+func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow) {
 	for key, e := range entries {
 		if e.row(slot) == nil {
 			continue
@@ -213,7 +213,7 @@ func replaceSlot(entries map[string]*entry, slot int, rows map[string]*attr.Row)
 			e = &entry{}
 			entries[key] = e
 		}
-		e.set(slot, r)
+		e.set(slot, r.Row)
 	}
 }
 
@@ -227,7 +227,7 @@ type plan struct {
 	userTypes    map[string]attr.Type
 	accountTypes map[string]attr.Type
 	accountIDs   []int // User source slots, in precedence order, for user.accountId
-	userSlots    map[int]bool
+	userSlots    []int // User source slots: a user with a row in one is a profile
 	conflicts    map[string][]string
 }
 
@@ -257,7 +257,7 @@ func buildPlan(sources []*SourceData, only map[string]bool) *plan {
 	p := &plan{
 		userAttrs: map[string][]cand{}, accountAttrs: map[string][]cand{},
 		userTypes: map[string]attr.Type{}, accountTypes: map[string]attr.Type{},
-		userSlots: map[int]bool{}, conflicts: map[string][]string{},
+		conflicts: map[string][]string{},
 	}
 	for _, slot := range precedence(sources, only) {
 		s := sources[slot]
@@ -267,7 +267,7 @@ func buildPlan(sources []*SourceData, only map[string]bool) *plan {
 		case s.Entity == v1alpha1.EntityAccount:
 			p.add(s.Name, p.accountAttrs, p.accountTypes, slot, s.AccountDecls, "account")
 		default:
-			p.userSlots[slot] = true
+			p.userSlots = append(p.userSlots, slot)
 			p.accountIDs = append(p.accountIDs, slot)
 			p.add(s.Name, p.userAttrs, p.userTypes, slot, s.UserDecls, "user")
 			p.add(s.Name, p.accountAttrs, p.accountTypes, slot, s.AccountDecls, "account")

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/google/cel-go/common/types/ref"
+
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/connector"
@@ -58,7 +60,21 @@ var (
 	}
 )
 
+// get reads an attribute as a plain Go value (the store holds CEL values).
 func get(t *testing.T, n *Namespace, sources []string, uid, name string) any {
+	t.Helper()
+	out := getCEL(t, n, sources, uid, name)
+	if v, ok := out.(ref.Val); ok {
+		native, err := attr.FromCEL(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return native
+	}
+	return out
+}
+
+func getCEL(t *testing.T, n *Namespace, sources []string, uid, name string) any {
 	t.Helper()
 	var out any
 	n.Read(sources, func(v *View) {

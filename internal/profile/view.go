@@ -4,6 +4,8 @@ import (
 	"iter"
 	"sort"
 
+	"github.com/google/cel-go/common/types"
+
 	"github.com/usersuccess/persona-operator/internal/attr"
 )
 
@@ -92,7 +94,7 @@ func (v *View) User(id string) (User, bool) {
 }
 
 func (v *View) isProfile(e *entry) bool {
-	for slot := range v.plan.userSlots {
+	for _, slot := range v.plan.userSlots {
 		if e.row(slot) != nil {
 			return true
 		}
@@ -114,15 +116,15 @@ func (u User) AccountID() string {
 	return ""
 }
 
-// Get returns a user attribute from the source of highest precedence that has a
-// value for this user. Built-ins: id, accountId.
+// Get returns a user attribute, as a CEL value (ref.Val), from the source of
+// highest precedence that has a value for this user. Built-ins: id, accountId.
 func (u User) Get(name string) (any, bool) {
 	switch name {
 	case attr.UserIDAttr:
-		return u.id, true
+		return types.String(u.id), true
 	case attr.AccountIDAttr:
 		id := u.AccountID()
-		return id, id != ""
+		return types.String(id), id != ""
 	}
 	return lookup(u.e, u.v.plan.userAttrs[name])
 }
@@ -137,10 +139,13 @@ func (u User) Account() (Account, bool) {
 	if !ok {
 		// The account id is known even without account data: rules on
 		// account.id still work.
-		return Account{v: u.v, id: id, e: &entry{}}, true
+		return Account{v: u.v, id: id, e: &emptyEntry}, true
 	}
 	return Account{v: u.v, id: id, e: e}, true
 }
+
+// emptyEntry stands for an account known by id only.
+var emptyEntry entry
 
 // Account is one merged account.
 type Account struct {
@@ -152,11 +157,11 @@ type Account struct {
 // ID is the account id.
 func (a Account) ID() string { return a.id }
 
-// Get returns an account attribute from the source of highest precedence that
-// has a value for this account. Built-in: id.
+// Get returns an account attribute, as a CEL value (ref.Val), from the source of
+// highest precedence that has a value for this account. Built-in: id.
 func (a Account) Get(name string) (any, bool) {
 	if name == attr.UserIDAttr {
-		return a.id, true
+		return types.String(a.id), true
 	}
 	return lookup(a.e, a.v.plan.accountAttrs[name])
 }
@@ -168,4 +173,63 @@ func lookup(e *entry, cands []cand) (any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Fields resolves attribute names once per view, so that reading an attribute of
+// each of a million profiles is an index, not a map lookup by name.
+type Fields struct {
+	cands [][]cand
+}
+
+// Built-in pseudo slots in Fields.
+const (
+	builtinID        = -1
+	builtinAccountID = -2
+)
+
+// UserFields resolves user attribute names (built-ins included) for User.Field.
+func (v *View) UserFields(names []string) Fields {
+	return v.fields(names, v.plan.userAttrs, true)
+}
+
+// AccountFields resolves account attribute names for Account.Field.
+func (v *View) AccountFields(names []string) Fields {
+	return v.fields(names, v.plan.accountAttrs, false)
+}
+
+func (v *View) fields(names []string, attrs map[string][]cand, user bool) Fields {
+	f := Fields{cands: make([][]cand, len(names))}
+	for i, n := range names {
+		switch {
+		case n == attr.UserIDAttr:
+			f.cands[i] = []cand{{slot: builtinID}}
+		case user && n == attr.AccountIDAttr:
+			f.cands[i] = []cand{{slot: builtinAccountID}}
+		default:
+			f.cands[i] = attrs[n]
+		}
+	}
+	return f
+}
+
+// Field returns the i-th resolved attribute of the user (a CEL value).
+func (u User) Field(f *Fields, i int) (any, bool) {
+	c := f.cands[i]
+	if len(c) == 1 && c[0].slot < 0 {
+		if c[0].slot == builtinID {
+			return types.String(u.id), true
+		}
+		id := u.AccountID()
+		return types.String(id), id != ""
+	}
+	return lookup(u.e, c)
+}
+
+// Field returns the i-th resolved attribute of the account (a CEL value).
+func (a Account) Field(f *Fields, i int) (any, bool) {
+	c := f.cands[i]
+	if len(c) == 1 && c[0].slot == builtinID {
+		return types.String(a.id), true
+	}
+	return lookup(a.e, c)
 }

@@ -34,8 +34,8 @@ type source struct{ cfg Config }
 // New returns a Source for one query.
 func New(cfg Config) connector.Source { return &source{cfg: cfg} }
 
-// cleanupTimeout bounds the rollback and close after a sync: they run even when
-// ctx is done, and a stuck server must not hold the sync forever.
+// cleanupTimeout bounds the rollback and close after a sync: a stuck server
+// must not hold the sync forever.
 const cleanupTimeout = 5 * time.Second
 
 // Fetch connects, runs the query read-only, and visits each row.
@@ -46,7 +46,8 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 		return connector.Configf("InvalidDSN", "the DSN in the Secret is not a valid PostgreSQL connection string")
 	}
 	// Cancelling this context is how a stopped sync abandons the rest of the
-	// result: pgx then drops the connection instead of draining unread rows.
+	// result: rows.Close would otherwise read every unread row. pgx then closes
+	// the connection and sends the server a cancel request for the query.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -54,23 +55,22 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 	if err != nil {
 		return classify(ctx, "connecting to the database", err)
 	}
-	defer func() {
-		cctx, done := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer done()
-		_ = conn.Close(cctx)
-	}()
+	defer cleanup(ctx, conn.Close)
 
 	// Read-only: a query that writes fails (25006) instead of changing the source.
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return classify(ctx, "starting a read-only transaction", err)
 	}
-	defer func() {
-		cctx, done := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer done()
-		_ = tx.Rollback(cctx) // nothing to commit
-	}()
+	defer cleanup(ctx, tx.Rollback) // nothing to commit
 	return stream(ctx, cancel, tx, s.cfg.Query, visit)
+}
+
+// cleanup runs f (a rollback or close) even when ctx is done, but not forever.
+func cleanup(ctx context.Context, f func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = f(ctx)
 }
 
 // stream runs query and visits its rows as they arrive.
@@ -83,18 +83,18 @@ func stream(ctx context.Context, cancel context.CancelFunc, tx pgx.Tx, query str
 	fields := columnNames(rows.FieldDescriptions())
 	var num int64
 	for rows.Next() {
-		raw, err := rows.Values()
+		// pgx v5 allocates a fresh slice per call, so converting in place is safe
+		// and callers may keep the values (TestTypes keeps rows and checks).
+		values, err := rows.Values()
 		if err != nil {
 			return classify(ctx, "decoding a row", err)
 		}
 		num++
-		// A fresh slice per row: callers may keep the values.
-		values := make([]any, len(raw))
-		for i, v := range raw {
+		for i, v := range values {
 			values[i] = plain(v)
 		}
 		if err := visit(connector.Record{Num: num, Fields: fields, Values: values}, nil); err != nil {
-			_ = cancel // before the deferred rows.Close, which would read every remaining row
+			cancel() // before the deferred rows.Close, which would read every remaining row
 			return err
 		}
 	}
@@ -144,6 +144,10 @@ func configReason(code string) (string, bool) {
 // classify turns a pgx error into a sanitized ConfigError or transient error.
 // It never uses err.Error(): pgx's connect errors embed connection parameters.
 func classify(ctx context.Context, doing string, err error) error {
+	// First: once ctx is done, whatever failed, failed because of it.
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: timed out or cancelled (spec.timeout)", doing)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		msg := describe(pgErr)
@@ -153,8 +157,6 @@ func classify(ctx context.Context, doing string, err error) error {
 		return fmt.Errorf("%s: %s", doing, msg)
 	}
 	switch {
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: timed out or cancelled (spec.timeout)", doing)
 	case isTLSErr(err):
 		return connector.Configf("TLSFailed", "%s: TLS negotiation failed (check sslmode and the server certificate)", doing)
 	case isNetErr(err):

@@ -60,7 +60,9 @@ func start(root, script string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, dir: filepath.Join(tmp, "pg"), port: port}
-	out, err := exec.Command(script, "start", s.dir, fmt.Sprint(port)).Output()
+	// Our pid lets the script stop the server should this process die without
+	// calling Stop (a test -timeout panics past every defer).
+	out, err := exec.Command(script, "start", s.dir, fmt.Sprint(port), fmt.Sprint(os.Getpid())).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

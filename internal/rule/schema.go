@@ -1,0 +1,146 @@
+// Package rule compiles Persona rules and insight expressions — CEL over `user`,
+// `account` and `now` — against a namespace's declared attribute schema, and
+// evaluates them over profiles without allocating per profile.
+//
+// `user` and `account` are typed objects whose fields are the declared
+// attributes, so an unknown attribute or a type mismatch (comparing a timestamp
+// with a string) is a compile error with its position. A field a profile lacks
+// is absent: has(user.nps) is false and reading it is an evaluation error, which
+// makes the profile a non-member.
+package rule
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/profile"
+)
+
+// CEL type names of the two objects.
+const (
+	userTypeName    = "usersuccess.User"
+	accountTypeName = "usersuccess.Account"
+)
+
+// Schema is the attribute types of a namespace (profile.View.Schema).
+type Schema = profile.Schema
+
+// celType maps an attribute type to its CEL type.
+func celType(t attr.Type) (*types.Type, error) {
+	switch t {
+	case attr.String:
+		return types.StringType, nil
+	case attr.Int:
+		return types.IntType, nil
+	case attr.Double:
+		return types.DoubleType, nil
+	case attr.Bool:
+		return types.BoolType, nil
+	case attr.Timestamp:
+		return types.TimestampType, nil
+	case attr.Duration:
+		return types.DurationType, nil
+	case attr.List:
+		return types.NewListType(types.DynType), nil
+	case attr.Map:
+		return types.NewMapType(types.StringType, types.DynType), nil
+	}
+	return nil, fmt.Errorf("unknown attribute type %q", t)
+}
+
+// object is one of the two typed variables: its fields in a fixed order.
+type object struct {
+	typ    *types.Type
+	names  []string
+	fields map[string]*types.FieldType
+}
+
+// provider declares the User and Account object types to the CEL checker and
+// planner, and defers everything else to the standard registry.
+type provider struct {
+	*types.Registry
+	objects map[string]*object
+}
+
+func newProvider(s Schema) (*provider, error) {
+	reg, err := types.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	p := &provider{Registry: reg, objects: map[string]*object{}}
+	if err := p.add(userTypeName, s.User, func(o any, i int) (any, bool) { return o.(*userRef).s.userField(i) }); err != nil {
+		return nil, err
+	}
+	if err := p.add(accountTypeName, s.Account, func(o any, i int) (any, bool) { return o.(*accountRef).s.accountField(i) }); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *provider) add(name string, attrs map[string]attr.Type, get func(obj any, i int) (any, bool)) error {
+	o := &object{typ: types.NewObjectType(name), fields: map[string]*types.FieldType{}}
+	for n := range attrs {
+		o.names = append(o.names, n)
+	}
+	sort.Strings(o.names)
+	for i, n := range o.names {
+		t, err := celType(attrs[n])
+		if err != nil {
+			return fmt.Errorf("%s.%s: %w", name, n, err)
+		}
+		o.fields[n] = &types.FieldType{
+			Type:  t,
+			IsSet: func(obj any) bool { _, ok := get(obj, i); return ok },
+			GetFrom: func(obj any) (any, error) {
+				if v, ok := get(obj, i); ok {
+					return v, nil
+				}
+				return nil, missing{name: n}
+			},
+		}
+	}
+	p.objects[name] = o
+	return nil
+}
+
+// missing is the evaluation error for an attribute a profile lacks.
+type missing struct{ name string }
+
+func (m missing) Error() string { return "no such attribute: " + m.name }
+
+// FindStructType implements types.Provider.
+func (p *provider) FindStructType(name string) (*types.Type, bool) {
+	if o, ok := p.objects[name]; ok {
+		return types.NewTypeTypeWithParam(o.typ), true
+	}
+	return p.Registry.FindStructType(name)
+}
+
+// FindStructFieldNames implements types.Provider.
+func (p *provider) FindStructFieldNames(name string) ([]string, bool) {
+	if o, ok := p.objects[name]; ok {
+		return o.names, true
+	}
+	return p.Registry.FindStructFieldNames(name)
+}
+
+// FindStructFieldType implements types.Provider.
+func (p *provider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+	if o, ok := p.objects[name]; ok {
+		ft, ok := o.fields[field]
+		return ft, ok
+	}
+	return p.Registry.FindStructFieldType(name, field)
+}
+
+// NewValue implements types.Provider: user and account can't be constructed.
+func (p *provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if _, ok := p.objects[name]; ok {
+		return types.NewErr("%s cannot be constructed in a rule", name)
+	}
+	return p.Registry.NewValue(name, fields)
+}
