@@ -1,0 +1,56 @@
+package membership
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Slice planning for 1 M members in slices of 1000 with 1 % churn (5 k exits,
+// 5 k entries), then a no-op that must write nothing:
+//
+//	go test ./internal/membership -run '^$' -bench PlanSlices -benchmem
+//
+// Uniform: every 200th member exits, so every slice loses one (the worst case:
+// each slice is written once, and the entries top those writes up). Clustered:
+// 5 k consecutive members exit (5 slices emptied and deleted).
+func BenchmarkPlanSlices1MChurn1PctUniform(b *testing.B) { benchPlan(b, 200, 1) }
+
+func BenchmarkPlanSlices1MChurn1PctClustered(b *testing.B) { benchPlan(b, 1, 5000) }
+
+func benchPlan(b *testing.B, stride, count int) {
+	const n, size = 1_000_000, 1000
+	var existing []Slice
+	desired := make(map[string]Member, n)
+	for s := 0; s < n/size; s++ {
+		sl := Slice{Name: fmt.Sprintf("s%d", s)}
+		for i := 0; i < size; i++ {
+			m := mem(fmt.Sprintf("u%07d", s*size+i))
+			sl.Members = append(sl.Members, m)
+			desired[m.UserID] = m
+		}
+		existing = append(existing, sl)
+	}
+	// 1 % churn: 5 k exits (every stride-th member, or the first count), as many entries.
+	for i, k := 0, 0; i < n && k < n/100; i += stride {
+		if stride == 1 && i >= count {
+			break
+		}
+		delete(desired, fmt.Sprintf("u%07d", i))
+		m := mem(fmt.Sprintf("new%07d", i))
+		desired[m.UserID] = m
+		k++
+	}
+	var plan Plan
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		plan = PlanSlices(existing, desired, size)
+	}
+	b.ReportMetric(float64(plan.Writes()), "writes")
+	b.ReportMetric(float64(len(existing)), "slices")
+
+	after := apply(existing, plan)
+	if noop := PlanSlices(after, desired, size); noop.Writes() != 0 {
+		b.Fatalf("no-op plan writes %d", noop.Writes())
+	}
+}

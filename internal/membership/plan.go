@@ -1,0 +1,136 @@
+package membership
+
+import (
+	"sort"
+)
+
+// Plan is the set of writes that makes the slices hold exactly the desired
+// members.
+type Plan struct {
+	// Create are new slices (Name empty: the caller generates one).
+	Create []Slice
+	// Update are existing slices with new contents.
+	Update []Slice
+	// Delete are names of slices to delete.
+	Delete []string
+}
+
+// Writes is the number of API writes the plan needs.
+func (p Plan) Writes() int { return len(p.Create) + len(p.Update) + len(p.Delete) }
+
+// PlanSlices plans the writes from the existing slices to the desired members,
+// with at most maxPerSlice members per slice:
+//  1. drop members that left (or moved to another slice earlier in the list)
+//     and refresh changed ones, marking those slices dirty; a slice left empty
+//     is deleted;
+//  2. place new members into dirty slices with room, in order;
+//  3. if the rest fits into one clean slice, top that one up (one write);
+//  4. otherwise create new full slices.
+//
+// Slices are never merged or rebalanced just for tidiness. Members inside a
+// slice are kept sorted by user id so contents are deterministic.
+func PlanSlices(existing []Slice, desired map[string]Member, maxPerSlice int) Plan {
+	if maxPerSlice < 1 {
+		maxPerSlice = 1
+	}
+	placed := make(map[string]bool, len(desired))
+	work := make([]Slice, 0, len(existing))
+	dirty := make([]bool, 0, len(existing))
+	var plan Plan
+	for _, s := range existing {
+		kept, changed := keep(s.Members, desired, placed, maxPerSlice)
+		if len(kept) == 0 {
+			plan.Delete = append(plan.Delete, s.Name)
+			continue
+		}
+		work = append(work, Slice{Name: s.Name, Members: kept})
+		dirty = append(dirty, changed)
+	}
+
+	pending := unplaced(desired, placed)
+	for i := range work {
+		if !dirty[i] || len(pending) == 0 {
+			continue
+		}
+		room := maxPerSlice - len(work[i].Members)
+		n := min(room, len(pending))
+		work[i].Members = append(work[i].Members, pending[:n]...)
+		pending = pending[n:]
+	}
+	if len(pending) > 0 {
+		if i := bestFit(work, dirty, len(pending), maxPerSlice); i >= 0 {
+			work[i].Members = append(work[i].Members, pending...)
+			dirty[i] = true
+			pending = nil
+		}
+	}
+	for len(pending) > 0 {
+		n := min(maxPerSlice, len(pending))
+		s := Slice{Members: append([]Member(nil), pending[:n]...)}
+		sortMembers(s.Members)
+		plan.Create = append(plan.Create, s)
+		pending = pending[n:]
+	}
+	for i, s := range work {
+		if dirty[i] {
+			sortMembers(s.Members)
+			plan.Update = append(plan.Update, s)
+		}
+	}
+	return plan
+}
+
+// keep returns the members of one slice that stay, refreshed from desired, and
+// whether anything changed. Members beyond maxPerSlice (a smaller sliceSize)
+// are released to be placed again.
+func keep(members []Member, desired map[string]Member, placed map[string]bool, maxPerSlice int) ([]Member, bool) {
+	kept := make([]Member, 0, len(members))
+	changed := false
+	for _, m := range members {
+		want, ok := desired[m.UserID]
+		if !ok || placed[m.UserID] || len(kept) == maxPerSlice {
+			changed = true
+			continue
+		}
+		if !same(want, m) {
+			changed = true
+		}
+		placed[m.UserID] = true
+		kept = append(kept, want)
+	}
+	return kept, changed
+}
+
+func unplaced(desired map[string]Member, placed map[string]bool) []Member {
+	var out []Member
+	for uid, m := range desired {
+		if !placed[uid] {
+			out = append(out, m)
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+// bestFit is the clean slice with the least room that still fits n members,
+// or -1.
+func bestFit(work []Slice, dirty []bool, n, maxPerSlice int) int {
+	best, bestRoom := -1, maxPerSlice+1
+	for i, s := range work {
+		room := maxPerSlice - len(s.Members)
+		if !dirty[i] && room >= n && room < bestRoom {
+			best, bestRoom = i, room
+		}
+	}
+	return best
+}
+
+// SortSlices orders slices by name, for deterministic processing.
+func SortSlices(s []Slice) {
+	sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name })
+}
+
+// same compares members; times by instant, whatever their location.
+func same(a, b Member) bool {
+	return a.UserID == b.UserID && a.AccountID == b.AccountID && a.EnteredAt.Equal(b.EnteredAt)
+}
