@@ -11,6 +11,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -74,7 +75,9 @@ func main() {
 	// The profile store is shared by the controllers; DataSources rebuild it after
 	// every start.
 	store := profile.NewStore()
+	storeEvents := make(chan event.GenericEvent, 1024)
 	if err := (&controller.DataSourceReconciler{
+		StoreEvents:        storeEvents,
 		Client:             mgr.GetClient(),
 		APIReader:          mgr.GetAPIReader(),
 		Store:              store,
@@ -82,6 +85,17 @@ func main() {
 		MaxConcurrentSyncs: maxConcurrentSyncs,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DataSource")
+		os.Exit(1)
+	}
+
+	if err := (&controller.PersonaReconciler{
+		APIReader:   mgr.GetAPIReader(),
+		StoreEvents: storeEvents,
+		Client:      mgr.GetClient(),
+		Store:       store,
+		Recorder:    mgr.GetEventRecorder("persona-controller"),
+	}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create controller", "controller", "Persona")
 		os.Exit(1)
 	}
 

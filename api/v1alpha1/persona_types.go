@@ -198,7 +198,9 @@ type PersonaStatus struct {
 	// evaluation (they are treated as non-members).
 	// +optional
 	EvaluationErrors int64 `json:"evaluationErrors,omitempty"`
-	// lastEvaluationTime is when the rule was last evaluated.
+	// lastEvaluationTime is when the rule was last evaluated and recorded: an
+	// evaluation that changes nothing else is recorded at most once per
+	// refreshInterval, so idle personas cost no API writes.
 	// +optional
 	LastEvaluationTime *metav1.Time `json:"lastEvaluationTime,omitempty"`
 	// lastEvaluationDuration is how long the last evaluation took.

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -48,6 +49,21 @@ type DataSourceReconciler struct {
 	Recorder  events.EventRecorder
 	// MaxConcurrentSyncs bounds parallel syncs (each may hold a DB connection).
 	MaxConcurrentSyncs int
+	// StoreEvents, when set, receives an event each time a namespace's profiles
+	// change, for the Persona controller.
+	StoreEvents chan<- event.GenericEvent
+}
+
+// notify tells the Persona controller that a namespace's profiles changed.
+func (r *DataSourceReconciler) notify(ctx context.Context, namespace, name string) {
+	if r.StoreEvents == nil {
+		return
+	}
+	ds := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	select {
+	case r.StoreEvents <- event.GenericEvent{Object: ds}:
+	case <-ctx.Done():
+	}
 }
 
 // Reconcile syncs one DataSource when a sync is due, applies the result to the
@@ -59,13 +75,13 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var ds v1alpha1.DataSource
 	if err := r.Get(ctx, req.NamespacedName, &ds); err != nil {
 		if apierrors.IsNotFound(err) {
-			ns.Remove(req.Name)
+			r.remove(ctx, ns, req)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !ds.DeletionTimestamp.IsZero() {
-		ns.Remove(req.Name)
+		r.remove(ctx, ns, req)
 		return ctrl.Result{}, nil
 	}
 
@@ -93,6 +109,13 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, syncErr
 	}
 	return ctrl.Result{RequeueAfter: r.requeueAfter(&ds)}, nil
+}
+
+func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
+	if _, _, loaded := ns.Loaded(req.Name); loaded {
+		ns.Remove(req.Name)
+		r.notify(ctx, req.Namespace, req.Name)
+	}
 }
 
 // sync runs one sync and records it in ds.Status. It returns an error only for
@@ -134,6 +157,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		unchanged = loaded && digest == out.Data.Digest
 		if !unchanged {
 			ns.Apply(out.Data)
+			r.notify(ctx, ds.Namespace, ds.Name)
 		}
 	}
 	datasource.Record(ds, out, applied, r.Clock.Now())

@@ -41,8 +41,20 @@ var _ = Describe("kubectl", func() {
 		}
 	}
 
+	// The API server publishes a new CRD's OpenAPI asynchronously.
+	explain := func(what string) string {
+		GinkgoHelper()
+		var out string
+		Eventually(func() error {
+			stdout, _, err := testEnv.ControlPlane.KubeCtl().Run("explain", what)
+			out, _ = readAll(stdout)
+			return err
+		}).Should(Succeed())
+		return out
+	}
+
 	It("explains persona.spec with useful descriptions", func() {
-		out := kubectl("explain", "persona.spec")
+		out := explain("persona.spec")
 		Expect(out).To(ContainSubstring("rule\t<string> -required-"))
 		Expect(out).To(ContainSubstring("CEL expression over `user`, `account` and `now`"))
 		Expect(out).To(ContainSubstring("insights\t<[]Object>"))
@@ -50,8 +62,8 @@ var _ = Describe("kubectl", func() {
 	})
 
 	It("explains datasource.spec.postgres and playbook.spec.steps", func() {
-		Expect(kubectl("explain", "datasource.spec.postgres")).To(ContainSubstring("dsnSecretRef"))
-		Expect(kubectl("explain", "playbook.spec.steps")).To(ContainSubstring("dueAfter"))
+		Expect(explain("datasource.spec.postgres")).To(ContainSubstring("dsnSecretRef"))
+		Expect(explain("playbook.spec.steps")).To(ContainSubstring("dueAfter"))
 	})
 
 	It("lists all three kinds under the usersuccess category", func() {

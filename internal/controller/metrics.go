@@ -6,6 +6,8 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/membership"
+	"github.com/usersuccess/persona-operator/internal/persona"
 )
 
 // DataSource metrics, on controller-runtime's registry (served at /metrics).
@@ -47,4 +49,36 @@ func observeSync(ds *v1alpha1.DataSource, out datasource.Outcome, applied, uncha
 		syncRecords.WithLabelValues(ds.Namespace, ds.Name, "accepted").Set(float64(ds.Status.RecordsAccepted))
 		syncRecords.WithLabelValues(ds.Namespace, ds.Name, "rejected").Set(float64(out.Rejected))
 	}
+}
+
+// Persona metrics.
+var (
+	personaMembers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "persona_members", Help: "Current members of a persona.",
+	}, []string{"namespace", "persona"})
+	personaEntered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_entered_total", Help: "Users who entered a persona.",
+	}, []string{"namespace", "persona"})
+	personaExited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_exited_total", Help: "Users who exited a persona.",
+	}, []string{"namespace", "persona"})
+	personaEvalDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "persona_evaluation_duration_seconds", Help: "Duration of a persona's rule and insight evaluation.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+	}, []string{"namespace", "persona"})
+	personaEvalErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "persona_evaluation_errors", Help: "Profiles whose rule evaluation failed in the last evaluation.",
+	}, []string{"namespace", "persona"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(personaMembers, personaEntered, personaExited, personaEvalDuration, personaEvalErrors)
+}
+
+func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation) {
+	personaMembers.WithLabelValues(p.Namespace, p.Name).Set(float64(p.Status.Members))
+	personaEntered.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Entered)))
+	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Exited)))
+	personaEvalDuration.WithLabelValues(p.Namespace, p.Name).Observe(ev.Duration.Seconds())
+	personaEvalErrors.WithLabelValues(p.Namespace, p.Name).Set(float64(ev.Errors))
 }

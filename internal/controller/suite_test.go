@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -16,9 +17,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -39,6 +44,10 @@ var (
 	scheme    = runtime.NewScheme()
 	// store is the manager's profile store, inspected by the specs.
 	store *profile.Store
+	// personaClock drives the Persona controller, so specs can move time.
+	personaClock = clocktesting.NewFakeClock(time.Now())
+	// stopManager stops the running manager (restartManager starts a new one).
+	stopManager context.CancelFunc
 	// managerLogs holds everything the manager logged, so specs can check that no
 	// secret ever reaches a log line.
 	managerLogs = &syncBuffer{}
@@ -64,6 +73,9 @@ func (b *syncBuffer) String() string {
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
+	// Generous on a loaded 2-core CI machine; specs still pass in ~100 ms typically.
+	SetDefaultEventuallyTimeout(15 * time.Second)
+	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	RunSpecs(t, "Controller Suite")
 }
 
@@ -90,6 +102,13 @@ var _ = BeforeSuite(func() {
 	startManager()
 })
 
+// restartManager stops the manager and starts a new one with an empty profile
+// store, as a crash and restart of the operator would.
+func restartManager() {
+	stopManager()
+	startManager()
+}
+
 // startManager runs the controllers in the background against the test control
 // plane, with a fresh profile store.
 func startManager() {
@@ -97,18 +116,34 @@ func startManager() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// The same controllers are registered again after a restart.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	store = profile.NewStore()
+	storeEvents := make(chan event.GenericEvent, 1024)
 	Expect((&DataSourceReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Store:     store,
-		Recorder:  mgr.GetEventRecorder("datasource-controller"),
+		StoreEvents: storeEvents,
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Store:       store,
+		Recorder:    mgr.GetEventRecorder("datasource-controller"),
 	}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&PersonaReconciler{
+		APIReader:   mgr.GetAPIReader(),
+		StoreEvents: storeEvents,
+		Client:      mgr.GetClient(),
+		Store:       store,
+		Clock:       personaClock,
+		Recorder:    mgr.GetEventRecorder("persona-controller"),
+	}).SetupWithManager(mgr)).To(Succeed())
+	mgrCtx, cancelMgr := context.WithCancel(ctx)
+	done := make(chan struct{})
+	stopManager = func() { cancelMgr(); <-done }
 	go func() {
 		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
+		defer close(done)
+		Expect(mgr.Start(mgrCtx)).To(Succeed())
 	}()
 }
 

@@ -1,0 +1,394 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/membership"
+	"github.com/usersuccess/persona-operator/internal/persona"
+	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/rule"
+)
+
+// +kubebuilder:rbac:groups=personas.usersuccess.io,resources=personamemberships,verbs=get;list;watch;create;update;patch;delete
+
+// PersonaReconciler keeps a Persona's membership current: it evaluates the rule
+// over the namespace's profile store, stores members in PersonaMembership slices,
+// and reports entries, exits and insights.
+type PersonaReconciler struct {
+	client.Client
+	// APIReader reads the Persona itself uncached: its status holds counters
+	// (totalEntered) that a stale cached copy would roll back.
+	APIReader client.Reader
+	Store     *profile.Store
+	// StoreEvents carries "the profiles of this namespace changed" from the
+	// DataSource controller; status alone does not show every store change.
+	StoreEvents <-chan event.GenericEvent
+	Clock       clock.PassiveClock
+	Recorder    events.EventRecorder
+
+	tracker *sliceTracker
+	mu      sync.Mutex
+	cache   map[types.UID]compiledEntry
+}
+
+// compiledEntry caches a persona's programs per spec generation and schema.
+type compiledEntry struct {
+	generation int64
+	schema     string
+	compiled   *persona.Compiled
+	err        error
+}
+
+// Reconcile evaluates one Persona and writes what changed.
+func (r *PersonaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var p v1alpha1.Persona
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	if err := reader.Get(ctx, req.NamespacedName, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		r.tracker.forget(p.UID)
+		return ctrl.Result{}, nil
+	}
+	if err := r.mirrorStage(ctx, &p); err != nil {
+		return ctrl.Result{}, err
+	}
+	if p.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	before := p.DeepCopy()
+	result, err := r.reconcile(ctx, &p)
+	if perr := r.patchStatus(ctx, before, &p); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
+
+func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) (ctrl.Result, error) {
+	sources, waiting, err := r.sources(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if waiting != "" {
+		// Evaluating against a half-loaded store would make users exit.
+		persona.MarkWaiting(p, waiting)
+		return ctrl.Result{}, nil
+	}
+
+	var slices v1alpha1.PersonaMembershipList
+	if err := r.List(ctx, &slices, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if r.tracker.stale(p.UID, slices.Items) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own writes to reach the cache
+	}
+	r.tracker.settle(p.UID, slices.Items)
+
+	now := r.Clock.Now()
+	var names []string
+	for _, s := range sources {
+		names = append(names, s.Name)
+	}
+	var ev persona.Evaluation
+	var compileErr error
+	r.Store.Namespace(p.Namespace).Read(names, func(v *profile.View) {
+		c, err := r.compiled(p, v.Schema())
+		if err != nil {
+			compileErr = err
+			return
+		}
+		ev = persona.Evaluate(v, c, now, r.Clock.Now)
+	})
+	if compileErr != nil {
+		persona.MarkInvalidRule(p, compileErr.Error())
+		return ctrl.Result{}, nil // a spec or schema change re-triggers
+	}
+
+	existing := toSlices(slices.Items)
+	desired, change := membership.Diff(membership.Members(existing), ev.Matching, now)
+	plan := membership.PlanSlices(existing, desired, sliceSize(p))
+	if err := r.write(ctx, p, slices.Items, plan); err != nil {
+		return ctrl.Result{}, err
+	}
+	persona.Record(p, persona.Outcome{
+		Eval: ev, Change: change, Members: desired, Slices: len(existing) - len(plan.Delete) + len(plan.Create),
+		Sources: freshness(sources, now), Now: now,
+	})
+	r.announce(p, change, ev)
+	return ctrl.Result{RequeueAfter: refreshInterval(p)}, nil
+}
+
+// sources returns the DataSources the persona reads, or why it must wait.
+func (r *PersonaReconciler) sources(ctx context.Context, p *v1alpha1.Persona) ([]v1alpha1.DataSource, string, error) {
+	var list v1alpha1.DataSourceList
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
+		return nil, "", err
+	}
+	byName := map[string]v1alpha1.DataSource{}
+	for _, ds := range list.Items {
+		byName[ds.Name] = ds
+	}
+	var selected []v1alpha1.DataSource
+	var missing, loading []string
+	if len(p.Spec.DataSources) == 0 {
+		selected = list.Items
+	}
+	for _, ref := range p.Spec.DataSources {
+		ds, ok := byName[ref.Name]
+		if !ok {
+			missing = append(missing, ref.Name)
+			continue
+		}
+		selected = append(selected, ds)
+	}
+	ns := r.Store.Namespace(p.Namespace)
+	for _, ds := range selected {
+		if _, _, ok := ns.Loaded(ds.Name); !ok {
+			loading = append(loading, ds.Name)
+		}
+	}
+	sort.Slice(selected, func(i, j int) bool { return selected[i].Name < selected[j].Name })
+	switch {
+	case len(missing) > 0:
+		return nil, "DataSources not found: " + strings.Join(missing, ", "), nil
+	case len(selected) == 0:
+		return nil, "no DataSources in namespace " + p.Namespace, nil
+	case len(loading) > 0:
+		sort.Strings(loading)
+		return nil, "waiting for DataSources to load: " + strings.Join(loading, ", "), nil
+	}
+	return selected, "", nil
+}
+
+// compiled returns the persona's programs, compiled once per spec generation and
+// schema: a schema change (a DataSource declares new attributes) recompiles, and
+// a rule that no longer compiles reports InvalidRule instead of failing.
+func (r *PersonaReconciler) compiled(p *v1alpha1.Persona, s rule.Schema) (*persona.Compiled, error) {
+	key := schemaKey(s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.cache[p.UID]; ok && e.generation == p.Generation && e.schema == key {
+		return e.compiled, e.err
+	}
+	c, err := persona.Compile(&p.Spec, s)
+	r.cache[p.UID] = compiledEntry{generation: p.Generation, schema: key, compiled: c, err: err}
+	return c, err
+}
+
+func schemaKey(s rule.Schema) string {
+	var parts []string
+	for k, t := range s.User {
+		parts = append(parts, "u."+k+":"+string(t))
+	}
+	for k, t := range s.Account {
+		parts = append(parts, "a."+k+":"+string(t))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// write applies a slice plan: creates, updates (optimistic, by resourceVersion)
+// and deletes, recording each in the tracker.
+func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cached []v1alpha1.PersonaMembership, plan membership.Plan) error {
+	byName := map[string]*v1alpha1.PersonaMembership{}
+	for i := range cached {
+		byName[cached[i].Name] = &cached[i]
+	}
+	for _, s := range plan.Update {
+		obj := byName[s.Name].DeepCopy()
+		fill(obj, s.Members)
+		if err := r.Update(ctx, obj); err != nil {
+			return fmt.Errorf("updating PersonaMembership %s: %w", s.Name, err)
+		}
+		r.tracker.wrote(p.UID, obj.Name, obj.Generation)
+	}
+	for _, s := range plan.Create {
+		obj := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{
+			Namespace: p.Namespace, GenerateName: p.Name + "-", Labels: map[string]string{v1alpha1.PersonaLabel: p.Name},
+		}, Persona: p.Name}
+		if err := controllerutil.SetControllerReference(p, obj, r.Scheme()); err != nil {
+			return err
+		}
+		fill(obj, s.Members)
+		if err := r.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating a PersonaMembership: %w", err)
+		}
+		r.tracker.wrote(p.UID, obj.Name, obj.Generation)
+	}
+	for _, name := range plan.Delete {
+		obj := byName[name]
+		err := r.Delete(ctx, obj, client.Preconditions{ResourceVersion: &obj.ResourceVersion})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting PersonaMembership %s: %w", name, err)
+		}
+		r.tracker.wrote(p.UID, name, deletedGeneration)
+	}
+	return nil
+}
+
+func fill(obj *v1alpha1.PersonaMembership, members []membership.Member) {
+	obj.Members = make([]v1alpha1.MembershipEntry, len(members))
+	for i, m := range members {
+		obj.Members[i] = v1alpha1.MembershipEntry{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: metav1.NewTime(m.EnteredAt)}
+	}
+	obj.MemberCount = int32(len(members))
+}
+
+func toSlices(items []v1alpha1.PersonaMembership) []membership.Slice {
+	out := make([]membership.Slice, len(items))
+	for i, it := range items {
+		s := membership.Slice{Name: it.Name, Members: make([]membership.Member, len(it.Members))}
+		for j, m := range it.Members {
+			s.Members[j] = membership.Member{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time}
+		}
+		out[i] = s
+	}
+	membership.SortSlices(out)
+	return out
+}
+
+func freshness(sources []v1alpha1.DataSource, _ time.Time) []v1alpha1.SourceFreshness {
+	out := make([]v1alpha1.SourceFreshness, 0, len(sources))
+	for _, ds := range sources {
+		out = append(out, v1alpha1.SourceFreshness{
+			Name:                   ds.Name,
+			LastSuccessfulSyncTime: ds.Status.LastSuccessfulSyncTime,
+			Stale:                  meta.IsStatusConditionTrue(ds.Status.Conditions, v1alpha1.StaleCondition),
+		})
+	}
+	if len(out) > 32 {
+		out = out[:32]
+	}
+	return out
+}
+
+// announce emits one aggregated Event and the metrics for a change.
+func (r *PersonaReconciler) announce(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation) {
+	observeEvaluation(p, ch, ev)
+	if len(ch.Entered)+len(ch.Exited) == 0 {
+		return
+	}
+	r.Recorder.Eventf(p, nil, corev1.EventTypeNormal, "MembershipChanged", "Evaluate",
+		"%d entered, %d exited; %d members", len(ch.Entered), len(ch.Exited), p.Status.Members)
+}
+
+// mirrorStage keeps the stage label equal to spec.stage, so kubectl and
+// Playbooks can select personas by stage.
+func (r *PersonaReconciler) mirrorStage(ctx context.Context, p *v1alpha1.Persona) error {
+	want := string(p.Spec.Stage)
+	if p.Labels[v1alpha1.StageLabel] == want {
+		return nil
+	}
+	patch := client.MergeFrom(p.DeepCopy())
+	if want == "" {
+		delete(p.Labels, v1alpha1.StageLabel)
+	} else {
+		if p.Labels == nil {
+			p.Labels = map[string]string{}
+		}
+		p.Labels[v1alpha1.StageLabel] = want
+	}
+	return r.Patch(ctx, p, patch)
+}
+
+// patchStatus writes status when it changed. An evaluation that changed nothing
+// but its own time and duration is written at most once per refresh interval,
+// so a no-op reconcile makes no API write.
+func (r *PersonaReconciler) patchStatus(ctx context.Context, before, p *v1alpha1.Persona) error {
+	if equality.Semantic.DeepEqual(before.Status, p.Status) {
+		return nil
+	}
+	if last := before.Status.LastEvaluationTime; last != nil && r.Clock.Since(last.Time) < refreshInterval(p) {
+		a, b := before.Status.DeepCopy(), p.Status.DeepCopy()
+		a.LastEvaluationTime, a.LastEvaluationDuration = nil, nil
+		b.LastEvaluationTime, b.LastEvaluationDuration = nil, nil
+		if equality.Semantic.DeepEqual(a, b) {
+			return nil
+		}
+	}
+	// Optimistic lock: counters such as totalEntered are read-modify-write.
+	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	return client.IgnoreNotFound(r.Status().Patch(ctx, p, patch))
+}
+
+func sliceSize(p *v1alpha1.Persona) int {
+	if p.Spec.SliceSize <= 0 || p.Spec.SliceSize > v1alpha1.MaxMembersPerSlice {
+		return v1alpha1.MaxMembersPerSlice
+	}
+	return int(p.Spec.SliceSize)
+}
+
+func refreshInterval(p *v1alpha1.Persona) time.Duration {
+	if p.Spec.RefreshInterval == nil || p.Spec.RefreshInterval.Duration <= 0 {
+		return 10 * time.Minute
+	}
+	return p.Spec.RefreshInterval.Duration
+}
+
+// SetupWithManager registers the controller. A Persona is re-evaluated when its
+// spec changes, when any DataSource of its namespace changes (new data, new
+// schema, staleness), when one of its slices is changed by someone else, and on
+// its refresh interval.
+func (r *PersonaReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	r.tracker = newSliceTracker()
+	r.cache = map[types.UID]compiledEntry{}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Persona{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&v1alpha1.PersonaMembership{}).
+		Watches(&v1alpha1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.personasInNamespace))
+	if r.StoreEvents != nil {
+		b = b.WatchesRawSource(source.Channel(r.StoreEvents, handler.EnqueueRequestsFromMapFunc(r.personasInNamespace)))
+	}
+	return b.Named("persona").Complete(r)
+}
+
+func (r *PersonaReconciler) personasInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.PersonaList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing Personas for a DataSource change")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, p := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	}
+	return reqs
+}

@@ -1,0 +1,270 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+)
+
+// personaUsers is a User DataSource with role, nps and lastLogin.
+func personaUsers(ns, data string) *v1alpha1.DataSource {
+	return &v1alpha1.DataSource{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
+		Spec: v1alpha1.DataSourceSpec{
+			Type:   v1alpha1.DataSourceInline,
+			Key:    v1alpha1.RecordKey{UserID: "id", AccountID: "account"},
+			Inline: &v1alpha1.InlineSource{Format: v1alpha1.FormatCSV, Data: data},
+			Attributes: []v1alpha1.AttributeMapping{
+				{Name: "role", Type: v1alpha1.TypeString},
+				{Name: "nps", Type: v1alpha1.TypeInt},
+				{Name: "lastLogin", Type: v1alpha1.TypeTimestamp, From: "last_login"},
+				{Name: "requests", Type: v1alpha1.TypeList},
+			},
+		},
+	}
+}
+
+func personaAccounts(ns string) *v1alpha1.DataSource {
+	return &v1alpha1.DataSource{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "accounts"},
+		Spec: v1alpha1.DataSourceSpec{
+			Type:   v1alpha1.DataSourceInline,
+			Entity: v1alpha1.EntityAccount,
+			Key:    v1alpha1.RecordKey{AccountID: "id"},
+			Inline: &v1alpha1.InlineSource{Format: v1alpha1.FormatCSV, Data: "id,tier,arr\nacme,enterprise,250000\ninitech,smb,1000\n"},
+			Attributes: []v1alpha1.AttributeMapping{
+				{Name: "tier", Type: v1alpha1.TypeString},
+				{Name: "arr", Type: v1alpha1.TypeDouble},
+			},
+		},
+	}
+}
+
+const personaCSV = `id,account,role,nps,last_login,requests
+u1,acme,decision_maker,3,2026-11-20T00:00:00Z,audit_log;sso
+u2,acme,champion,9,2026-11-21T00:00:00Z,sso
+u3,initech,decision_maker,2,2026-11-01T00:00:00Z,audit_log
+u4,acme,decision_maker,10,2026-11-22T00:00:00Z,
+u5,acme,decision_maker,5,2026-11-19T00:00:00Z,audit_log
+`
+
+func fetchPersona(ns, name string) *v1alpha1.Persona {
+	GinkgoHelper()
+	p := &v1alpha1.Persona{}
+	Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, p)).To(Succeed())
+	return p
+}
+
+func personaReady(ns, name string) string {
+	c := meta.FindStatusCondition(fetchPersona(ns, name).Status.Conditions, v1alpha1.ReadyCondition)
+	if c == nil {
+		return ""
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+// storedMembers reads the persona's members from its slices.
+func storedMembers(ns, name string) []string {
+	var list v1alpha1.PersonaMembershipList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1alpha1.PersonaLabel: name})).To(Succeed())
+	var ids []string
+	for _, s := range list.Items {
+		for _, m := range s.Members {
+			ids = append(ids, m.UserID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func newPersona(ns, name, rule string) *v1alpha1.Persona {
+	return &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.PersonaSpec{Rule: rule}}
+}
+
+func requestReconcile(ns, name, value string) {
+	GinkgoHelper()
+	p := fetchPersona(ns, name)
+	patch := client.MergeFrom(p.DeepCopy())
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[v1alpha1.ReconcileRequestAnnotation] = value
+	Expect(k8sClient.Patch(ctx, p, patch)).To(Succeed())
+}
+
+var _ = Describe("Persona controller", func() {
+	var ns string
+	BeforeEach(func() {
+		ns = newNamespace()
+		Expect(k8sClient.Create(ctx, personaUsers(ns, personaCSV))).To(Succeed())
+		Expect(k8sClient.Create(ctx, personaAccounts(ns))).To(Succeed())
+	})
+
+	It("computes members and insights from real DataSources and stores them in owned slices", func() {
+		p := newPersona(ns, "at-risk", `account.tier == "enterprise" && user.role == "decision_maker" && user.nps <= 6`)
+		p.Spec.Stage = v1alpha1.StageRetention
+		p.Spec.Insights = []v1alpha1.InsightSpec{
+			{Name: "requests", Type: v1alpha1.InsightTopValues, Expression: "has(user.requests) ? user.requests : []"},
+			{Name: "arr", Type: v1alpha1.InsightSum, Expression: "account.arr"},
+		}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(func() string { return personaReady(ns, "at-risk") }).Should(Equal("True/Succeeded"))
+
+		st := fetchPersona(ns, "at-risk").Status
+		Expect(st.Members).To(BeEquivalentTo(2))
+		Expect(st.SampleMembers).To(Equal([]string{"u1", "u5"}))
+		Expect(st.TotalEntered).To(BeEquivalentTo(2))
+		Expect(st.LastChange.Entered).To(BeEquivalentTo(2))
+		Expect(st.Sources).To(HaveLen(2))
+		Expect(st.DataFreshness).NotTo(BeNil())
+		Expect(st.Insights).To(HaveLen(2))
+		Expect(st.Insights[0].Values).To(Equal([]v1alpha1.InsightValue{{Value: "audit_log", Count: 2}, {Value: "sso", Count: 1}}))
+		Expect(st.Insights[1].Value).To(Equal("500000"))
+		Expect(storedMembers(ns, "at-risk")).To(Equal([]string{"u1", "u5"}))
+		Expect(fetchPersona(ns, "at-risk").Labels).To(HaveKeyWithValue(v1alpha1.StageLabel, "retention"))
+
+		var slices v1alpha1.PersonaMembershipList
+		Expect(k8sClient.List(ctx, &slices, client.InNamespace(ns))).To(Succeed())
+		Expect(slices.Items).To(HaveLen(1))
+		Expect(metav1.IsControlledBy(&slices.Items[0], fetchPersona(ns, "at-risk"))).To(BeTrue())
+		Eventually(func() string { return eventNotes(ns) }).Should(ContainSubstring("2 entered, 0 exited"))
+	})
+
+	It("moves users in and out when the data changes, with correct counts", func() {
+		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u5"}))
+		Eventually(func() int64 { return fetchPersona(ns, "detractors").Status.TotalEntered }).Should(BeEquivalentTo(3))
+
+		updateSpec(ns, "users", func(ds *v1alpha1.DataSource) {
+			ds.Spec.Inline.Data = strings.Replace(strings.Replace(personaCSV, "u1,acme,decision_maker,3", "u1,acme,decision_maker,9", 1),
+				"u4,acme,decision_maker,10", "u4,acme,decision_maker,1", 1)
+		})
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u3", "u4", "u5"}))
+		Eventually(func() int64 { return fetchPersona(ns, "detractors").Status.TotalExited }).Should(BeEquivalentTo(1))
+		st := fetchPersona(ns, "detractors").Status
+		Expect(st.TotalEntered).To(BeEquivalentTo(4))
+		Expect(*st.LastChange).To(MatchFields(IgnoreExtras, Fields{"Entered": BeEquivalentTo(1), "Exited": BeEquivalentTo(1)}))
+		Eventually(func() string { return eventNotes(ns) }).Should(ContainSubstring("1 entered, 1 exited; 3 members"))
+	})
+
+	It("flips membership when time alone crosses the rule's threshold", func() {
+		personaClock.SetTime(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+		Expect(k8sClient.Create(ctx, newPersona(ns, "inactive", `now - user.lastLogin > duration("480h")`))).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "inactive") }).Should(Equal([]string{"u3"}))
+
+		personaClock.SetTime(time.Date(2026, 12, 12, 0, 0, 0, 0, time.UTC)) // u1, u2 and u5 now past 20 days, u4 at exactly 20
+		requestReconcile(ns, "inactive", "tick")
+		Eventually(func() []string { return storedMembers(ns, "inactive") }).Should(Equal([]string{"u1", "u2", "u3", "u5"}))
+	})
+
+	It("keeps membership and makes nobody re-enter across a manager restart", func() {
+		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u5"}))
+		// Slices are written before status: wait for the status of that evaluation.
+		Eventually(func() int64 { return fetchPersona(ns, "detractors").Status.TotalEntered }).Should(BeEquivalentTo(3))
+		before := fetchPersona(ns, "detractors").Status
+
+		restartManager()
+		requestReconcile(ns, "detractors", "after-restart")
+		Eventually(func() string { return fetchPersona(ns, "detractors").Status.LastHandledReconcileAt }, "20s").Should(Equal("after-restart"))
+		after := fetchPersona(ns, "detractors").Status
+		Expect(after.TotalEntered).To(Equal(before.TotalEntered))
+		Expect(after.TotalExited).To(Equal(before.TotalExited))
+		Expect(after.LastChange.Time.Equal(before.LastChange.Time)).To(BeTrue(), "no new change was recorded")
+		Expect(storedMembers(ns, "detractors")).To(Equal([]string{"u1", "u3", "u5"}))
+	})
+
+	It("changes nothing when a source fails or is held back", func() {
+		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u5"}))
+		Eventually(func() int64 { return fetchPersona(ns, "detractors").Status.TotalEntered }).Should(BeEquivalentTo(3))
+
+		updateSpec(ns, "users", func(ds *v1alpha1.DataSource) {
+			ds.Spec.Inline.Data = "id,account,role,nps,last_login,requests\nu2,acme,x,9,2026-11-21T00:00:00Z,\n"
+		})
+		Eventually(func() string { return condition(ns, "users", v1alpha1.ReadyCondition) }).Should(Equal("False/SuspiciousShrink"))
+		requestReconcile(ns, "detractors", "after-shrink")
+		Eventually(func() string { return fetchPersona(ns, "detractors").Status.LastHandledReconcileAt }).Should(Equal("after-shrink"))
+		Expect(storedMembers(ns, "detractors")).To(Equal([]string{"u1", "u3", "u5"}))
+		Expect(fetchPersona(ns, "detractors").Status.TotalExited).To(BeZero())
+	})
+
+	It("reports a rule that does not compile against the schema, with its position", func() {
+		Expect(k8sClient.Create(ctx, newPersona(ns, "bad", `user.npss <= 6`))).To(Succeed())
+		Eventually(func() string { return personaReady(ns, "bad") }).Should(Equal("False/InvalidRule"))
+		c := meta.FindStatusCondition(fetchPersona(ns, "bad").Status.Conditions, v1alpha1.StalledCondition)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Message).To(ContainSubstring("undefined field 'npss'"))
+		Expect(c.Message).To(ContainSubstring("1:5"))
+	})
+
+	It("waits for a DataSource that is not loaded instead of evaluating without it", func() {
+		p := newPersona(ns, "p", "true")
+		p.Spec.DataSources = []v1alpha1.LocalObjectReference{{Name: "users"}, {Name: "later"}}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(func() string { return personaReady(ns, "p") }).Should(Equal("False/WaitingForSources"))
+		Expect(storedMembers(ns, "p")).To(BeEmpty())
+	})
+
+	It("keeps slices within sliceSize and writes nothing when nothing changed", func() {
+		p := newPersona(ns, "everyone", "true")
+		p.Spec.SliceSize = 2
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "everyone") }).Should(HaveLen(5))
+		var slices v1alpha1.PersonaMembershipList
+		Expect(k8sClient.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{v1alpha1.PersonaLabel: "everyone"})).To(Succeed())
+		Expect(slices.Items).To(HaveLen(3))
+		for _, s := range slices.Items {
+			Expect(len(s.Members)).To(BeNumerically("<=", 2))
+			Expect(s.MemberCount).To(BeEquivalentTo(len(s.Members)))
+		}
+		Eventually(func() int32 { return fetchPersona(ns, "everyone").Status.Slices }).Should(BeEquivalentTo(3))
+
+		var writes atomic.Int32
+		count := func() { writes.Add(1) }
+		counting := interceptor.NewClient(k8sClient.(client.WithWatch), interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+				count()
+				return c.Create(ctx, o, opts...)
+			},
+			Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
+				count()
+				return c.Update(ctx, o, opts...)
+			},
+			Delete: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.DeleteOption) error {
+				count()
+				return c.Delete(ctx, o, opts...)
+			},
+			Patch: func(ctx context.Context, c client.WithWatch, o client.Object, pt client.Patch, opts ...client.PatchOption) error {
+				count()
+				return c.Patch(ctx, o, pt, opts...)
+			},
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, pt client.Patch, opts ...client.SubResourcePatchOption) error {
+				count()
+				return c.SubResource(sub).Patch(ctx, o, pt, opts...)
+			},
+		})
+		r := &PersonaReconciler{Client: counting, Store: store, Clock: personaClock, Recorder: events.NewFakeRecorder(10)}
+		r.tracker, r.cache = newSliceTracker(), map[types.UID]compiledEntry{}
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "everyone"}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.RequeueAfter).To(Equal(10 * time.Minute))
+		Expect(writes.Load()).To(BeZero(), fmt.Sprintf("a no-op reconcile made %d writes", writes.Load()))
+	})
+})

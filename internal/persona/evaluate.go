@@ -1,0 +1,92 @@
+// Package persona holds the Persona controller's decisions, free of Kubernetes
+// I/O: compiling a persona against a namespace's schema, evaluating membership and
+// insights over the profile store, and what status says about it.
+package persona
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/insight"
+	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/rule"
+)
+
+// Compiled is a persona's rule and insights compiled against one schema.
+type Compiled struct {
+	Rule     *rule.Program
+	Insights []CompiledInsight
+}
+
+// CompiledInsight is one insight's program.
+type CompiledInsight struct {
+	Spec    v1alpha1.InsightSpec
+	Program *rule.Program
+}
+
+// Compile compiles a persona's rule and insights against a schema. Errors name
+// the field and carry CEL's position.
+func Compile(spec *v1alpha1.PersonaSpec, s rule.Schema) (*Compiled, error) {
+	p, err := rule.Compile(spec.Rule, s)
+	if err != nil {
+		return nil, fmt.Errorf("spec.rule: %w", err)
+	}
+	c := &Compiled{Rule: p}
+	for i, in := range spec.Insights {
+		ip, err := rule.CompileValue(in.Expression, s)
+		if err != nil {
+			return nil, fmt.Errorf("spec.insights[%d] (%s): %w", i, in.Name, err)
+		}
+		c.Insights = append(c.Insights, CompiledInsight{Spec: in, Program: ip})
+	}
+	return c, nil
+}
+
+// Evaluation is the result of evaluating a persona over a view.
+type Evaluation struct {
+	// Matching maps each matching user id to its account id.
+	Matching map[string]string
+	// Errors counts profiles whose evaluation failed (non-members).
+	Errors   int64
+	Insights []v1alpha1.InsightResult
+	Duration time.Duration
+}
+
+// Evaluate runs the rule over every profile of the view, then the insights over
+// the members.
+func Evaluate(v *profile.View, c *Compiled, now time.Time, clock func() time.Time) Evaluation {
+	start := clock()
+	ev := Evaluation{Matching: map[string]string{}}
+	e := c.Rule.NewEvaluator(v, now)
+	insightEvals := make([]*rule.Evaluator, len(c.Insights))
+	accs := make([]*insight.Accumulator, len(c.Insights))
+	for i, in := range c.Insights {
+		insightEvals[i] = in.Program.NewEvaluator(v, now)
+		accs[i] = insight.New(in.Spec.Name, in.Spec.Type, int(in.Spec.Limit))
+	}
+	for u := range v.Users() {
+		ok, err := e.Match(u)
+		if err != nil {
+			ev.Errors++
+			continue
+		}
+		if !ok {
+			continue
+		}
+		ev.Matching[u.ID()] = u.AccountID()
+		for i, ie := range insightEvals {
+			val, err := ie.Eval(u)
+			if err != nil {
+				accs[i].AddError()
+				continue
+			}
+			accs[i].Add(val)
+		}
+	}
+	for _, a := range accs {
+		ev.Insights = append(ev.Insights, a.Result())
+	}
+	ev.Duration = clock().Sub(start)
+	return ev
+}

@@ -1,0 +1,131 @@
+package persona
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/membership"
+)
+
+// SampleSize is how many member ids status shows.
+const SampleSize = 10
+
+// Outcome is one evaluation that was stored in slices.
+type Outcome struct {
+	Eval    Evaluation
+	Change  membership.Change
+	Members map[string]membership.Member
+	Slices  int
+	Sources []v1alpha1.SourceFreshness
+	Now     time.Time
+}
+
+func set(p *v1alpha1.Persona, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: p.Generation,
+	})
+}
+
+// Record writes an evaluation into status.
+func Record(p *v1alpha1.Persona, o Outcome) {
+	st := &p.Status
+	st.ObservedGeneration = p.Generation
+	t := metav1.NewTime(o.Now)
+	st.LastEvaluationTime = &t
+	st.LastEvaluationDuration = &metav1.Duration{Duration: o.Eval.Duration.Round(time.Millisecond)}
+	st.Members = int64(len(o.Members))
+	st.Slices = int32(o.Slices)
+	st.EvaluationErrors = o.Eval.Errors
+	st.SampleMembers = sample(o.Members)
+	st.Insights = o.Eval.Insights
+	st.Sources = o.Sources
+	st.DataFreshness = oldest(o.Sources)
+	entered, exited := int64(len(o.Change.Entered)), int64(len(o.Change.Exited))
+	if entered+exited > 0 {
+		st.LastChange = &v1alpha1.MembershipChange{Entered: entered, Exited: exited, Time: &t}
+		st.TotalEntered += entered
+		st.TotalExited += exited
+	}
+	st.LastHandledReconcileAt = p.Annotations[v1alpha1.ReconcileRequestAnnotation]
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ReconcilingCondition)
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.StalledCondition)
+	set(p, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
+		fmt.Sprintf("%d members (%d entered, %d exited in the last change); %d profiles failed to evaluate",
+			st.Members, lastEntered(st), lastExited(st), o.Eval.Errors))
+	markStale(p, o.Sources)
+}
+
+func lastEntered(st *v1alpha1.PersonaStatus) int64 {
+	if st.LastChange == nil {
+		return 0
+	}
+	return st.LastChange.Entered
+}
+
+func lastExited(st *v1alpha1.PersonaStatus) int64 {
+	if st.LastChange == nil {
+		return 0
+	}
+	return st.LastChange.Exited
+}
+
+func markStale(p *v1alpha1.Persona, sources []v1alpha1.SourceFreshness) {
+	var stale []string
+	for _, s := range sources {
+		if s.Stale {
+			stale = append(stale, s.Name)
+		}
+	}
+	if len(stale) == 0 {
+		meta.RemoveStatusCondition(&p.Status.Conditions, v1alpha1.StaleCondition)
+		return
+	}
+	set(p, v1alpha1.StaleCondition, metav1.ConditionTrue, v1alpha1.ReasonDataStale,
+		"computed from stale data: DataSource "+strings.Join(stale, ", ")+" is older than its maxStaleness")
+}
+
+// MarkWaiting says the persona waits for its DataSources; membership is unchanged.
+func MarkWaiting(p *v1alpha1.Persona, msg string) {
+	meta.RemoveStatusCondition(&p.Status.Conditions, v1alpha1.StalledCondition)
+	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonWaitingForSources, msg+"; membership is unchanged")
+}
+
+// MarkInvalidRule says the rule (or an insight) does not compile against the
+// namespace's schema; membership is unchanged.
+func MarkInvalidRule(p *v1alpha1.Persona, msg string) {
+	p.Status.ObservedGeneration = p.Generation
+	set(p, v1alpha1.StalledCondition, metav1.ConditionTrue, v1alpha1.ReasonInvalidRule, msg)
+	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonInvalidRule, msg+"; membership is unchanged")
+}
+
+func sample(members map[string]membership.Member) []string {
+	ids := make([]string, 0, len(members))
+	for id := range members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	if len(ids) > SampleSize {
+		ids = ids[:SampleSize]
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
+}
+
+func oldest(sources []v1alpha1.SourceFreshness) *metav1.Time {
+	var out *metav1.Time
+	for _, s := range sources {
+		if s.LastSuccessfulSyncTime != nil && (out == nil || s.LastSuccessfulSyncTime.Before(out)) {
+			t := *s.LastSuccessfulSyncTime
+			out = &t
+		}
+	}
+	return out
+}
