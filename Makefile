@@ -70,7 +70,7 @@ build: manifests generate fmt vet ## Build the manager binary.
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config.
-	go run ./cmd/main.go
+	go run ./cmd/main.go --enable-webhooks=false
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).

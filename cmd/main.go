@@ -16,10 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/controller"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/webhook"
 )
 
 var (
@@ -36,6 +38,8 @@ func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
 	var maxConcurrentSyncs int
+	var enableWebhooks bool
+	var webhookCertPath string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -45,6 +49,10 @@ func main() {
 		"Serve metrics over HTTPS with authentication and authorization (TokenReview and SubjectAccessReview).")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487, CVE-2023-39325).")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", true,
+		"Serve the admission webhooks (rule type-checking). Needs a serving certificate in --webhook-cert-path.")
+	flag.StringVar(&webhookCertPath, "webhook-cert-path", "",
+		"Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's).")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -66,6 +74,7 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "persona-operator.usersuccess.io",
+		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{CertDir: webhookCertPath, TLSOpts: tlsOpts}),
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to create manager")
@@ -97,6 +106,13 @@ func main() {
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Persona")
 		os.Exit(1)
+	}
+
+	if enableWebhooks {
+		if err := webhook.SetupPersonaWebhook(mgr); err != nil {
+			setupLog.Error(err, "unable to create webhook", "webhook", "Persona")
+			os.Exit(1)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

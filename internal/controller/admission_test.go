@@ -76,7 +76,7 @@ metadata: {name: p}
 spec:
   rule: user.nps <= 6
   insights:
-  - {name: tiers, type: TopValues, expression: account.tier}
+  - {name: ids, type: TopValues, expression: user.id}
 `
 
 const validPlaybook = `

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	. "github.com/onsi/gomega/gstruct"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -205,13 +206,37 @@ var _ = Describe("Persona controller", func() {
 		Expect(fetchPersona(ns, "detractors").Status.TotalExited).To(BeZero())
 	})
 
-	It("reports a rule that does not compile against the schema, with its position", func() {
-		Expect(k8sClient.Create(ctx, newPersona(ns, "bad", `user.npss <= 6`))).To(Succeed())
-		Eventually(func() string { return personaReady(ns, "bad") }).Should(Equal("False/InvalidRule"))
-		c := meta.FindStatusCondition(fetchPersona(ns, "bad").Status.Conditions, v1alpha1.StalledCondition)
-		Expect(c).NotTo(BeNil())
-		Expect(c.Message).To(ContainSubstring("undefined field 'npss'"))
-		Expect(c.Message).To(ContainSubstring("1:5"))
+	It("rejects a rule that does not type-check at admission, with CEL's message and position", func() {
+		for rule, want := range map[string][]string{
+			`user.npss <= 6`:                  {"spec.rule", "undefined field 'npss'", "1:5"},
+			`user.lastLogin > "2026-01-01"`:   {"spec.rule", "no matching overload for '_>_'"},
+			`user.nps <= `:                    {"spec.rule", "Syntax error"},
+			`user.nps`:                        {"spec.rule", "must be a bool expression"},
+			`account.tier == "enterprise" &&`: {"spec.rule", "Syntax error"},
+		} {
+			err := k8sClient.Create(ctx, newPersona(ns, "bad", rule))
+			Expect(err).To(HaveOccurred(), rule)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+			for _, w := range want {
+				Expect(err.Error()).To(ContainSubstring(w), rule)
+			}
+		}
+		p := newPersona(ns, "bad-insight", "true")
+		p.Spec.Insights = []v1alpha1.InsightSpec{{Name: "x", Type: v1alpha1.InsightSum, Expression: "account.nope"}}
+		err := k8sClient.Create(ctx, p)
+		Expect(err).To(MatchError(ContainSubstring("spec.insights[0].expression")))
+	})
+
+	It("reports InvalidRule when a schema change breaks a rule that was accepted", func() {
+		Expect(k8sClient.Create(ctx, newPersona(ns, "by-nps", "has(user.nps) && user.nps <= 6"))).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "by-nps") }).Should(Equal([]string{"u1", "u3", "u5"}))
+		updateSpec(ns, "users", func(ds *v1alpha1.DataSource) {
+			ds.Spec.Attributes = ds.Spec.Attributes[:1] // nps is no longer declared
+		})
+		Eventually(func() string { return personaReady(ns, "by-nps") }).Should(Equal("False/InvalidRule"))
+		c := meta.FindStatusCondition(fetchPersona(ns, "by-nps").Status.Conditions, v1alpha1.StalledCondition)
+		Expect(c.Message).To(ContainSubstring("undefined field 'nps'"))
+		Expect(storedMembers(ns, "by-nps")).To(Equal([]string{"u1", "u3", "u5"}), "membership is unchanged")
 	})
 
 	It("waits for a DataSource that is not loaded instead of evaluating without it", func() {

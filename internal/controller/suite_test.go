@@ -27,9 +27,11 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/webhook"
 )
 
 // The suite starts one real etcd + kube-apiserver (built from sources by
@@ -90,6 +92,7 @@ var _ = BeforeSuite(func() {
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook", "manifests.yaml")}},
 	}
 	var err error
 	cfg, err = testEnv.Start()
@@ -118,7 +121,13 @@ func startManager() {
 		HealthProbeBindAddress: "0",
 		// The same controllers are registered again after a restart.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+			Host:    testEnv.WebhookInstallOptions.LocalServingHost,
+			Port:    testEnv.WebhookInstallOptions.LocalServingPort,
+			CertDir: testEnv.WebhookInstallOptions.LocalServingCertDir,
+		}),
 	})
+	Expect(webhook.SetupPersonaWebhook(mgr)).To(Succeed())
 	Expect(err).NotTo(HaveOccurred())
 	store = profile.NewStore()
 	storeEvents := make(chan event.GenericEvent, 1024)

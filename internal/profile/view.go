@@ -233,3 +233,11 @@ func (a Account) Field(f *Fields, i int) (any, bool) {
 	}
 	return lookup(a.e, c)
 }
+
+// DeclaredSchema is the schema that sources with these declarations would give
+// (same precedence and conflict rules as the store), without any data: admission
+// type-checks rules with it before anything is loaded.
+func DeclaredSchema(sources []*SourceData) Schema {
+	v := &View{plan: buildPlan(sources, nil)}
+	return v.Schema()
+}
