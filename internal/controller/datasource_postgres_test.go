@@ -32,17 +32,20 @@ var _ = Describe("DataSource controller with PostgreSQL", Ordered, func() {
 	})
 	BeforeEach(func() { ns = newNamespace() })
 
-	create := func(dsn string) {
-		GinkgoHelper()
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
-			StringData: map[string]string{"dsn": dsn}})).To(Succeed())
+	dbSource := func() *v1alpha1.DataSource {
 		ds := userSource(ns, "db")
 		ds.Spec.Type = v1alpha1.DataSourcePostgreSQL
 		ds.Spec.Postgres = &v1alpha1.PostgresSource{
 			DSNSecretRef: v1alpha1.SecretKeySelector{Name: "db", Key: "dsn"},
 			Query:        "SELECT id, account, nps, role FROM users",
 		}
-		Expect(k8sClient.Create(ctx, ds)).To(Succeed())
+		return ds
+	}
+	create := func(dsn string) {
+		GinkgoHelper()
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+			StringData: map[string]string{"dsn": dsn}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, dbSource())).To(Succeed())
 	}
 
 	It("streams rows into the profile store", func() {
@@ -70,13 +73,7 @@ var _ = Describe("DataSource controller with PostgreSQL", Ordered, func() {
 	})
 
 	It("stalls while its Secret is missing and recovers when it appears", func() {
-		ds := userSource(ns, "db")
-		ds.Spec.Type = v1alpha1.DataSourcePostgreSQL
-		ds.Spec.Postgres = &v1alpha1.PostgresSource{
-			DSNSecretRef: v1alpha1.SecretKeySelector{Name: "db", Key: "dsn"},
-			Query:        "SELECT id, account, nps, role FROM users",
-		}
-		Expect(k8sClient.Create(ctx, ds)).To(Succeed())
+		Expect(k8sClient.Create(ctx, dbSource())).To(Succeed())
 		Eventually(func() string { return condition(ns, "db", v1alpha1.StalledCondition) }).Should(Equal("True/SecretNotFound"))
 		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
 			StringData: map[string]string{"dsn": pg.DSN("reader", password, "postgres")}})).To(Succeed())

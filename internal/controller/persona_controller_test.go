@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 )
@@ -262,29 +260,7 @@ var _ = Describe("Persona controller", func() {
 		Eventually(func() int32 { return fetchPersona(ns, "everyone").Status.Slices }).Should(BeEquivalentTo(3))
 
 		var writes atomic.Int32
-		count := func() { writes.Add(1) }
-		counting := interceptor.NewClient(k8sClient.(client.WithWatch), interceptor.Funcs{
-			Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
-				count()
-				return c.Create(ctx, o, opts...)
-			},
-			Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
-				count()
-				return c.Update(ctx, o, opts...)
-			},
-			Delete: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.DeleteOption) error {
-				count()
-				return c.Delete(ctx, o, opts...)
-			},
-			Patch: func(ctx context.Context, c client.WithWatch, o client.Object, pt client.Patch, opts ...client.PatchOption) error {
-				count()
-				return c.Patch(ctx, o, pt, opts...)
-			},
-			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, pt client.Patch, opts ...client.SubResourcePatchOption) error {
-				count()
-				return c.SubResource(sub).Patch(ctx, o, pt, opts...)
-			},
-		})
+		counting := countingClient(&writes)
 		r := &PersonaReconciler{Client: counting, Store: store, Clock: personaClock, Recorder: events.NewFakeRecorder(10)}
 		r.tracker, r.cache = newSliceTracker(), map[types.UID]compiledEntry{}
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "everyone"}})
