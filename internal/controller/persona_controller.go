@@ -146,7 +146,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 	persona.Record(p, persona.Outcome{
 		Eval: ev, Change: change, Members: desired, Slices: len(existing) - len(plan.Delete) + len(plan.Create),
-		Sources: freshness(sources, now), Now: now,
+		Sources: freshness(sources), Now: now,
 	})
 	r.announce(p, change, ev)
 	return ctrl.Result{RequeueAfter: refreshInterval(p)}, nil
@@ -281,7 +281,7 @@ func toSlices(items []v1alpha1.PersonaMembership) []membership.Slice {
 	return out
 }
 
-func freshness(sources []v1alpha1.DataSource, _ time.Time) []v1alpha1.SourceFreshness {
+func freshness(sources []v1alpha1.DataSource) []v1alpha1.SourceFreshness {
 	out := make([]v1alpha1.SourceFreshness, 0, len(sources))
 	for _, ds := range sources {
 		out = append(out, v1alpha1.SourceFreshness{

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -172,5 +173,16 @@ func TestRunAndRecord(t *testing.T) {
 				t.Fatal("a sync that was not applied moved lastSuccessfulSyncTime")
 			}
 		})
+	}
+}
+
+func TestTruncateKeepsRunesWhole(t *testing.T) {
+	s := strings.Repeat("é", 10) // 2 bytes each
+	got := truncate(s, 8)
+	if !utf8.ValidString(got) || len(got) > 8 || !strings.HasSuffix(got, "...") {
+		t.Fatalf("truncate = %q", got)
+	}
+	if truncate("short", 8) != "short" {
+		t.Fatal("short strings are kept")
 	}
 }

@@ -6,6 +6,7 @@ package datasource
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
@@ -83,9 +84,14 @@ func Run(ctx context.Context, req Request) Outcome {
 	return out
 }
 
+// truncate bounds a status string to n bytes without splitting a UTF-8 rune.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
