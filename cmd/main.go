@@ -6,11 +6,15 @@ import (
 	"flag"
 	"os"
 
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -37,7 +41,8 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
-	var maxConcurrentSyncs int
+	var maxConcurrentSyncs, kubeAPIBurst int
+	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
@@ -54,6 +59,8 @@ func main() {
 	flag.StringVar(&webhookCertPath, "webhook-cert-path", "",
 		"Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's).")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 200, "Burst of queries to the API server.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -68,7 +75,16 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(kubeAPIQPS), kubeAPIBurst
+	// Only playbook Jobs are cached: a cluster's other Jobs are none of our business.
+	playbookJobs, err := labels.Parse(personasv1alpha1.PlaybookUIDLabel)
+	if err != nil {
+		setupLog.Error(err, "unable to build the Job cache selector")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: playbookJobs}}},
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
@@ -105,6 +121,15 @@ func main() {
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Persona")
+		os.Exit(1)
+	}
+
+	if err := (&controller.PlaybookReconciler{
+		Client:   mgr.GetClient(),
+		Store:    store,
+		Recorder: mgr.GetEventRecorder("playbook-controller"),
+	}).SetupWithManager(mgr); err != nil {
+		setupLog.Error(err, "unable to create controller", "controller", "Playbook")
 		os.Exit(1)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
+	"github.com/usersuccess/persona-operator/internal/playbook"
 )
 
 // DataSource metrics, on controller-runtime's registry (served at /metrics).
@@ -81,4 +82,28 @@ func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Eva
 	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Exited)))
 	personaEvalDuration.WithLabelValues(p.Namespace, p.Name).Observe(ev.Duration.Seconds())
 	personaEvalErrors.WithLabelValues(p.Namespace, p.Name).Set(float64(ev.Errors))
+}
+
+// Playbook metrics. persona_playbook_runs{state="overdue"} is the gauge to
+// page on: steps past their dueAfter that have not succeeded.
+var (
+	playbookRuns = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "persona_playbook_runs", Help: "Runs of a playbook by state: pending, running, succeeded, failed, overdue.",
+	}, []string{"namespace", "playbook", "state"})
+	playbookLaunches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_playbook_jobs_launched_total", Help: "Jobs created by a playbook.",
+	}, []string{"namespace", "playbook"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(playbookRuns, playbookLaunches)
+}
+
+func observePlaybook(pb *v1alpha1.Playbook, c playbook.Counts, launched int) {
+	for state, n := range map[string]int64{
+		"pending": c.Pending, "running": c.Running, "succeeded": c.Succeeded, "failed": c.Failed, "overdue": c.Overdue,
+	} {
+		playbookRuns.WithLabelValues(pb.Namespace, pb.Name, state).Set(float64(n))
+	}
+	playbookLaunches.WithLabelValues(pb.Namespace, pb.Name).Add(float64(launched))
 }

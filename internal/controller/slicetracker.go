@@ -24,15 +24,17 @@ func newSliceTracker() *sliceTracker {
 
 // stale reports whether the cached slices miss a write we made.
 func (t *sliceTracker) stale(persona types.UID, cached []v1alpha1.PersonaMembership) bool {
+	return t.staleGenerations(persona, membershipGenerations(cached))
+}
+
+// staleGenerations is stale for any kind of slice: have maps the cached
+// slices' names to their generations.
+func (t *sliceTracker) staleGenerations(owner types.UID, have map[string]int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	want := t.written[persona]
+	want := t.written[owner]
 	if len(want) == 0 {
 		return false
-	}
-	have := make(map[string]int64, len(cached))
-	for _, s := range cached {
-		have[s.Name] = s.Generation
 	}
 	for name, gen := range want {
 		got, ok := have[name]
@@ -59,15 +61,15 @@ func (t *sliceTracker) wrote(persona types.UID, name string, generation int64) {
 
 // settle forgets writes the cache has caught up with, so the tracker stays small.
 func (t *sliceTracker) settle(persona types.UID, cached []v1alpha1.PersonaMembership) {
+	t.settleGenerations(persona, membershipGenerations(cached))
+}
+
+func (t *sliceTracker) settleGenerations(owner types.UID, have map[string]int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	want := t.written[persona]
+	want := t.written[owner]
 	if len(want) == 0 {
 		return
-	}
-	have := make(map[string]int64, len(cached))
-	for _, s := range cached {
-		have[s.Name] = s.Generation
 	}
 	for name, gen := range want {
 		got, ok := have[name]
@@ -81,4 +83,12 @@ func (t *sliceTracker) forget(persona types.UID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.written, persona)
+}
+
+func membershipGenerations(items []v1alpha1.PersonaMembership) map[string]int64 {
+	out := make(map[string]int64, len(items))
+	for _, it := range items {
+		out[it.Name] = it.Generation
+	}
+	return out
 }

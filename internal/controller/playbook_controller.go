@@ -1,0 +1,601 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/playbook"
+	"github.com/usersuccess/persona-operator/internal/profile"
+)
+
+// +kubebuilder:rbac:groups=personas.usersuccess.io,resources=playbookprogresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+
+// PlaybookReconciler launches a Job per user (or batch of users) and step for
+// the users who enter (or exit) a persona, exactly once per entry:
+//
+//   - the decision to launch is recorded in the run ledger (PlaybookProgress
+//     slices) before the Job is created (write-ahead);
+//   - the Job's name is a hash of the playbook UID, step and entry, so any pass
+//     that re-decides the same launch gets AlreadyExists, not a second Job;
+//   - every Job carries a finalizer that is removed only once its outcome is in
+//     the ledger, so a Job deleted by its TTL cannot look like one never created;
+//   - a pass never acts on a ledger cache that lacks this manager's own writes.
+type PlaybookReconciler struct {
+	client.Client
+	Store    *profile.Store
+	Clock    clock.PassiveClock
+	Recorder events.EventRecorder
+	// CreateWorkers is how many Jobs are created in parallel (default 16).
+	CreateWorkers int
+
+	ledger  *sliceTracker
+	mu      sync.Mutex
+	created map[types.UID]map[string]bool // Jobs this process created, not yet in the cache
+	window  map[types.UID][]launchMark    // recent launches, for maxLaunchesPerMinute
+}
+
+type launchMark struct {
+	at time.Time
+	n  int
+}
+
+// Reconcile runs one planning pass for a Playbook and applies it.
+func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var pb v1alpha1.Playbook
+	if err := r.Get(ctx, req.NamespacedName, &pb); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Garbage collection is deleting the playbook's Jobs: let them go.
+			return ctrl.Result{}, r.releaseOrphans(ctx, req.Namespace, req.Name, "")
+		}
+		return ctrl.Result{}, err
+	}
+	if !pb.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	if err := r.releaseOrphans(ctx, pb.Namespace, pb.Name, pb.UID); err != nil {
+		return ctrl.Result{}, err
+	}
+	before := pb.DeepCopy()
+	result, err := r.reconcile(ctx, &pb)
+	if perr := r.patchStatus(ctx, before, &pb); perr != nil && err == nil {
+		err = perr
+	}
+	return result, err
+}
+
+func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playbook) (ctrl.Result, error) {
+	personas, err := r.personas(ctx, pb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	pb.Status.Personas = int32(len(personas))
+	if len(personas) == 0 {
+		playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonPersonaNotFound, "no persona matches the trigger")
+		return ctrl.Result{}, nil // a Persona event re-triggers
+	}
+	members, err := r.members(ctx, pb, personas)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var progress v1alpha1.PlaybookProgressList
+	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	owned := ownedProgress(pb, progress.Items)
+	if r.ledger.staleGenerations(pb.UID, progressGenerations(owned)) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own ledger writes to reach the cache
+	}
+	r.ledger.settleGenerations(pb.UID, progressGenerations(owned))
+	jobs, err := r.jobs(ctx, pb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	now := r.Clock.Now()
+	paused, pauseReason := r.paused(pb, personas)
+	slices := toLedger(owned)
+	plan := playbook.Compute(playbook.Input{
+		Spec: specFor(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
+		Limits: playbook.Limits{Paused: paused, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
+	})
+	r.skipCreated(pb.UID, &plan, jobs)
+	if err := r.writeLedger(ctx, pb, owned, plan); err != nil {
+		return ctrl.Result{}, err
+	}
+	launched, err := r.createJobs(ctx, pb, plan.Launch)
+	r.recordLaunches(pb, launched, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.release(ctx, pb.Namespace, plan.Release); err != nil {
+		return ctrl.Result{}, err
+	}
+	playbook.Record(pb, plan, paused, pauseReason)
+	observePlaybook(pb, plan.Counts, launched)
+	return r.requeue(pb, plan, paused, now), nil
+}
+
+// personas resolves the trigger to the Personas of the namespace it selects.
+func (r *PlaybookReconciler) personas(ctx context.Context, pb *v1alpha1.Playbook) ([]v1alpha1.Persona, error) {
+	if ref := pb.Spec.PersonaRef; ref != nil {
+		var p v1alpha1.Persona
+		err := r.Get(ctx, types.NamespacedName{Namespace: pb.Namespace, Name: ref.Name}, &p)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return []v1alpha1.Persona{p}, err
+	}
+	sel := labels.SelectorFromSet(labels.Set{v1alpha1.StageLabel: string(pb.Spec.Stage)})
+	if pb.Spec.PersonaSelector != nil {
+		s, err := metav1.LabelSelectorAsSelector(pb.Spec.PersonaSelector)
+		if err != nil {
+			return nil, reconcile.TerminalError(fmt.Errorf("spec.personaSelector: %w", err))
+		}
+		sel = s
+	}
+	var list v1alpha1.PersonaList
+	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, err
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	return list.Items, nil
+}
+
+// members reads the current members of the personas from their slices: the
+// durable membership record, with each member's entry time.
+func (r *PlaybookReconciler) members(ctx context.Context, pb *v1alpha1.Playbook, personas []v1alpha1.Persona) ([]playbook.Member, error) {
+	var out []playbook.Member
+	for _, p := range personas {
+		var slices v1alpha1.PersonaMembershipList
+		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+			return nil, err
+		}
+		for _, s := range slices.Items {
+			if !metav1.IsControlledBy(&s, &p) {
+				continue // a slice of a deleted persona of the same name
+			}
+			for _, m := range s.Members {
+				out = append(out, playbook.Member{Persona: p.Name, UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time})
+			}
+		}
+	}
+	return out, nil
+}
+
+// jobs lists the playbook's Jobs as the planner sees them.
+func (r *PlaybookReconciler) jobs(ctx context.Context, pb *v1alpha1.Playbook) (map[string]playbook.Job, error) {
+	var list batchv1.JobList
+	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookUIDLabel: string(pb.UID)}); err != nil {
+		return nil, err
+	}
+	out := make(map[string]playbook.Job, len(list.Items))
+	for i := range list.Items {
+		j := &list.Items[i]
+		out[j.Name] = playbook.Job{
+			Name: j.Name, Succeeded: jobCondition(j, batchv1.JobComplete), Failed: jobCondition(j, batchv1.JobFailed),
+			Deleting: !j.DeletionTimestamp.IsZero(), Held: controllerutil.ContainsFinalizer(j, v1alpha1.RunFinalizer),
+		}
+	}
+	return out, nil
+}
+
+func jobCondition(j *batchv1.Job, t batchv1.JobConditionType) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// paused reports whether new launches wait, and why.
+func (r *PlaybookReconciler) paused(pb *v1alpha1.Playbook, personas []v1alpha1.Persona) (bool, string) {
+	if pb.Spec.Suspend {
+		return true, v1alpha1.ReasonSuspended
+	}
+	for _, p := range personas {
+		if meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.StaleCondition) {
+			return true, v1alpha1.ReasonDataStale
+		}
+	}
+	return false, ""
+}
+
+func specFor(pb *v1alpha1.Playbook) playbook.Spec {
+	s := playbook.Spec{
+		Name: pb.Name, UID: string(pb.UID), OnExit: pb.Spec.On == v1alpha1.TriggerExit,
+		Once: pb.Spec.ReentryPolicy != v1alpha1.ReentryEveryEntry, IncludeExisting: pb.Spec.IncludeExistingMembers,
+		Created: pb.CreationTimestamp.Time, UsersPerJob: int(pb.Spec.UsersPerJob),
+	}
+	if pb.Spec.Cooldown != nil {
+		s.Cooldown = pb.Spec.Cooldown.Duration
+	}
+	for _, st := range pb.Spec.Steps {
+		step := playbook.Step{Name: st.Name}
+		if st.DueAfter != nil {
+			step.DueAfter = st.DueAfter.Duration
+		}
+		s.Steps = append(s.Steps, step)
+	}
+	return s
+}
+
+// budget is how many Jobs maxLaunchesPerMinute still allows in the current
+// minute. The window lives in memory: after a restart the first minute may
+// launch up to one more minute's worth.
+func (r *PlaybookReconciler) budget(pb *v1alpha1.Playbook, now time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	marks := r.window[pb.UID]
+	kept := marks[:0]
+	used := 0
+	for _, m := range marks {
+		if now.Sub(m.at) < time.Minute {
+			kept = append(kept, m)
+			used += m.n
+		}
+	}
+	r.window[pb.UID] = kept
+	return max(int(pb.Spec.MaxLaunchesPerMinute)-used, 0)
+}
+
+func (r *PlaybookReconciler) recordLaunches(pb *v1alpha1.Playbook, n int, now time.Time) {
+	if n == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.window[pb.UID] = append(r.window[pb.UID], launchMark{at: now, n: n})
+	t := metav1.NewTime(now)
+	pb.Status.LastLaunchTime = &t
+}
+
+// skipCreated drops re-creations of Jobs this process created that the cache
+// does not show yet: they exist (our finalizer keeps them until recorded), so
+// creating them again would only cost an AlreadyExists round trip.
+func (r *PlaybookReconciler) skipCreated(uid types.UID, plan *playbook.Plan, cached map[string]playbook.Job) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	created := r.created[uid]
+	for name := range created {
+		if _, ok := cached[name]; ok {
+			delete(created, name) // the cache caught up
+		}
+	}
+	kept := plan.Launch[:0]
+	for _, l := range plan.Launch {
+		if l.New || !created[l.Job] {
+			kept = append(kept, l)
+		}
+	}
+	plan.Launch = kept
+}
+
+// writeLedger records the pass's decisions before any Job is created.
+func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playbook, cached []v1alpha1.PlaybookProgress, plan playbook.Plan) error {
+	if len(plan.Changed) == 0 {
+		return nil
+	}
+	lp := playbook.PlanLedger(toLedger(cached), plan.Changed, v1alpha1.MaxRunsPerSlice)
+	byName := map[string]*v1alpha1.PlaybookProgress{}
+	for i := range cached {
+		byName[cached[i].Name] = &cached[i]
+	}
+	for _, s := range lp.Update {
+		obj := byName[s.Name].DeepCopy()
+		obj.Runs, obj.RunCount = s.Runs, int32(len(s.Runs))
+		if err := r.Update(ctx, obj); err != nil {
+			return fmt.Errorf("updating PlaybookProgress %s: %w", s.Name, err)
+		}
+		r.ledger.wrote(pb.UID, obj.Name, obj.Generation)
+	}
+	for _, runs := range lp.Create {
+		obj := &v1alpha1.PlaybookProgress{ObjectMeta: metav1.ObjectMeta{
+			Namespace: pb.Namespace, GenerateName: pb.Name + "-", Labels: map[string]string{v1alpha1.PlaybookLabel: pb.Name},
+		}, Playbook: pb.Name, Runs: runs, RunCount: int32(len(runs))}
+		if err := controllerutil.SetControllerReference(pb, obj, r.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating a PlaybookProgress: %w", err)
+		}
+		r.ledger.wrote(pb.UID, obj.Name, obj.Generation)
+	}
+	return nil
+}
+
+// createJobs creates the launches' Jobs in parallel. AlreadyExists is success:
+// the name is the lock, and a Job of that name carries our playbook's UID in
+// its hash. It returns how many Jobs it created.
+func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbook, launches []playbook.Launch) (int, error) {
+	if len(launches) == 0 {
+		return 0, nil
+	}
+	profiles := r.profiles(pb, launches)
+	work := make(chan playbook.Launch)
+	var mu sync.Mutex
+	var errs []error
+	created := 0
+	var wg sync.WaitGroup
+	for range min(max(r.CreateWorkers, 1), len(launches)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range work {
+				err := r.Create(ctx, playbook.BuildJob(pb, l, profiles))
+				mu.Lock()
+				switch {
+				case err == nil:
+					created++
+					r.noteCreated(pb.UID, l.Job)
+				case apierrors.IsAlreadyExists(err):
+					r.noteCreated(pb.UID, l.Job)
+				default:
+					errs = append(errs, fmt.Errorf("creating Job %s: %w", l.Job, err))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, l := range launches {
+		work <- l
+	}
+	close(work)
+	wg.Wait()
+	return created, errors.Join(errs...)
+}
+
+func (r *PlaybookReconciler) noteCreated(uid types.UID, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.created[uid] == nil {
+		r.created[uid] = map[string]bool{}
+	}
+	r.created[uid][name] = true
+}
+
+// profiles snapshots the launched users' profiles as plain JSON values, in one
+// read of the store, for the Jobs' PERSONA_PROFILE.
+func (r *PlaybookReconciler) profiles(pb *v1alpha1.Playbook, launches []playbook.Launch) playbook.Profile {
+	if r.Store == nil {
+		return nil
+	}
+	out := map[string]map[string]any{}
+	r.Store.Namespace(pb.Namespace).Read(nil, func(v *profile.View) {
+		s := v.Schema()
+		for _, l := range launches {
+			for _, run := range l.Runs {
+				if u, ok := v.User(run.UserID); ok {
+					out[run.UserID] = plainProfile(u, s)
+				}
+			}
+		}
+	})
+	return func(id string) map[string]any { return out[id] }
+}
+
+func plainProfile(u profile.User, s profile.Schema) map[string]any {
+	user := map[string]any{}
+	for name := range s.User {
+		if v, ok := u.Get(name); ok {
+			user[name] = playbook.Plain(v)
+		}
+	}
+	out := map[string]any{"user": user}
+	if a, ok := u.Account(); ok {
+		account := map[string]any{}
+		for name := range s.Account {
+			if v, ok := a.Get(name); ok {
+				account[name] = playbook.Plain(v)
+			}
+		}
+		out["account"] = account
+	}
+	return out
+}
+
+// release removes our finalizer from Jobs whose outcome is recorded.
+func (r *PlaybookReconciler) release(ctx context.Context, namespace string, names []string) error {
+	for _, name := range names {
+		var j batchv1.Job
+		if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &j); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return err
+		}
+		if err := r.unhold(ctx, &j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *PlaybookReconciler) unhold(ctx context.Context, j *batchv1.Job) error {
+	if !controllerutil.ContainsFinalizer(j, v1alpha1.RunFinalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(j.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(j, v1alpha1.RunFinalizer)
+	if err := r.Patch(ctx, j, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("releasing Job %s: %w", j.Name, err)
+	}
+	return nil
+}
+
+// releaseOrphans lets go of held Jobs of a deleted (or re-created) playbook of
+// this name: their ledger is gone with their owner, nothing waits for them.
+func (r *PlaybookReconciler) releaseOrphans(ctx context.Context, namespace, name string, current types.UID) error {
+	var list batchv1.JobList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: name}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		j := &list.Items[i]
+		if j.Labels[v1alpha1.PlaybookUIDLabel] == string(current) || j.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if err := r.unhold(ctx, j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requeue asks to come back when time alone changes something: a launch slot
+// of the rate limit frees up, a step becomes overdue, a cooldown ends. Job and
+// membership changes arrive as watch events.
+func (r *PlaybookReconciler) requeue(pb *v1alpha1.Playbook, plan playbook.Plan, paused bool, now time.Time) ctrl.Result {
+	var after time.Duration
+	if !plan.Wake.IsZero() {
+		after = plan.Wake.Sub(now)
+	}
+	if plan.Counts.Pending > 0 && !paused && plan.Counts.RunningJobs < int(pb.Spec.MaxConcurrentJobs) {
+		// Blocked by the rate limit only: retry when the oldest launch leaves the window.
+		r.mu.Lock()
+		if marks := r.window[pb.UID]; len(marks) > 0 {
+			if d := marks[0].at.Add(time.Minute).Sub(now); after == 0 || d < after {
+				after = d
+			}
+		}
+		r.mu.Unlock()
+	}
+	if after > 0 && after < time.Second {
+		after = time.Second
+	}
+	return ctrl.Result{RequeueAfter: after}
+}
+
+// patchStatus writes status when it changed.
+func (r *PlaybookReconciler) patchStatus(ctx context.Context, before, pb *v1alpha1.Playbook) error {
+	pb.Status.ObservedGeneration = pb.Generation
+	if equality.Semantic.DeepEqual(before.Status, pb.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Status().Patch(ctx, pb, client.MergeFrom(before)))
+}
+
+func ownedProgress(pb *v1alpha1.Playbook, items []v1alpha1.PlaybookProgress) []v1alpha1.PlaybookProgress {
+	out := items[:0:0]
+	for _, it := range items {
+		if metav1.IsControlledBy(&it, pb) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func progressGenerations(items []v1alpha1.PlaybookProgress) map[string]int64 {
+	out := make(map[string]int64, len(items))
+	for _, it := range items {
+		out[it.Name] = it.Generation
+	}
+	return out
+}
+
+func toLedger(items []v1alpha1.PlaybookProgress) []playbook.LedgerSlice {
+	out := make([]playbook.LedgerSlice, len(items))
+	for i, it := range items {
+		out[i] = playbook.LedgerSlice{Name: it.Name, Runs: it.Runs}
+	}
+	return out
+}
+
+// SetupWithManager registers the controller. A Playbook is reconciled when its
+// spec changes, when one of its Jobs finishes or is being deleted, when a
+// persona it may watch changes (labels, staleness) or its membership slices
+// change, and when its ledger is changed by someone else.
+func (r *PlaybookReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.CreateWorkers == 0 {
+		r.CreateWorkers = 16
+	}
+	r.ledger = newSliceTracker()
+	r.created = map[types.UID]map[string]bool{}
+	r.window = map[types.UID][]launchMark{}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Playbook{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&v1alpha1.PlaybookProgress{}).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobPlaybook), builder.WithPredicates(jobOutcomeChanged{})).
+		Watches(&v1alpha1.Persona{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor)).
+		Watches(&v1alpha1.PersonaMembership{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor)).
+		Named("playbook").Complete(r)
+}
+
+// jobPlaybook maps a Job to its playbook by label rather than owner reference,
+// so a Job whose playbook is gone still reaches a reconcile that releases it.
+func jobPlaybook(_ context.Context, o client.Object) []reconcile.Request {
+	name, ok := o.GetLabels()[v1alpha1.PlaybookLabel]
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// jobOutcomeChanged passes Job events a playbook acts on: creation (the cache
+// caught up), completion or failure, and deletion requests.
+type jobOutcomeChanged struct{ predicate.Funcs }
+
+func (jobOutcomeChanged) Create(event.CreateEvent) bool { return true }
+func (jobOutcomeChanged) Delete(event.DeleteEvent) bool { return true }
+func (jobOutcomeChanged) Update(e event.UpdateEvent) bool {
+	o, okOld := e.ObjectOld.(*batchv1.Job)
+	n, okNew := e.ObjectNew.(*batchv1.Job)
+	if !okOld || !okNew {
+		return true
+	}
+	return o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
+		jobCondition(o, batchv1.JobComplete) != jobCondition(n, batchv1.JobComplete) ||
+		jobCondition(o, batchv1.JobFailed) != jobCondition(n, batchv1.JobFailed)
+}
+
+// playbooksFor maps a Persona or membership slice to the playbooks of its
+// namespace whose trigger may select that persona.
+func (r *PlaybookReconciler) playbooksFor(ctx context.Context, o client.Object) []reconcile.Request {
+	persona := o.GetName()
+	if s, ok := o.(*v1alpha1.PersonaMembership); ok {
+		persona = s.Persona
+	}
+	var list v1alpha1.PlaybookList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing Playbooks for a persona change")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, pb := range list.Items {
+		if ref := pb.Spec.PersonaRef; ref != nil && ref.Name != persona {
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pb.Namespace, Name: pb.Name}})
+	}
+	return reqs
+}

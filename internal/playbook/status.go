@@ -1,0 +1,49 @@
+package playbook
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+)
+
+// MarkReady sets the Ready condition (and clears Reconciling when not ready:
+// nothing progresses until the cause is fixed).
+func MarkReady(pb *v1alpha1.Playbook, status metav1.ConditionStatus, reason, msg string) {
+	set(pb, v1alpha1.ReadyCondition, status, reason, msg)
+	if status != metav1.ConditionTrue {
+		meta.RemoveStatusCondition(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
+	}
+}
+
+func set(pb *v1alpha1.Playbook, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&pb.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: pb.Generation,
+	})
+}
+
+// Record writes a pass's counts and conditions into status. Counts are
+// recomputed from the ledger and Jobs on every pass, never accumulated, so a
+// lost status write cannot skew them.
+func Record(pb *v1alpha1.Playbook, plan Plan, paused bool, pauseReason string) {
+	st := &pb.Status
+	c := plan.Counts
+	st.Pending, st.Running, st.Succeeded, st.Failed, st.Overdue = c.Pending, c.Running, c.Succeeded, c.Failed, c.Overdue
+	summary := fmt.Sprintf("%d pending, %d running, %d succeeded, %d failed, %d overdue", c.Pending, c.Running, c.Succeeded, c.Failed, c.Overdue)
+	switch {
+	case paused && pauseReason == v1alpha1.ReasonDataStale:
+		MarkReady(pb, metav1.ConditionFalse, pauseReason, "launches paused: a persona's data is stale; "+summary)
+	case paused:
+		MarkReady(pb, metav1.ConditionFalse, pauseReason, "launches suspended; "+summary)
+	default:
+		MarkReady(pb, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, summary)
+		if c.Pending > 0 {
+			set(pb, v1alpha1.ReconcilingCondition, metav1.ConditionTrue, v1alpha1.ReasonProgressing,
+				fmt.Sprintf("%d runs wait for a launch slot (maxConcurrentJobs, maxLaunchesPerMinute)", c.Pending))
+		} else {
+			meta.RemoveStatusCondition(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
+		}
+	}
+}
