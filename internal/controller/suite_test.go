@@ -50,6 +50,8 @@ var (
 	store *profile.Store
 	// personaClock drives the Persona controller, so specs can move time.
 	personaClock = clocktesting.NewFakeClock(time.Now())
+	// playbookClock drives the Playbook controller (overdue steps, rate limits).
+	playbookClock = clocktesting.NewFakeClock(time.Now())
 	// stopManager stops the running manager (restartManager starts a new one).
 	stopManager context.CancelFunc
 	// managerLogs holds everything the manager logged, so specs can check that no
@@ -147,6 +149,12 @@ func startManager() {
 		Store:       store,
 		Clock:       personaClock,
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
+	}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&PlaybookReconciler{
+		Client:   mgr.GetClient(),
+		Store:    store,
+		Clock:    playbookClock,
+		Recorder: mgr.GetEventRecorder("playbook-controller"),
 	}).SetupWithManager(mgr)).To(Succeed())
 	mgrCtx, cancelMgr := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -86,7 +86,7 @@ func BuildJob(pb *v1alpha1.Playbook, l Launch, profile Profile) *batchv1.Job {
 		{Name: EnvNamespace, Value: pb.Namespace},
 		{Name: EnvPlaybook, Value: pb.Name},
 		{Name: EnvStep, Value: step.Name},
-	}, userEnv(l.Runs, profile)...)
+	}, userEnv(l.Runs, pb.Spec.UsersPerJob > 1, profile)...)
 	spec := &job.Spec.Template.Spec
 	for i := range spec.InitContainers {
 		spec.InitContainers[i].Env = append(spec.InitContainers[i].Env, env...)
@@ -98,9 +98,10 @@ func BuildJob(pb *v1alpha1.Playbook, l Launch, profile Profile) *batchv1.Job {
 }
 
 // userEnv is the per-user part of the environment: scalar variables for a
-// one-user Job, a JSON list for a batch.
-func userEnv(runs []v1alpha1.PlaybookRun, profile Profile) []corev1.EnvVar {
-	if len(runs) == 1 {
+// one-user Job, a JSON list when the playbook batches users (even for a batch
+// of one, so a batch script always finds PERSONA_USERS).
+func userEnv(runs []v1alpha1.PlaybookRun, batched bool, profile Profile) []corev1.EnvVar {
+	if !batched && len(runs) == 1 {
 		r := runs[0]
 		env := []corev1.EnvVar{
 			{Name: EnvUserID, Value: r.UserID},
