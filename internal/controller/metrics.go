@@ -107,3 +107,11 @@ func observePlaybook(pb *v1alpha1.Playbook, c playbook.Counts, launched int) {
 	}
 	playbookLaunches.WithLabelValues(pb.Namespace, pb.Name).Add(float64(launched))
 }
+
+// forgetPlaybook drops a deleted playbook's series, so dashboards don't show
+// ghosts and the registry doesn't grow with churn.
+func forgetPlaybook(namespace, name string) {
+	l := prometheus.Labels{"namespace": namespace, "playbook": name}
+	playbookRuns.DeletePartialMatch(l)
+	playbookLaunches.DeletePartialMatch(l)
+}

@@ -71,6 +71,7 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, &pb); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Garbage collection is deleting the playbook's Jobs: let them go.
+			forgetPlaybook(req.Namespace, req.Name)
 			return ctrl.Result{}, r.releaseOrphans(ctx, req.Namespace, req.Name, "")
 		}
 		return ctrl.Result{}, err
@@ -138,6 +139,10 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	}
 	playbook.Record(pb, plan, paused, pauseReason)
 	observePlaybook(pb, plan.Counts, launched)
+	if launched > 0 {
+		r.Recorder.Eventf(pb, nil, corev1.EventTypeNormal, "Launched", "Launch",
+			"created %d Jobs; %d runs pending, %d running", launched, plan.Counts.Pending, plan.Counts.Running)
+	}
 	return r.requeue(pb, plan, paused, now), nil
 }
 
