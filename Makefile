@@ -48,6 +48,22 @@ vet: ## Run go vet.
 controlplane: ## Build etcd, kube-apiserver and kubectl from module sources into bin/k8s (skipped when built).
 	@hack/build-controlplane.sh >/dev/null
 
+.PHONY: controlplane-e2e
+controlplane-e2e: ## Build all six local-cluster binaries (adds kube-controller-manager, kube-scheduler, kwok) into bin/k8s.
+	@hack/build-controlplane.sh etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kwok >/dev/null
+
+.PHONY: cluster-up
+cluster-up: controlplane-e2e ## Start a local control plane whose Jobs complete (kwok fake node); state in .localcluster/.
+	@hack/localcluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane (every process by PID file) and drop its etcd data.
+	@hack/localcluster.sh down
+
+.PHONY: cluster-smoke
+cluster-smoke: controlplane-e2e ## Check the local control plane: 50 Jobs complete, a failing Job fails; prints timings.
+	@hack/localcluster-smoke.sh
+
 .PHONY: test
 test: manifests generate fmt vet controlplane ## Run all tests against a real control plane built from sources.
 	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" go test ./... -coverprofile cover.out
@@ -57,6 +73,7 @@ verify: ## Fail if `make manifests generate fmt` changes tracked files.
 	@$(MAKE) --no-print-directory manifests generate fmt >/dev/null
 	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@(cd hack/tools && go mod tidy -diff >/dev/null) || { echo "hack/tools/go.mod is not tidy"; exit 1; }
+	@(cd hack/kwok && go mod tidy -diff >/dev/null) || { echo "hack/kwok/go.mod is not tidy"; exit 1; }
 	@if [ -n "$$(git status --porcelain --untracked-files=no)" ] || [ -n "$$(git ls-files --others --exclude-standard config api internal cmd)" ]; then \
 		echo "generated files are out of date: run 'make manifests generate fmt' and commit:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; \
