@@ -124,6 +124,25 @@ func BenchmarkStoreMemory(b *testing.B) {
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/benchUsers, "bytes/profile")
+		// The dense snapshot a Persona evaluation reads (built on the first read
+		// after a change, cached until the next one): with the columns of a
+		// 4-attribute rule, then with a column for every attribute.
+		ns.Read(nil, func(v *profile.View) { v.UserFields([]string{"role", "nps", "plan", "lastLogin"}) })
+		runtime.GC()
+		var snap runtime.MemStats
+		runtime.ReadMemStats(&snap)
+		b.ReportMetric(float64(snap.HeapAlloc-after.HeapAlloc)/benchUsers, "snapshot-4-bytes/profile")
+		ns.Read(nil, func(v *profile.View) {
+			names := []string{"id", "accountId"}
+			for _, a := range benchSpec.Attributes {
+				names = append(names, a.Name)
+			}
+			v.UserFields(names)
+		})
+		runtime.GC()
+		var all runtime.MemStats
+		runtime.ReadMemStats(&all)
+		b.ReportMetric(float64(all.HeapAlloc-after.HeapAlloc)/benchUsers, "snapshot-all-bytes/profile")
 		runtime.KeepAlive(ns)
 	}
 }

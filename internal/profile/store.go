@@ -41,6 +41,11 @@ type Namespace struct {
 	accounts map[string]*entry
 	plan     *plan
 	gen      uint64
+
+	// views caches, per source selection read since the last change, its plan
+	// and dense snapshot (see snapshot.go). Apply and Remove clear it.
+	viewMu sync.Mutex
+	views  map[string]*viewCache
 }
 
 // entry holds, per source slot, that source's row for one user or account. A
@@ -91,7 +96,7 @@ func (e *entry) empty() bool {
 }
 
 func newNamespace() *Namespace {
-	n := &Namespace{slots: map[string]int{}, users: map[string]*entry{}, accounts: map[string]*entry{}}
+	n := &Namespace{slots: map[string]int{}, users: map[string]*entry{}, accounts: map[string]*entry{}, views: map[string]*viewCache{}}
 	n.plan = buildPlan(nil, nil)
 	return n
 }
@@ -118,6 +123,7 @@ func (n *Namespace) Apply(d *SourceData) uint64 {
 	replaceSlot(n.users, slot, users)
 	replaceSlot(n.accounts, slot, d.Accounts)
 	n.plan = buildPlan(n.sources, nil)
+	n.invalidate()
 	n.gen++
 	return n.gen
 }
@@ -135,6 +141,7 @@ func (n *Namespace) Remove(name string) uint64 {
 	replaceSlot(n.users, slot, nil)
 	replaceSlot(n.accounts, slot, nil)
 	n.plan = buildPlan(n.sources, nil)
+	n.invalidate()
 	n.gen++
 	return n.gen
 }

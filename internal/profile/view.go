@@ -3,8 +3,10 @@ package profile
 import (
 	"iter"
 	"sort"
+	"sync/atomic"
 
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/usersuccess/persona-operator/internal/attr"
 )
@@ -14,6 +16,8 @@ import (
 type View struct {
 	n    *Namespace
 	plan *plan
+	vc   *viewCache
+	snap atomic.Pointer[snapshot] // built on first use; a View may be shared by goroutines
 }
 
 // Read calls fn with a view over the given sources (nil or empty: all). Writers
@@ -21,15 +25,18 @@ type View struct {
 func (n *Namespace) Read(sources []string, fn func(v *View)) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	p := n.plan
-	if len(sources) > 0 {
-		only := make(map[string]bool, len(sources))
-		for _, s := range sources {
-			only[s] = true
-		}
-		p = buildPlan(n.sources, only)
+	vc := n.view(sources)
+	fn(&View{n: n, plan: vc.plan, vc: vc})
+}
+
+// snapshot returns the view's dense snapshot, building it on first use.
+func (v *View) snapshot() *snapshot {
+	if s := v.snap.Load(); s != nil {
+		return s
 	}
-	fn(&View{n: n, plan: p})
+	s := v.vc.snapshot(v.n)
+	v.snap.Store(s)
+	return s
 }
 
 // Generation is the namespace generation this view reads.
@@ -59,19 +66,34 @@ func (v *View) Schema() Schema {
 type User struct {
 	v  *View
 	id string
-	e  *entry
+	e  *entry // for a user looked up by id; nil for an indexed one
+	// idx is the profile's index in the view's snapshot (-1 when looked up by
+	// id), acct its account's index there (-1: no account id).
+	idx, acct int32
 }
 
 // Users yields every user that has a row in one of the view's User sources, in
-// no particular order. Users known only from signals are not profiles.
+// no particular order (the same order as At). Users known only from signals are
+// not profiles.
 func (v *View) Users() iter.Seq[User] {
 	return func(yield func(User) bool) {
-		for id, e := range v.n.users {
-			if v.isProfile(e) && !yield(User{v: v, id: id, e: e}) {
+		s := v.snapshot()
+		for i := range s.users {
+			u := &s.users[i]
+			if !yield(User{v: v, id: u.id, idx: int32(i), acct: u.acct}) {
 				return
 			}
 		}
 	}
+}
+
+// Len is the number of profiles in the view.
+func (v *View) Len() int { return len(v.snapshot().users) }
+
+// At returns the i-th profile, 0 <= i < Len(), in the order Users yields them.
+func (v *View) At(i int) User {
+	u := &v.snapshot().users[i]
+	return User{v: v, id: u.id, idx: int32(i), acct: u.acct}
 }
 
 // UserIDs returns the ids of all profiles, sorted.
@@ -90,7 +112,7 @@ func (v *View) User(id string) (User, bool) {
 	if !ok || !v.isProfile(e) {
 		return User{}, false
 	}
-	return User{v: v, id: id, e: e}, true
+	return User{v: v, id: id, e: e, idx: -1, acct: -1}, true
 }
 
 func (v *View) isProfile(e *entry) bool {
@@ -108,8 +130,18 @@ func (u User) ID() string { return u.id }
 // AccountID is the user's account id from the User source of highest precedence
 // that has one, or "".
 func (u User) AccountID() string {
-	for _, slot := range u.v.plan.accountIDs {
-		if r := u.e.row(slot); r != nil && r.AccountID != "" {
+	if u.idx >= 0 {
+		if u.acct < 0 {
+			return ""
+		}
+		return u.v.snap.Load().accounts[u.acct].id
+	}
+	return accountID(u.v.plan, u.e)
+}
+
+func accountID(p *plan, e *entry) string {
+	for _, slot := range p.accountIDs {
+		if r := e.row(slot); r != nil && r.AccountID != "" {
 			return r.AccountID
 		}
 	}
@@ -126,11 +158,21 @@ func (u User) Get(name string) (any, bool) {
 		id := u.AccountID()
 		return types.String(id), id != ""
 	}
-	return lookup(u.e, u.v.plan.userAttrs[name])
+	if v := u.lookup(u.v.plan.userAttrs[name]); v != nil {
+		return v, true
+	}
+	return nil, false
 }
 
 // Account returns the user's account, if the user has one with data.
 func (u User) Account() (Account, bool) {
+	if u.idx >= 0 {
+		if u.acct < 0 {
+			return Account{}, false
+		}
+		a := &u.v.snap.Load().accounts[u.acct]
+		return Account{v: u.v, id: a.id, e: a.e, idx: u.acct}, true
+	}
 	id := u.AccountID()
 	if id == "" {
 		return Account{}, false
@@ -139,9 +181,9 @@ func (u User) Account() (Account, bool) {
 	if !ok {
 		// The account id is known even without account data: rules on
 		// account.id still work.
-		return Account{v: u.v, id: id, e: &emptyEntry}, true
+		return Account{v: u.v, id: id, e: &emptyEntry, idx: -1}, true
 	}
-	return Account{v: u.v, id: id, e: e}, true
+	return Account{v: u.v, id: id, e: e, idx: -1}, true
 }
 
 // emptyEntry stands for an account known by id only.
@@ -149,9 +191,10 @@ var emptyEntry entry
 
 // Account is one merged account.
 type Account struct {
-	v  *View
-	id string
-	e  *entry
+	v   *View
+	id  string
+	e   *entry
+	idx int32 // index in the view's snapshot, -1 when not from one
 }
 
 // ID is the account id.
@@ -176,9 +219,11 @@ func lookup(e *entry, cands []cand) (any, bool) {
 }
 
 // Fields resolves attribute names once per view, so that reading an attribute of
-// each of a million profiles is an index, not a map lookup by name.
+// each of a million profiles is an index into a dense column, not a map lookup by
+// name and a walk through the profile's rows.
 type Fields struct {
 	cands [][]cand
+	cols  []*column
 }
 
 // Built-in pseudo slots in Fields.
@@ -187,26 +232,56 @@ const (
 	builtinAccountID = -2
 )
 
-// UserFields resolves user attribute names (built-ins included) for User.Field.
+// UserFields resolves user attribute names (built-ins included) for User.Field
+// and User.Val. It builds (or reuses) the view's dense snapshot columns of these
+// attributes, so call it once per evaluation, not per profile.
 func (v *View) UserFields(names []string) Fields {
-	return v.fields(names, v.plan.userAttrs, true)
+	return v.fields(names, nil, v.plan.userAttrs, false)
 }
 
-// AccountFields resolves account attribute names for Account.Field.
+// AccountFields resolves account attribute names for Account.Field and
+// User.AccountVal.
 func (v *View) AccountFields(names []string) Fields {
-	return v.fields(names, v.plan.accountAttrs, false)
+	return v.fields(names, nil, v.plan.accountAttrs, true)
 }
 
-func (v *View) fields(names []string, attrs map[string][]cand, user bool) Fields {
+// UserFieldsDense is UserFields that builds columns only for the names with
+// dense[i] set; the others are still readable, profile by profile, without one.
+func (v *View) UserFieldsDense(names []string, dense []bool) Fields {
+	return v.fields(names, dense, v.plan.userAttrs, false)
+}
+
+// AccountFieldsDense is AccountFields with columns only where dense[i] is set.
+func (v *View) AccountFieldsDense(names []string, dense []bool) Fields {
+	return v.fields(names, dense, v.plan.accountAttrs, true)
+}
+
+func (v *View) fields(names []string, dense []bool, attrs map[string][]cand, account bool) Fields {
 	f := Fields{cands: make([][]cand, len(names))}
+	var build []string
+	var at []int
 	for i, n := range names {
 		switch {
 		case n == attr.UserIDAttr:
 			f.cands[i] = []cand{{slot: builtinID}}
-		case user && n == attr.AccountIDAttr:
+		case !account && n == attr.AccountIDAttr:
 			f.cands[i] = []cand{{slot: builtinAccountID}}
 		default:
 			f.cands[i] = attrs[n]
+		}
+		if dense == nil || dense[i] {
+			build = append(build, n)
+			at = append(at, i)
+		}
+	}
+	f.cols = make([]*column, len(names))
+	if len(build) > 0 {
+		cands := make([][]cand, len(at))
+		for j, i := range at {
+			cands[j] = f.cands[i]
+		}
+		for j, c := range v.snapshot().columns(account, build, cands) {
+			f.cols[at[j]] = c
 		}
 	}
 	return f
@@ -214,24 +289,115 @@ func (v *View) fields(names []string, attrs map[string][]cand, user bool) Fields
 
 // Field returns the i-th resolved attribute of the user (a CEL value).
 func (u User) Field(f *Fields, i int) (any, bool) {
+	v := u.Val(f, i)
+	return v, v != nil
+}
+
+// Val returns the i-th resolved attribute of the user as a CEL value, nil when
+// the profile has none. It does not allocate.
+func (u User) Val(f *Fields, i int) ref.Val {
+	if c := f.cols[i]; u.idx >= 0 && c != nil {
+		return c.at(u.idx)
+	}
+	return u.slowVal(f, i)
+}
+
+func (u User) slowVal(f *Fields, i int) ref.Val {
 	c := f.cands[i]
 	if len(c) == 1 && c[0].slot < 0 {
 		if c[0].slot == builtinID {
-			return types.String(u.id), true
+			return types.String(u.id)
 		}
-		id := u.AccountID()
-		return types.String(id), id != ""
+		if id := u.AccountID(); id != "" {
+			return types.String(id)
+		}
+		return nil
 	}
-	return lookup(u.e, c)
+	return u.lookup(c)
 }
+
+// lookup reads an attribute by its candidates: from the snapshot's rows for an
+// indexed user, from the map entry for one looked up by id.
+func (u User) lookup(cands []cand) ref.Val {
+	if u.idx < 0 {
+		return lookupVal(u.e, cands)
+	}
+	s := u.v.snap.Load()
+	k := len(s.rowSlots)
+	rows := s.rows[int(u.idx)*k : int(u.idx+1)*k]
+	for _, c := range cands {
+		if i := sort.SearchInts(s.rowSlots, c.slot); i < k && s.rowSlots[i] == c.slot {
+			if r := rows[i]; r != nil && c.col < len(r.Values) && r.Values[c.col] != nil {
+				v, _ := r.Values[c.col].(ref.Val)
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// AccountVal returns the i-th resolved attribute (of AccountFields) of the
+// user's account as a CEL value, nil when the user has no account or the
+// account has no such value. It does not allocate.
+func (u User) AccountVal(f *Fields, i int) ref.Val {
+	if c := f.cols[i]; u.idx >= 0 && c != nil {
+		if u.acct < 0 {
+			return nil
+		}
+		return c.at(u.acct)
+	}
+	a, ok := u.Account()
+	if !ok {
+		return nil
+	}
+	return a.Val(f, i)
+}
+
+// Indexed reports whether the user came from the view's snapshot (Users, At)
+// rather than a lookup by id: only then do Code and AccountCode apply.
+func (u User) Indexed() bool { return u.idx >= 0 }
+
+// Dict returns the distinct values of the i-th resolved attribute when its
+// column is dictionary-coded (index 0 stands for "no value"), or nil. A rule
+// clause that reads only this attribute can be evaluated once per distinct
+// value instead of once per profile.
+func (f *Fields) Dict(i int) []ref.Val {
+	if f.cols[i] == nil {
+		return nil
+	}
+	return f.cols[i].dict
+}
+
+// Codes returns the dictionary codes of the i-th resolved attribute's column
+// (nil when it is not dictionary-coded), indexed by Positions: the profile's
+// for user attributes, its account's for account attributes.
+func (f *Fields) Codes(i int) []uint16 {
+	if f.cols[i] == nil {
+		return nil
+	}
+	return f.cols[i].codes
+}
+
+// Positions returns an indexed user's position in the view's user columns and
+// its account's in the account columns (-1: no account).
+func (u User) Positions() (user, account int32) { return u.idx, u.acct }
 
 // Field returns the i-th resolved attribute of the account (a CEL value).
 func (a Account) Field(f *Fields, i int) (any, bool) {
+	v := a.Val(f, i)
+	return v, v != nil
+}
+
+// Val returns the i-th resolved attribute of the account, nil when absent.
+func (a Account) Val(f *Fields, i int) ref.Val {
+	if c := f.cols[i]; a.idx >= 0 && c != nil {
+		return c.at(a.idx)
+	}
 	c := f.cands[i]
 	if len(c) == 1 && c[0].slot == builtinID {
-		return types.String(a.id), true
+		return types.String(a.id)
 	}
-	return lookup(a.e, c)
+	return lookupVal(a.e, c)
 }
 
 // DeclaredSchema is the schema that sources with these declarations would give

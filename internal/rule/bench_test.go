@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/cel-go/common/types"
 
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
@@ -41,6 +42,10 @@ func benchStore(b *testing.B) *profile.Namespace {
 	return n
 }
 
+// BenchmarkEval1MCEL is one evaluation of the at-risk rule per iteration, as a
+// reconcile does it: a new Evaluator (which tabulates the rule's clauses) over
+// the view's cached snapshot, then every profile. The snapshot and its columns
+// are built before the timer starts (BenchmarkEval1MFirst measures that).
 func BenchmarkEval1MCEL(b *testing.B) {
 	n := benchStore(b)
 	n.Read(nil, func(v *profile.View) {
@@ -48,10 +53,11 @@ func BenchmarkEval1MCEL(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e := p.NewEvaluator(v, now)
+		p.NewEvaluator(v, now) // builds the columns
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
+			e := p.NewEvaluator(v, now)
 			members := 0
 			for u := range v.Users() {
 				if ok, _ := e.Match(u); ok {
@@ -66,39 +72,83 @@ func BenchmarkEval1MCEL(b *testing.B) {
 	})
 }
 
-// BenchmarkEval1MGo is the at-risk filter hand-written in Go, reading the same
-// profiles through the same resolved fields.
+// BenchmarkEval1MGo is the at-risk filter hand-written in Go over the same data:
+// the same snapshot, the same resolved columns read through the same accessors
+// the CEL evaluator uses, and the same clause order with short-circuiting, as
+// anyone writing it by hand would.
 func BenchmarkEval1MGo(b *testing.B) {
 	n := benchStore(b)
 	n.Read(nil, func(v *profile.View) {
-		uf := v.UserFields([]string{"role", "nps"})
-		af := v.AccountFields([]string{"tier", "renewalDate"})
-		window := 2160 * time.Hour
+		v.UserFields([]string{"role", "nps"}) // builds the columns
+		v.AccountFields([]string{"tier", "renewalDate"})
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
+			uf := v.UserFields([]string{"role", "nps"})
+			af := v.AccountFields([]string{"tier", "renewalDate"})
+			if goAtRisk(v, &uf, &af) == 0 {
+				b.Fatal("no members")
+			}
+		}
+		b.ReportMetric(float64(benchN)*float64(b.N)/b.Elapsed().Seconds(), "evals/s")
+	})
+}
+
+func goAtRisk(v *profile.View, uf, af *profile.Fields) int {
+	const window = 2160 * time.Hour
+	members := 0
+	for u := range v.Users() {
+		tier, ok := u.AccountVal(af, 0).(types.String)
+		if !ok || tier != "enterprise" {
+			continue
+		}
+		renewal, ok := u.AccountVal(af, 1).(types.Timestamp)
+		if !ok || renewal.Sub(now) > window {
+			continue
+		}
+		role, ok := u.Val(uf, 0).(types.String)
+		if !ok || role != "decision_maker" {
+			continue
+		}
+		if nps, ok := u.Val(uf, 1).(types.Int); ok && nps <= 6 {
+			members++
+		}
+	}
+	return members
+}
+
+// BenchmarkEval1MFirst is the first evaluation after the store changed: it
+// builds the view's snapshot and the rule's columns, then evaluates. Later
+// evaluations of the same generation (every refreshInterval) cost what
+// BenchmarkEval1MCEL measures.
+func BenchmarkEval1MFirst(b *testing.B) {
+	n := benchStore(b)
+	var p *Program
+	n.Read(nil, func(v *profile.View) {
+		var err error
+		if p, err = Compile(atRisk, v.Schema()); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		// Any Apply invalidates the cached snapshot.
+		load(b, n, "tick", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityAccount, Key: v1alpha1.RecordKey{AccountID: "id"}}, []string{"id"})
+		b.StartTimer()
+		n.Read(nil, func(v *profile.View) {
+			e := p.NewEvaluator(v, now)
 			members := 0
 			for u := range v.Users() {
-				a, ok := u.Account()
-				if !ok {
-					continue
-				}
-				tier, ok1 := a.Field(&af, 0)
-				renewal, ok2 := a.Field(&af, 1)
-				role, ok3 := u.Field(&uf, 0)
-				nps, ok4 := u.Field(&uf, 1)
-				if ok1 && ok2 && ok3 && ok4 &&
-					tier.(types.String) == "enterprise" &&
-					renewal.(types.Timestamp).Sub(now) <= window &&
-					role.(types.String) == "decision_maker" &&
-					nps.(types.Int) <= 6 {
+				if ok, _ := e.Match(u); ok {
 					members++
 				}
 			}
 			if members == 0 {
 				b.Fatal("no members")
 			}
-		}
-		b.ReportMetric(float64(benchN)*float64(b.N)/b.Elapsed().Seconds(), "evals/s")
-	})
+		})
+	}
+	b.ReportMetric(float64(benchN)*float64(b.N)/b.Elapsed().Seconds(), "evals/s")
 }

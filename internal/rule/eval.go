@@ -17,18 +17,28 @@ import (
 type Evaluator struct {
 	p *Program
 	s subject
+	// frame is reused across profiles when the program allows it: getting one
+	// from CEL's pool and returning it costs as much as a simple rule.
+	frame *interpreter.ExecutionFrame
+	// tabs are the rule's single-attribute clauses evaluated per distinct value
+	// (table.go); complete: every clause has one.
+	tabs     []table
+	complete bool
 }
 
 // subject is the activation: the current profile and the view's resolved fields.
 type subject struct {
-	user        profile.User
-	account     profile.Account
-	hasAccount  bool
-	accountRead bool
-	uf, af      profile.Fields
-	now         ref.Val
-	ur          userRef
-	ar          accountRef
+	user   profile.User
+	uf, af profile.Fields
+	now    ref.Val
+	ur     userRef
+	ar     accountRef
+	// probing: attribute reads return probeVal for the probed attribute (and
+	// nothing for any other), to tabulate a clause per distinct value.
+	probing      bool
+	probeAccount bool
+	probeIndex   int
+	probeVal     ref.Val
 }
 
 type userRef struct{ s *subject }
@@ -37,19 +47,28 @@ type accountRef struct{ s *subject }
 // NewEvaluator binds p to a view (resolving attribute names once) and a time.
 func (p *Program) NewEvaluator(v *profile.View, now time.Time) *Evaluator {
 	e := &Evaluator{p: p}
-	e.s.uf = v.UserFields(p.userNames)
-	e.s.af = v.AccountFields(p.accountNames)
+	e.s.uf = v.UserFieldsDense(p.userNames, p.userDense)
+	e.s.af = v.AccountFieldsDense(p.accountNames, p.accountDense)
 	e.s.now = types.Timestamp{Time: now}
 	e.s.ur.s = &e.s
 	e.s.ar.s = &e.s
+	if p.reuseFrame {
+		if f, err := interpreter.NewExecutionFrame(&e.s); err == nil {
+			e.frame = f
+		}
+	}
+	e.tabs, e.complete = e.tables()
 	return e
 }
 
 // Eval evaluates the expression for one profile.
 func (e *Evaluator) Eval(u profile.User) (ref.Val, error) {
 	e.s.user = u
-	e.s.accountRead = false
-	out, _, err := e.p.prg.Eval(&e.s)
+	var in any = &e.s
+	if e.frame != nil {
+		in = e.frame
+	}
+	out, _, err := e.p.prg.Eval(in)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +78,28 @@ func (e *Evaluator) Eval(u profile.User) (ref.Val, error) {
 // Match evaluates a rule for one profile. An error (an attribute the profile
 // lacks, a cost overrun) means the profile is not a member.
 func (e *Evaluator) Match(u profile.User) (bool, error) {
+	if e.tabs != nil && u.Indexed() {
+		idx, acct := u.Positions()
+		full := false
+		for i := range e.tabs {
+			t := &e.tabs[i]
+			var code uint16
+			if !t.account {
+				code = t.codes[idx]
+			} else if acct >= 0 {
+				code = t.codes[acct]
+			}
+			switch t.entries[code] {
+			case entryFalse:
+				return false, nil
+			case entryOther:
+				full = true
+			}
+		}
+		if !full && e.complete {
+			return true, nil
+		}
+	}
 	out, err := e.Eval(u)
 	if err != nil {
 		return false, err
@@ -86,15 +127,36 @@ func (s *subject) ResolveName(name string) (any, bool) {
 // Parent implements interpreter.Activation.
 func (s *subject) Parent() interpreter.Activation { return nil }
 
-func (s *subject) userField(i int) (any, bool) { return s.user.Field(&s.uf, i) }
+func (s *subject) userField(i int) (any, bool) {
+	v := s.userVal(i)
+	return v, v != nil
+}
 
 func (s *subject) accountField(i int) (any, bool) {
-	if !s.accountRead {
-		s.account, s.hasAccount = s.user.Account()
-		s.accountRead = true
+	v := s.accountVal(i)
+	return v, v != nil
+}
+
+// userVal is the current profile's i-th user attribute, nil when absent.
+func (s *subject) userVal(i int) ref.Val {
+	if s.probing {
+		return s.probe(false, i)
 	}
-	if !s.hasAccount {
-		return nil, false
+	return s.user.Val(&s.uf, i)
+}
+
+// accountVal is the current profile's account's i-th attribute, nil when
+// absent or when the profile has no account.
+func (s *subject) accountVal(i int) ref.Val {
+	if s.probing {
+		return s.probe(true, i)
 	}
-	return s.account.Field(&s.af, i)
+	return s.user.AccountVal(&s.af, i)
+}
+
+func (s *subject) probe(account bool, i int) ref.Val {
+	if account == s.probeAccount && i == s.probeIndex {
+		return s.probeVal
+	}
+	return nil
 }

@@ -2,11 +2,13 @@ package rule
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/ext"
 )
@@ -30,18 +32,30 @@ type Program struct {
 	prg          cel.Program
 	userNames    []string
 	accountNames []string
+	// userDense and accountDense mark the attributes the expression reads: only
+	// those get dense columns in a view's snapshot.
+	userDense, accountDense []bool
 	// UsesNow says whether the expression reads `now`: only such rules can change
 	// membership with time alone.
 	UsesNow bool
+	// reuseFrame: the program has no evaluation observers (cost tracking), so an
+	// Evaluator can keep one execution frame for all its profiles.
+	reuseFrame bool
+	// terms are the rule's top-level clauses that read one attribute each;
+	// allTerms: every clause is one (table.go).
+	terms    []*term
+	allTerms bool
 }
 
 // Compile compiles a Persona rule: it must be a bool.
-func Compile(expr string, s Schema) (*Program, error) { return compile(expr, s, true) }
+func Compile(expr string, s Schema) (*Program, error) { return compile(expr, s, true, false) }
 
 // CompileValue compiles an insight expression: any type.
-func CompileValue(expr string, s Schema) (*Program, error) { return compile(expr, s, false) }
+func CompileValue(expr string, s Schema) (*Program, error) { return compile(expr, s, false, false) }
 
-func compile(expr string, s Schema, wantBool bool) (*Program, error) {
+// compile compiles an expression; plain leaves CEL's plan as it is (no fast
+// paths), which the tests compare the fast paths against.
+func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 	prov, err := newProvider(s)
 	if err != nil {
 		return nil, err
@@ -73,22 +87,42 @@ func compile(expr string, s Schema, wantBool bool) (*Program, error) {
 			"(lists are assumed to hold up to %d elements): simplify the expression", est.Max, CostLimit, maxListSize)}
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if hasComprehension(checked.NativeRep().Expr()) {
+	iterates := hasComprehension(checked.NativeRep().Expr())
+	var terms []*term
+	var allTerms bool
+	if iterates {
 		// The estimate assumes list sizes; a runtime limit catches larger lists.
 		// Tracking cost costs an allocation per evaluation, so only rules that
 		// iterate pay it.
 		opts = append(opts, cel.CostLimit(CostLimit))
+	} else if !plain {
+		// `a && b && c && d` parses as a balanced tree of binary calls; one
+		// n-ary && is the same function and one interpreter step instead of three.
+		flattenLogical(checked.NativeRep().Expr())
+		// Direct field reads and allocation-free comparisons (fast.go), and
+		// clauses that read one attribute, to tabulate (table.go).
+		sel := findSelects(checked.NativeRep(), prov)
+		if wantBool {
+			terms, allTerms = findTerms(checked.NativeRep().Expr(), sel)
+		}
+		opts = append(opts, cel.CustomDecoratorV2(sel.decorator(terms)))
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		return nil, &Error{Msg: err.Error()}
 	}
+	userDense, accountDense := usedFields(checked.NativeRep(), prov)
 	return &Program{
 		source:       expr,
 		prg:          prg,
 		userNames:    prov.objects[userTypeName].names,
 		accountNames: prov.objects[accountTypeName].names,
+		userDense:    userDense,
+		accountDense: accountDense,
 		UsesNow:      referencesIdent(checked.NativeRep().Expr(), "now"),
+		reuseFrame:   !iterates,
+		terms:        terms,
+		allTerms:     allTerms,
 	}, nil
 }
 
@@ -112,6 +146,72 @@ func (sizeEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate
 
 func (sizeEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
 	return nil
+}
+
+// usedFields marks the user and account attributes an expression selects. Any
+// other use of `user` or `account` as a whole (an optional select, an element of
+// a list) marks all of that object's attributes.
+func usedFields(checked *ast.AST, prov *provider) (user, account []bool) {
+	user = make([]bool, len(prov.objects[userTypeName].names))
+	account = make([]bool, len(prov.objects[accountTypeName].names))
+	marks := map[string][]bool{userTypeName: user, accountTypeName: account}
+	operands := map[int64]bool{}
+	visit(checked.Expr(), func(e ast.Expr) {
+		if e.Kind() != ast.SelectKind {
+			return
+		}
+		op := e.AsSelect().Operand()
+		m, ok := marks[checked.GetType(op.ID()).TypeName()]
+		if !ok {
+			return
+		}
+		operands[op.ID()] = true
+		names := prov.objects[checked.GetType(op.ID()).TypeName()].names
+		if i := sort.SearchStrings(names, e.AsSelect().FieldName()); i < len(names) && names[i] == e.AsSelect().FieldName() {
+			m[i] = true
+		}
+	})
+	visit(checked.Expr(), func(e ast.Expr) {
+		if m, ok := marks[checked.GetType(e.ID()).TypeName()]; ok && !operands[e.ID()] {
+			for i := range m {
+				m[i] = true
+			}
+		}
+	})
+	return user, account
+}
+
+// flattenLogical rewrites nested && (and ||) calls into one call with all the
+// operands, in order. CEL's && and || are commutative over errors and
+// associative, so the result is the same; only interpreter steps are saved.
+func flattenLogical(e ast.Expr) {
+	fac := ast.NewExprFactory()
+	visit(e, func(x ast.Expr) {
+		if x.Kind() != ast.CallKind {
+			return
+		}
+		fn := x.AsCall().FunctionName()
+		if fn != operators.LogicalAnd && fn != operators.LogicalOr {
+			return
+		}
+		var args []ast.Expr
+		var collect func(a ast.Expr)
+		collect = func(a ast.Expr) {
+			if a.Kind() == ast.CallKind && a.AsCall().FunctionName() == fn && !a.AsCall().IsMemberFunction() {
+				for _, c := range a.AsCall().Args() {
+					collect(c)
+				}
+				return
+			}
+			args = append(args, a)
+		}
+		for _, a := range x.AsCall().Args() {
+			collect(a)
+		}
+		if len(args) > len(x.AsCall().Args()) {
+			x.SetKindCase(fac.NewCall(x.ID(), fn, args...))
+		}
+	})
 }
 
 func hasComprehension(e ast.Expr) bool {
