@@ -60,6 +60,14 @@ cluster-up: controlplane-e2e ## Start a local control plane whose Jobs complete 
 cluster-down: ## Stop the local control plane (every process by PID file) and drop its etcd data.
 	@hack/localcluster.sh down
 
+.PHONY: demo
+demo: controlplane-e2e build ## The product end to end: local control plane, sample data, personas, a playbook; prints the headline answer.
+	@hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop the demo's manager and local control plane (no process left behind).
+	@hack/demo.sh down
+
 .PHONY: cluster-smoke
 cluster-smoke: controlplane-e2e ## Check the local control plane: 50 Jobs complete, a failing Job fails; prints timings.
 	@hack/localcluster-smoke.sh

@@ -41,10 +41,11 @@ type PlaybookSpec struct {
 	// +optional
 	Stage Stage `json:"stage,omitempty"`
 
-	// on is the membership change that starts a run: Enter or Exit.
+	// trigger is the membership change that starts a run: Enter or Exit. (Not
+	// named "on": YAML 1.1 parsers, kubectl's included, read the key on as true.)
 	// +kubebuilder:default=Enter
 	// +optional
-	On TriggerEvent `json:"on,omitempty"`
+	Trigger TriggerEvent `json:"trigger,omitempty"`
 
 	// includeExistingMembers also runs the playbook for users who were already
 	// members when the Playbook was created. By default only later entries count.

@@ -185,7 +185,7 @@ var _ = Describe("Admission", func() {
 		pb.SetKind("Playbook")
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pb"}, pb)).To(Succeed())
 		Expect(pb.Object["spec"]).To(MatchKeys(IgnoreExtras, Keys{
-			"on":                   Equal("Enter"),
+			"trigger":              Equal("Enter"),
 			"reentryPolicy":        Equal("Once"),
 			"maxConcurrentJobs":    BeNumerically("==", 10),
 			"maxLaunchesPerMinute": BeNumerically("==", 60),
@@ -320,7 +320,7 @@ var _ = Describe("Admission", func() {
 		Entry("Playbook with unknown stage", validPlaybook, all(del("spec", "personaRef"), set("churn", "spec", "stage")),
 			`spec.stage: Unsupported value: "churn"`),
 		Entry("Playbook personaRef without name", validPlaybook, set(map[string]any{}, "spec", "personaRef"), "spec.personaRef.name: Required value"),
-		Entry("Playbook with unknown trigger event", validPlaybook, set("Update", "spec", "on"), `spec.on: Unsupported value: "Update"`),
+		Entry("Playbook with unknown trigger event", validPlaybook, set("Update", "spec", "trigger"), `spec.trigger: Unsupported value: "Update"`),
 		Entry("Playbook with unknown reentryPolicy", validPlaybook, set("Always", "spec", "reentryPolicy"), `spec.reentryPolicy: Unsupported value: "Always"`),
 		Entry("cooldown with reentryPolicy Once", validPlaybook, set("24h", "spec", "cooldown"), "spec.cooldown requires reentryPolicy EveryEntry"),
 		Entry("cooldown that is not a duration", validPlaybook, all(set("EveryEntry", "spec", "reentryPolicy"), set("1 day", "spec", "cooldown")), "spec.cooldown"),

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -234,7 +235,7 @@ func (r *PlaybookReconciler) paused(pb *v1alpha1.Playbook, personas []v1alpha1.P
 
 func specFor(pb *v1alpha1.Playbook) playbook.Spec {
 	s := playbook.Spec{
-		Name: pb.Name, UID: string(pb.UID), OnExit: pb.Spec.On == v1alpha1.TriggerExit,
+		Name: pb.Name, UID: string(pb.UID), OnExit: pb.Spec.Trigger == v1alpha1.TriggerExit,
 		Once: pb.Spec.ReentryPolicy != v1alpha1.ReentryEveryEntry, IncludeExisting: pb.Spec.IncludeExistingMembers,
 		Created: pb.CreationTimestamp.Time, UsersPerJob: int(pb.Spec.UsersPerJob),
 	}
@@ -497,13 +498,19 @@ func (r *PlaybookReconciler) requeue(pb *v1alpha1.Playbook, plan playbook.Plan, 
 	return ctrl.Result{RequeueAfter: after}
 }
 
-// patchStatus writes status when it changed.
+// patchStatus writes status when it changed. The whole status goes in the
+// patch: every field is recomputed each pass, and a diff-only patch would never
+// store the zero counts kubectl's columns show.
 func (r *PlaybookReconciler) patchStatus(ctx context.Context, before, pb *v1alpha1.Playbook) error {
 	pb.Status.ObservedGeneration = pb.Generation
 	if equality.Semantic.DeepEqual(before.Status, pb.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, pb, client.MergeFrom(before)))
+	body, err := json.Marshal(map[string]any{"status": pb.Status})
+	if err != nil {
+		return err
+	}
+	return client.IgnoreNotFound(r.Status().Patch(ctx, pb, client.RawPatch(types.MergePatchType, body)))
 }
 
 func ownedProgress(pb *v1alpha1.Playbook, items []v1alpha1.PlaybookProgress) []v1alpha1.PlaybookProgress {

@@ -360,7 +360,7 @@ var _ = Describe("Playbook controller", func() {
 	It("runs on exit for Exit playbooks", func() {
 		ns := newNamespace()
 		p := pbPersona(ns, "stalled")
-		pb := newPlaybook(ns, "stalled", func(s *v1alpha1.PlaybookSpec) { s.On = v1alpha1.TriggerExit; s.Steps = s.Steps[:1] })
+		pb := newPlaybook(ns, "stalled", func(s *v1alpha1.PlaybookSpec) { s.Trigger = v1alpha1.TriggerExit; s.Steps = s.Steps[:1] })
 		setMembers(p, after(pb), "u1", "u2")
 		Eventually(func() map[string]v1alpha1.RunPhase { return ledgerPhases(ns) }).Should(Equal(map[string]v1alpha1.RunPhase{
 			"u1": v1alpha1.RunArmed, "u2": v1alpha1.RunArmed}))

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The product end to end on one machine: a local control plane where Jobs really
+# complete (hack/localcluster.sh), the CRDs, a realistic sample dataset
+# (hack/gendata: users, accounts, feature requests and tickets, dates relative to
+# today), the seed personas, a playbook for stalled onboarding, and the manager
+# running as a local process with only the RBAC config/rbac grants it.
+#
+# Usage: hack/demo.sh up|down
+#   up    start everything (idempotent), wait until the personas are Ready, print them
+#         and the answer to the headline question
+#   down  stop the manager and the local control plane; leaves no process behind
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=${LOCALCLUSTER_DIR:-$root/.localcluster}
+ns=${DEMO_NAMESPACE:-usersuccess-demo}
+kubectl=${KUBECTL:-$root/bin/k8s/v1.37.2/kubectl}
+manager=${MANAGER_BIN:-$root/bin/manager}
+manager_user=system:serviceaccount:persona-system:persona-controller-manager
+export LOCALCLUSTER_DIR=$state
+
+log() { echo "demo: $*" >&2; }
+k() { KUBECONFIG=$state/admin.kubeconfig "$kubectl" "$@"; }
+
+manager_pid() {
+  local pid
+  pid=$(cat "$state/pids/manager.pid" 2>/dev/null) || return 1
+  # Only trust the PID while it still runs our manager binary.
+  [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$manager")" ] && echo "$pid"
+}
+
+stop_manager() {
+  local pid i
+  pid=$(manager_pid) || { rm -f "$state/pids/manager.pid"; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$state/pids/manager.pid"
+}
+
+start_manager() {
+  if manager_pid >/dev/null; then
+    log "manager already running"
+    return
+  fi
+  mkdir -p "$state/logs" "$state/pids"
+  # No webhook in the demo: the local apiserver could not reach it without a
+  # serving certificate; rules are still compiled and checked by the controller.
+  KUBECONFIG=$state/manager.kubeconfig nohup "$manager" --enable-webhooks=false --leader-elect=false \
+    --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 \
+    >"$state/logs/manager.log" 2>&1 &
+  echo $! >"$state/pids/manager.pid"
+  log "manager started (log: $state/logs/manager.log)"
+}
+
+install() {
+  # Server-side apply: the Playbook CRD and the data ConfigMaps are larger than
+  # client-side apply's last-applied annotation may be.
+  k apply --server-side --force-conflicts -f "$root/config/crd/bases" >/dev/null
+  k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  k apply --server-side --force-conflicts -f "$root/config/rbac/role.yaml" >/dev/null
+  k create clusterrolebinding persona-demo-manager --clusterrole=manager-role --user="$manager_user" \
+    --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+  k create namespace "$ns" --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+  local i
+  for i in $(seq 1 100); do
+    k -n "$ns" get serviceaccount default >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+}
+
+apply_data() {
+  local data=$state/demo-data
+  rm -rf "$data"
+  (cd "$root" && go run ./hack/gendata -out "$data")
+  k -n "$ns" apply --server-side --force-conflicts -f "$data/configmaps.yaml" >/dev/null
+  k -n "$ns" apply --server-side --force-conflicts -f "$root/config/demo/" >/dev/null
+  local f
+  for f in "$root"/config/samples/personas_v1alpha1_persona_*.yaml "$root"/config/samples/personas_v1alpha1_playbook_*.yaml; do
+    k -n "$ns" apply --server-side --force-conflicts -f "$f" >/dev/null
+  done
+}
+
+report() {
+  log "waiting for the personas to be Ready"
+  k -n "$ns" wait --for=condition=Ready personas --all --timeout=180s >/dev/null
+  echo
+  echo "\$ kubectl get datasources,personas,playbooks -n $ns"
+  k -n "$ns" get datasources,personas,playbooks
+  local persona=at-risk-enterprise-decision-makers top count members arr
+  top=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.insights[?(@.name=="top-feature-requests")].values[0].value}')
+  count=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.insights[?(@.name=="top-feature-requests")].values[0].count}')
+  members=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.members}')
+  arr=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.insights[?(@.name=="arr-at-risk")].value}')
+  echo
+  echo "The most requested product enhancement among our highest-paying customers with a renewal"
+  echo "in 90 days and a decision maker with negative NPS:"
+  echo
+  echo "    ${top:-<none>}  (requested by ${count:-0} of the ${members:-0} at-risk decision makers; ARR at risk: ${arr:-0})"
+  echo
+  cat <<EOF
+Point kubectl at the demo cluster:
+    export KUBECONFIG=$state/admin.kubeconfig
+    kubectl get usersuccess -n $ns
+    kubectl get jobs -n $ns -l personas.usersuccess.io/playbook    # playbook Jobs, completed by kwok
+Manager log: $state/logs/manager.log
+Stop everything: make demo-down
+EOF
+}
+
+case "${1:-}" in
+  up)
+    [ -x "$manager" ] || { log "missing $manager: run 'make build' (make demo does)"; exit 1; }
+    "$root/hack/localcluster.sh" up
+    install
+    apply_data
+    start_manager
+    report
+    ;;
+  down)
+    stop_manager
+    "$root/hack/localcluster.sh" down
+    ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac
