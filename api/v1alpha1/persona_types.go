@@ -217,7 +217,14 @@ type PersonaStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Insights []InsightResult `json:"insights,omitempty"`
-	// nextEvaluationTime is when time alone may next change membership.
+	// nextEvaluationTime is when time alone may next change membership: the
+	// earliest instant, rounded up to the second, at which a comparison of the
+	// rule with now (such as `account.renewalDate - now <= duration("2160h")`)
+	// flips for some profile. The controller evaluates the rule again then, or
+	// earlier (refreshInterval, a change of spec or data). Unset when the rule
+	// does not read now, when no such comparison flips later given the current
+	// data, or when the rule uses now in a form that cannot be solved for that
+	// instant (then only refreshInterval catches changes by time).
 	// +optional
 	NextEvaluationTime *metav1.Time `json:"nextEvaluationTime,omitempty"`
 	// lastHandledReconcileAt is the last value of the reconcile-requested-at

@@ -149,7 +149,8 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		Sources: freshness(sources), Now: now,
 	})
 	r.announce(p, change, ev)
-	return ctrl.Result{RequeueAfter: refreshInterval(p)}, nil
+	// At the next change of membership by time alone, if before the refresh.
+	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p))}, nil
 }
 
 // sources returns the DataSources the persona reads, or why it must wait.

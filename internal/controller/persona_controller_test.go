@@ -172,6 +172,52 @@ var _ = Describe("Persona controller", func() {
 		Eventually(func() []string { return storedMembers(ns, "inactive") }).Should(Equal([]string{"u1", "u2", "u3", "u5"}))
 	})
 
+	It("re-evaluates when a renewal window opens or closes and reports when in status", func() {
+		t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+		personaClock.SetTime(t0)
+		day := 24 * time.Hour
+		Expect(k8sClient.Create(ctx, &v1alpha1.DataSource{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "renewals"},
+			Spec: v1alpha1.DataSourceSpec{
+				Type: v1alpha1.DataSourceInline, Entity: v1alpha1.EntityAccount, Key: v1alpha1.RecordKey{AccountID: "id"},
+				Inline: &v1alpha1.InlineSource{Format: v1alpha1.FormatCSV, Data: "id,renewal_date\n" +
+					"acme," + t0.Add(100*day).Format(time.RFC3339) + "\n" + // enters the 90-day window at t0+10d
+					"initech," + t0.Add(30*day).Format(time.RFC3339) + "\n"}, // inside it; renews (exits) at t0+30d
+				Attributes: []v1alpha1.AttributeMapping{{Name: "renewalDate", Type: v1alpha1.TypeTimestamp, From: "renewal_date"}},
+			},
+		})).To(Succeed())
+		p := newPersona(ns, "renewing", `account.renewalDate - now <= duration("2160h") && account.renewalDate > now`)
+		p.Spec.RefreshInterval = &metav1.Duration{Duration: 1000 * time.Hour}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "renewing") }).Should(Equal([]string{"u3"}))
+		nextEvaluation := func() time.Time {
+			if t := fetchPersona(ns, "renewing").Status.NextEvaluationTime; t != nil {
+				return t.UTC()
+			}
+			return time.Time{}
+		}
+		Eventually(nextEvaluation).Should(Equal(t0.Add(10 * day)))
+
+		// The controller asks to be called back at that instant, not after the
+		// (longer) refresh interval.
+		r := &PersonaReconciler{Client: k8sClient, Store: store, Clock: personaClock, Recorder: events.NewFakeRecorder(10)}
+		r.tracker, r.cache = newSliceTracker(), map[types.UID]compiledEntry{}
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "renewing"}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.RequeueAfter).To(Equal(10 * day))
+
+		// Time passes the crossing: acme's users enter; next, initech renews.
+		personaClock.SetTime(t0.Add(10*day + time.Second))
+		requestReconcile(ns, "renewing", "window-opened")
+		Eventually(func() []string { return storedMembers(ns, "renewing") }).Should(Equal([]string{"u1", "u2", "u3", "u4", "u5"}))
+		Eventually(nextEvaluation).Should(Equal(t0.Add(30 * day)))
+
+		personaClock.SetTime(t0.Add(30 * day))
+		requestReconcile(ns, "renewing", "initech-renewed")
+		Eventually(func() []string { return storedMembers(ns, "renewing") }).Should(Equal([]string{"u1", "u2", "u4", "u5"}))
+		Eventually(nextEvaluation).Should(Equal(t0.Add(100*day)), "acme renews next")
+	})
+
 	It("keeps membership and makes nobody re-enter across a manager restart", func() {
 		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
 		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u5"}))

@@ -51,6 +51,14 @@ type Evaluation struct {
 	Errors   int64
 	Insights []v1alpha1.InsightResult
 	Duration time.Duration
+	// Timing is how time alone changes the rule (see rule.Analysis).
+	Timing rule.Analysis
+	// NextChange is the earliest instant after now at which time alone may
+	// change membership: a comparison of the rule with `now` flips for some
+	// profile. Zero when the rule does not read now, when no such comparison
+	// flips later, or when Timing is not Exact (membership may then change at
+	// any time, and only the refresh interval catches it).
+	NextChange time.Time
 }
 
 // Evaluate runs the rule over every profile of the view, then the insights over
@@ -87,6 +95,48 @@ func Evaluate(v *profile.View, c *Compiled, now time.Time, clock func() time.Tim
 	for _, a := range accs {
 		ev.Insights = append(ev.Insights, a.Result())
 	}
+	ev.Timing = c.Rule.Analysis()
+	if ev.Timing.UsesNow && ev.Timing.Exact {
+		if next, ok := e.NextChange(); ok {
+			ev.NextChange = next
+		}
+	}
 	ev.Duration = clock().Sub(start)
 	return ev
+}
+
+// MinRequeue is the soonest a time-driven re-evaluation is scheduled, so a
+// crossing that is due (or a clock that disagrees with the queue's) never
+// makes a hot loop.
+const MinRequeue = time.Second
+
+// NextEvaluation is when the controller re-evaluates for a change of
+// membership by time alone: NextChange rounded up to the second (status shows
+// seconds, and by then the comparison has flipped); zero when there is none.
+func NextEvaluation(ev Evaluation) time.Time {
+	if ev.NextChange.IsZero() {
+		return time.Time{}
+	}
+	t := ev.NextChange.Truncate(time.Second)
+	if t.Before(ev.NextChange) {
+		t = t.Add(time.Second)
+	}
+	return t
+}
+
+// RequeueAfter is when to evaluate again: at the next change by time alone
+// when it comes before the refresh interval, else after the refresh interval.
+// A time-driven re-evaluation comes no sooner than MinRequeue, nor than ten
+// times what this evaluation took: a rule over fine-grained timestamps (a
+// crossing every second) then costs at most about a tenth of a core, and
+// the crossings that fall in between are handled together.
+func RequeueAfter(ev Evaluation, now time.Time, refresh time.Duration) time.Duration {
+	next := NextEvaluation(ev)
+	if next.IsZero() {
+		return refresh
+	}
+	if until := next.Sub(now); until < refresh {
+		return min(max(until, MinRequeue, 10*ev.Duration), refresh)
+	}
+	return refresh
 }

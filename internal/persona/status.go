@@ -44,6 +44,11 @@ func Record(p *v1alpha1.Persona, o Outcome) {
 	st.EvaluationErrors = o.Eval.Errors
 	st.SampleMembers = sample(o.Members)
 	st.Insights = o.Eval.Insights
+	st.NextEvaluationTime = nil
+	if next := NextEvaluation(o.Eval); !next.IsZero() {
+		t := metav1.NewTime(next)
+		st.NextEvaluationTime = &t
+	}
 	st.Sources = o.Sources
 	st.DataFreshness = oldest(o.Sources)
 	entered, exited := int64(len(o.Change.Entered)), int64(len(o.Change.Exited))

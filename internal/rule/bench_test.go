@@ -152,3 +152,24 @@ func BenchmarkEval1MFirst(b *testing.B) {
 	}
 	b.ReportMetric(float64(benchN)*float64(b.N)/b.Elapsed().Seconds(), "evals/s")
 }
+
+// BenchmarkNextChange1M finds the at-risk rule's next change by time alone
+// over the 1 M profiles (renewalDate is dictionary-coded: once per distinct
+// date), as every evaluation of a rule with `now` does.
+func BenchmarkNextChange1M(b *testing.B) {
+	n := benchStore(b)
+	n.Read(nil, func(v *profile.View) {
+		p, err := Compile(atRisk, v.Schema())
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.NewEvaluator(v, now).NextChange() // builds the columns
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, ok := p.NewEvaluator(v, now).NextChange(); !ok {
+				b.Fatal("no next change")
+			}
+		}
+	})
+}

@@ -15,8 +15,9 @@ import (
 // activation across profiles and is not safe for concurrent use: use one per
 // goroutine.
 type Evaluator struct {
-	p *Program
-	s subject
+	p    *Program
+	s    subject
+	view *profile.View
 	// frame is reused across profiles when the program allows it: getting one
 	// from CEL's pool and returning it costs as much as a simple rule.
 	frame *interpreter.ExecutionFrame
@@ -46,7 +47,7 @@ type accountRef struct{ s *subject }
 
 // NewEvaluator binds p to a view (resolving attribute names once) and a time.
 func (p *Program) NewEvaluator(v *profile.View, now time.Time) *Evaluator {
-	e := &Evaluator{p: p}
+	e := &Evaluator{p: p, view: v}
 	e.s.uf = v.UserFieldsDense(p.userNames, p.userDense)
 	e.s.af = v.AccountFieldsDense(p.accountNames, p.accountDense)
 	e.s.now = types.Timestamp{Time: now}

@@ -41,16 +41,28 @@ var (
 
 // diverse loads n users over 10 account ids (a9 has no account row; every
 // seventh user has no account id) with values drawn from small pools, nil
-// meaning absent.
+// meaning absent, timestamps and durations at the ends of their ranges
+// included.
 func diverse(t testing.TB, n int, seed uint64) *profile.Namespace {
+	return diverseStore(t, n, seed, true)
+}
+
+// diverseStore is diverse; with extreme false, timestamps stay within 2000 to
+// 2060 and durations within 10 years, so that no arithmetic of a generated
+// rule comes near overflowing (±292 years) within years of now.
+func diverseStore(t testing.TB, n int, seed uint64, extreme bool) *profile.Namespace {
 	r := rand.New(rand.NewPCG(seed, 1))
 	pick := func(vals ...any) any { return vals[r.IntN(len(vals))] }
 	times := []any{nil, now, now.Add(-time.Hour), now.Add(2160 * time.Hour), now.Add(2160*time.Hour + time.Nanosecond),
-		now.Add(-30 * 24 * time.Hour), now.Add(90 * 24 * time.Hour), minTime, maxTime,
-		time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2200, 6, 1, 0, 0, 0, 5, time.UTC),
-		now.In(time.FixedZone("x", 3600))}
-	durations := []any{nil, time.Duration(0), time.Hour, 2160 * time.Hour, -5 * time.Hour,
-		time.Duration(math.MaxInt64), time.Duration(math.MinInt64 + 1), 100 * 365 * 24 * time.Hour}
+		now.Add(-30 * 24 * time.Hour), now.Add(90 * 24 * time.Hour),
+		time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2060, 6, 1, 0, 0, 0, 5, time.UTC),
+		now.In(time.FixedZone("x", 3600)), now.Add(3*365*24*time.Hour + 17*time.Second)}
+	durations := []any{nil, time.Duration(0), time.Hour, 2160 * time.Hour, -5 * time.Hour, 10 * 365 * 24 * time.Hour,
+		-(2*365*24*time.Hour + time.Millisecond)}
+	if extreme {
+		times = append(times, minTime, maxTime, time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2200, 6, 1, 0, 0, 0, 5, time.UTC))
+		durations = append(durations, time.Duration(math.MaxInt64), time.Duration(math.MinInt64+1), 100*365*24*time.Hour)
+	}
 	ns := profile.NewStore().Namespace("diverse")
 	rows := make([][]any, 0, n)
 	for i := 0; i < n; i++ {

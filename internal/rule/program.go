@@ -45,6 +45,9 @@ type Program struct {
 	// allTerms: every clause is one (table.go).
 	terms    []*term
 	allTerms bool
+	// analysis and crossings: how time alone changes the rule (timing.go).
+	analysis  Analysis
+	crossings []crossing
 }
 
 // Compile compiles a Persona rule: it must be a bool.
@@ -86,6 +89,11 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 		return nil, &Error{Msg: fmt.Sprintf("the estimated cost %d exceeds the limit %d "+
 			"(lists are assumed to hold up to %d elements): simplify the expression", est.Max, CostLimit, maxListSize)}
 	}
+	var analysis Analysis
+	var crossings []crossing
+	if wantBool {
+		analysis, crossings = analyzeRule(checked.NativeRep(), s)
+	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	iterates := hasComprehension(checked.NativeRep().Expr())
 	var terms []*term
@@ -123,6 +131,8 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 		reuseFrame:   !iterates,
 		terms:        terms,
 		allTerms:     allTerms,
+		analysis:     analysis,
+		crossings:    crossings,
 	}, nil
 }
 
@@ -146,6 +156,22 @@ func (sizeEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate
 
 func (sizeEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
 	return nil
+}
+
+// analyzeRule finds and compiles a rule's comparisons with now.
+func analyzeRule(checked *ast.AST, s Schema) (Analysis, []crossing) {
+	uses, cmps, reason := analyzeTime(checked)
+	a := Analysis{UsesNow: uses, Reason: reason}
+	if !uses || reason != "" {
+		return a, nil
+	}
+	crossings, err := compileCrossings(checked, cmps, s)
+	if err != nil {
+		a.Reason = "a timestamp or duration compared with now does not compile on its own: " + err.Error()
+		return a, nil
+	}
+	a.Exact, a.Comparisons = true, len(crossings)
+	return a, crossings
 }
 
 // usedFields marks the user and account attributes an expression selects. Any
