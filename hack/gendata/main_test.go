@@ -292,7 +292,10 @@ func evaluateAll(t *testing.T, dir, nowText string, verbose bool) map[string]int
 			members := len(ev.Matching)
 			counts[p.Name] = members
 			logf("persona %-36s %5d members", p.Name, members)
-			if members == 0 || members == total {
+			// user.playbooks is filled at run time by the Playbook controller, so
+			// a persona over it has no members in static data.
+			runtimeOnly := c.ReadsUser(attr.PlaybooksAttr)
+			if (members == 0 && !runtimeOnly) || members == total {
 				t.Errorf("%s: %d of %d users match; want some, not all", p.Name, members, total)
 			}
 			if ev.Errors > 0 {

@@ -15,6 +15,11 @@ import (
 const (
 	UserIDAttr    = "id"
 	AccountIDAttr = "accountId"
+	// PlaybooksAttr is the user attribute the Playbook controller fills with
+	// the state of the user's playbook runs (see profile.PlaybookState). It is
+	// reserved so that rules reading it can never silently read a DataSource's
+	// column of the same name instead.
+	PlaybooksAttr = "playbooks"
 )
 
 // expressionCostLimit bounds one attribute expression's evaluation so a bad
@@ -101,8 +106,8 @@ func NewMapper(spec *v1alpha1.DataSourceSpec) (*Mapper, error) {
 	if m.valueAttr != "" && !m.hasSignalDecl(m.valueAttr) {
 		return nil, fmt.Errorf("spec.signal.valueAttribute %q is not one of spec.attributes", m.valueAttr)
 	}
-	if m.entity == v1alpha1.EntitySignal && (m.signal.Name == UserIDAttr || m.signal.Name == AccountIDAttr) {
-		return nil, fmt.Errorf("spec.signal.attribute %q is reserved", m.signal.Name)
+	if m.entity == v1alpha1.EntitySignal && reservedUserAttr(m.signal.Name) {
+		return nil, fmt.Errorf("spec.signal.attribute %q is reserved (built in%s)", m.signal.Name, reservedWhy(m.signal.Name))
 	}
 	return m, nil
 }
@@ -124,7 +129,7 @@ func (m *Mapper) compileColumn(a *v1alpha1.AttributeMapping, env **cel.Env) (col
 		}
 	}
 	if m.reserved(col) {
-		return col, fmt.Errorf("attribute name %q is reserved (built in)", a.Name)
+		return col, fmt.Errorf("attribute name %q is reserved (built in%s)", a.Name, reservedWhy(a.Name))
 	}
 	if a.Expression == "" {
 		return col, nil
@@ -156,7 +161,19 @@ func (m *Mapper) reserved(c column) bool {
 	if m.entity == v1alpha1.EntitySignal {
 		return false // signal element fields live inside the list
 	}
-	return c.decl.Name == UserIDAttr || c.decl.Name == AccountIDAttr
+	return reservedUserAttr(c.decl.Name)
+}
+
+func reservedUserAttr(name string) bool {
+	return name == UserIDAttr || name == AccountIDAttr || name == PlaybooksAttr
+}
+
+// reservedWhy explains the one reserved name whose purpose is not obvious.
+func reservedWhy(name string) string {
+	if name == PlaybooksAttr {
+		return ": user.playbooks is the Playbook controller's run state; declare the attribute under another name"
+	}
+	return ""
 }
 
 func (m *Mapper) addColumn(c column) {

@@ -149,6 +149,10 @@ func TestNewMapperRejectsBadSpecs(t *testing.T) {
 	}{
 		{"reserved user attribute", v1alpha1.DataSourceSpec{Attributes: []v1alpha1.AttributeMapping{{Name: "id", Type: v1alpha1.TypeString}}}, "reserved"},
 		{"reserved accountId", v1alpha1.DataSourceSpec{Attributes: []v1alpha1.AttributeMapping{{Name: "accountId", Type: v1alpha1.TypeString}}}, "reserved"},
+		{"reserved playbooks", v1alpha1.DataSourceSpec{Attributes: []v1alpha1.AttributeMapping{{Name: "playbooks", Type: v1alpha1.TypeMap}}},
+			`spec.attributes[0] (playbooks): attribute name "playbooks" is reserved (built in: user.playbooks is the Playbook controller's run state`},
+		{"reserved playbooks signal", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntitySignal, Signal: &v1alpha1.SignalSpec{Attribute: "playbooks"},
+			Attributes: []v1alpha1.AttributeMapping{{Name: "x", Type: v1alpha1.TypeString}}}, `spec.signal.attribute "playbooks" is reserved`},
 		{"bad expression", v1alpha1.DataSourceSpec{Attributes: []v1alpha1.AttributeMapping{{Name: "x", Type: v1alpha1.TypeString, Expression: "record.("}}}, "spec.attributes[0] (x): expression"},
 		{"signal without spec", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntitySignal}, "requires spec.signal"},
 		{"value attribute not declared", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntitySignal, Signal: &v1alpha1.SignalSpec{Attribute: "f", ValueAttribute: "nope"},

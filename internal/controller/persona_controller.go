@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -118,6 +120,10 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 	r.tracker.settle(p.UID, slices.Items)
 
+	playbooks, err := r.playbooks(ctx, p.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	now := r.Clock.Now()
 	var names []string
 	for _, s := range sources {
@@ -125,17 +131,31 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 	var ev persona.Evaluation
 	var compileErr error
+	var unpublished []string
 	r.Store.Namespace(p.Namespace).Read(names, func(v *profile.View) {
 		c, err := r.compiled(p, v.Schema())
 		if err != nil {
 			compileErr = err
 			return
 		}
+		if c.ReadsUser(attr.PlaybooksAttr) {
+			if unpublished = notPublished(v, playbooks); len(unpublished) > 0 {
+				return
+			}
+		}
 		ev = persona.Evaluate(v, c, now, r.Clock.Now)
 	})
 	if compileErr != nil {
 		persona.MarkInvalidRule(p, compileErr.Error())
 		return ctrl.Result{}, nil // a spec or schema change re-triggers
+	}
+	if len(unpublished) > 0 {
+		// After a restart the store has no playbook state until each Playbook's
+		// first pass: evaluating now would make users exit (and re-enter,
+		// re-triggering playbooks). The publish re-triggers through the feed.
+		persona.MarkWaiting(p, "waiting for Playbooks to publish their runs (the persona reads user.playbooks): "+
+			strings.Join(unpublished, ", "))
+		return ctrl.Result{}, nil
 	}
 
 	existing := toSlices(slices.Items)
@@ -193,6 +213,34 @@ func (r *PersonaReconciler) sources(ctx context.Context, p *v1alpha1.Persona) ([
 		return nil, "waiting for DataSources to load: " + strings.Join(loading, ", "), nil
 	}
 	return selected, "", nil
+}
+
+// playbooks lists the names of the namespace's Playbooks, those being deleted
+// aside (their state is gone already or about to be).
+func (r *PersonaReconciler) playbooks(ctx context.Context, namespace string) ([]string, error) {
+	var list v1alpha1.PlaybookList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, pb := range list.Items {
+		if pb.DeletionTimestamp.IsZero() {
+			names = append(names, pb.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// notPublished are the playbooks whose state the view does not hold yet.
+func notPublished(v *profile.View, playbooks []string) []string {
+	var out []string
+	for _, name := range playbooks {
+		if !v.PlaybookPublished(name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // compiled returns the persona's programs, compiled once per spec generation and
@@ -378,7 +426,66 @@ func (r *PersonaReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.StoreEvents != nil {
 		b = b.WatchesRawSource(source.Channel(r.StoreEvents, handler.EnqueueRequestsFromMapFunc(r.personasInNamespace)))
 	}
+	if r.Store != nil {
+		b = b.WatchesRawSource(source.Func(r.watchPlaybookRuns))
+	}
 	return b.Named("persona").Complete(r)
+}
+
+// watchPlaybookRuns enqueues, whenever the Playbook controller publishes a
+// change of user.playbooks in a namespace, the personas there that read it.
+// The store's feed coalesces changes, so a burst of Job completions costs one
+// evaluation per persona, not one per Job.
+func (r *PersonaReconciler) watchPlaybookRuns(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	feed := r.Store.Subscribe()
+	go func() {
+		defer feed.Close()
+		for {
+			namespaces := feed.Next(ctx)
+			if namespaces == nil {
+				return
+			}
+			for _, ns := range namespaces {
+				for _, req := range r.personasReadingPlaybooks(ctx, ns) {
+					q.Add(req)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// personasReadingPlaybooks lists the namespace's personas that read (or may
+// read) user.playbooks: the others would only evaluate to the same result.
+func (r *PersonaReconciler) personasReadingPlaybooks(ctx context.Context, namespace string) []reconcile.Request {
+	var list v1alpha1.PersonaList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		logf.FromContext(ctx).Error(err, "listing Personas for a playbook state change")
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var reqs []reconcile.Request
+	for _, p := range list.Items {
+		e, cached := r.cache[p.UID]
+		if readsPlaybooks(e, cached, p.Generation) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+	}
+	return reqs
+}
+
+// readsPlaybooks decides from a persona's compiled programs whether a change
+// of user.playbooks concerns it.
+func readsPlaybooks(e compiledEntry, cached bool, generation int64) bool {
+	switch {
+	case !cached || e.generation != generation:
+		return true // not compiled for this spec yet: evaluating tells
+	case e.err != nil:
+		return false // an invalid rule waits for a spec or schema change
+	default:
+		return e.compiled.ReadsUser(attr.PlaybooksAttr)
+	}
 }
 
 func (r *PersonaReconciler) personasInNamespace(ctx context.Context, o client.Object) []reconcile.Request {

@@ -73,11 +73,13 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if apierrors.IsNotFound(err) {
 			// Garbage collection is deleting the playbook's Jobs: let them go.
 			forgetPlaybook(req.Namespace, req.Name)
+			r.unpublish(req.Namespace, req.Name)
 			return ctrl.Result{}, r.releaseOrphans(ctx, req.Namespace, req.Name, "")
 		}
 		return ctrl.Result{}, err
 	}
 	if !pb.DeletionTimestamp.IsZero() {
+		r.unpublish(pb.Namespace, pb.Name)
 		return ctrl.Result{}, nil
 	}
 	if err := r.releaseOrphans(ctx, pb.Namespace, pb.Name, pb.UID); err != nil {
@@ -93,13 +95,21 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playbook) (ctrl.Result, error) {
 	personas, err := r.personas(ctx, pb)
+	if errors.Is(err, reconcile.TerminalError(nil)) {
+		// A broken trigger stops the playbook, not the personas that read
+		// its runs (they wait until it publishes).
+		_, perr := r.publishLedger(ctx, pb)
+		return ctrl.Result{}, errors.Join(err, perr)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	pb.Status.Personas = int32(len(personas))
 	if len(personas) == 0 {
 		playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonPersonaNotFound, "no persona matches the trigger")
-		return ctrl.Result{}, nil // a Persona event re-triggers
+		// A Persona event re-triggers; only overdue steps move by time.
+		wake, err := r.publishLedger(ctx, pb)
+		return r.wakeAt(wake, r.Clock.Now()), err
 	}
 	members, err := r.members(ctx, pb, personas)
 	if err != nil {
@@ -130,6 +140,9 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	if err := r.writeLedger(ctx, pb, owned, plan); err != nil {
 		return ctrl.Result{}, err
 	}
+	// Published once the ledger holds it: user.playbooks never shows a run the
+	// ledger could lose.
+	r.publish(pb, plan.States)
 	launched, err := r.createJobs(ctx, pb, plan.Launch)
 	r.recordLaunches(pb, launched, now)
 	if err != nil {
@@ -472,6 +485,50 @@ func (r *PlaybookReconciler) releaseOrphans(ctx context.Context, namespace, name
 		}
 	}
 	return nil
+}
+
+// publish puts the playbook's run states into the profile store as its part of
+// user.playbooks. The store ignores a publish that changes nothing, so a no-op
+// pass re-evaluates no persona.
+func (r *PlaybookReconciler) publish(pb *v1alpha1.Playbook, states map[string]playbook.State) {
+	if r.Store == nil {
+		return
+	}
+	out := make(map[string]profile.PlaybookState, len(states))
+	for u, st := range states {
+		out[u] = profile.PlaybookState{Phase: string(st.Phase), Step: st.Step, Overdue: st.Overdue, DueAt: st.DueAt}
+	}
+	r.Store.Namespace(pb.Namespace).PublishPlaybook(pb.Name, out)
+}
+
+// publishLedger publishes the run states the ledger records, for a pass that
+// cannot plan (no persona matches the trigger, or the trigger is invalid): the
+// runs still exist and personas reading them must not wait forever. It
+// returns when the next recorded step becomes overdue.
+func (r *PlaybookReconciler) publishLedger(ctx context.Context, pb *v1alpha1.Playbook) (time.Time, error) {
+	var progress v1alpha1.PlaybookProgressList
+	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+		return time.Time{}, err
+	}
+	runs := playbook.Runs(toLedger(ownedProgress(pb, progress.Items)))
+	states, wake := playbook.LedgerStates(specFor(pb), runs, r.Clock.Now())
+	r.publish(pb, states)
+	return wake, nil
+}
+
+// unpublish drops a deleted playbook's part of user.playbooks.
+func (r *PlaybookReconciler) unpublish(namespace, name string) {
+	if r.Store != nil {
+		r.Store.Namespace(namespace).RemovePlaybook(name)
+	}
+}
+
+// wakeAt requeues at t (zero: no requeue), at least a second from now.
+func (r *PlaybookReconciler) wakeAt(t, now time.Time) ctrl.Result {
+	if t.IsZero() {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(t.Sub(now), time.Second)}
 }
 
 // requeue asks to come back when time alone changes something: a launch slot

@@ -43,6 +43,19 @@ func Compile(spec *v1alpha1.PersonaSpec, s rule.Schema) (*Compiled, error) {
 	return c, nil
 }
 
+// ReadsUser reports whether the rule or an insight reads the user attribute.
+func (c *Compiled) ReadsUser(name string) bool {
+	if c.Rule.ReadsUser(name) {
+		return true
+	}
+	for _, in := range c.Insights {
+		if in.Program.ReadsUser(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // Evaluation is the result of evaluating a persona over a view.
 type Evaluation struct {
 	// Matching maps each matching user id to its account id.

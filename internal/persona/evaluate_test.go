@@ -124,3 +124,26 @@ func TestRequeueAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestCompiledReadsUser(t *testing.T) {
+	n := store(t)
+	var s profile.Schema
+	n.Read(nil, func(v *profile.View) { s = v.Schema() })
+	reads := `has(user.playbooks) && "x" in user.playbooks`
+	for name, tc := range map[string]struct {
+		spec v1alpha1.PersonaSpec
+		want bool
+	}{
+		"rule reads it":       {v1alpha1.PersonaSpec{Rule: reads}, true},
+		"an insight reads it": {v1alpha1.PersonaSpec{Rule: `user.role == "x"`, Insights: []v1alpha1.InsightSpec{{Name: "i", Type: v1alpha1.InsightTopValues, Expression: `has(user.playbooks) ? user.playbooks.size() : 0`}}}, true},
+		"neither reads it":    {v1alpha1.PersonaSpec{Rule: `user.role == "x"`, Insights: []v1alpha1.InsightSpec{{Name: "i", Type: v1alpha1.InsightTopValues, Expression: "user.role"}}}, false},
+	} {
+		c, err := Compile(&tc.spec, s)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := c.ReadsUser(attr.PlaybooksAttr); got != tc.want {
+			t.Errorf("%s: ReadsUser(playbooks) = %v, want %v", name, got, tc.want)
+		}
+	}
+}

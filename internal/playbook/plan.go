@@ -94,6 +94,16 @@ type Overdue struct {
 	Since        time.Time
 }
 
+// State is where a user's run stands after a pass: what user.playbooks shows.
+type State struct {
+	Phase v1alpha1.RunPhase // Pending, Running, Succeeded or Failed; never Armed
+	Step  string
+	// DueAt is when the current step is (or was) due, for a Pending or Running
+	// run whose step has a dueAfter; zero otherwise.
+	DueAt   time.Time
+	Overdue bool
+}
+
 // Plan is the outcome of one planning pass.
 type Plan struct {
 	// Changed are ledger records to write (new or modified), by user id.
@@ -105,6 +115,10 @@ type Plan struct {
 	Release []string
 	Counts  Counts
 	Overdue []Overdue
+	// States is, per user, the run that user.playbooks shows: the pending
+	// (re-)entry if there is one, else the user's recorded run. Users whose only
+	// record is Armed (an Exit playbook waiting for the exit) have none.
+	States map[string]State
 	// Wake is the earliest future time something changes by time alone (a step
 	// becomes overdue, a cooldown ends); zero if none.
 	Wake time.Time
@@ -121,6 +135,7 @@ type planner struct {
 func Compute(in Input) Plan {
 	p := &planner{in: in, runs: make(map[string]v1alpha1.PlaybookRun, len(in.Runs))}
 	p.plan.Changed = map[string]v1alpha1.PlaybookRun{}
+	p.plan.States = make(map[string]State, len(in.Runs))
 	for u, r := range in.Runs {
 		p.runs[u] = r
 	}
@@ -366,6 +381,7 @@ func (p *planner) pending(cands []candidate) {
 	for _, c := range cands {
 		p.plan.Counts.Pending++
 		p.checkDue(c.run, c.step)
+		p.plan.States[c.run.UserID] = stateOf(p.in.Spec, c.run, v1alpha1.RunPending, p.in.Now)
 	}
 }
 
@@ -394,6 +410,11 @@ func (p *planner) count() {
 		case v1alpha1.RunFailed:
 			c.Failed++
 		}
+		if _, ok := p.plan.States[u]; !ok && r.Phase != v1alpha1.RunArmed && r.Phase != v1alpha1.RunPending {
+			// A pending re-entry (set by pending()) is newer than the
+			// finished run still recorded for the user.
+			p.plan.States[u] = stateOf(p.in.Spec, r, r.Phase, p.in.Now)
+		}
 	}
 	c.RunningJobs = p.runningJobs()
 	sort.Slice(p.plan.Overdue, func(i, j int) bool { return p.plan.Overdue[i].UserID < p.plan.Overdue[j].UserID })
@@ -411,6 +432,41 @@ func (p *planner) checkDue(r v1alpha1.PlaybookRun, step int) {
 	}
 	p.plan.Counts.Overdue++
 	p.plan.Overdue = append(p.plan.Overdue, Overdue{UserID: r.UserID, Step: p.in.Spec.Steps[step].Name, Since: due})
+}
+
+// stateOf is a run's State in the given phase. Only unfinished runs have a
+// deadline, from the entry as for checkDue.
+func stateOf(spec Spec, r v1alpha1.PlaybookRun, phase v1alpha1.RunPhase, now time.Time) State {
+	st := State{Phase: phase, Step: r.Step}
+	if phase != v1alpha1.RunPending && phase != v1alpha1.RunRunning {
+		return st
+	}
+	for _, s := range spec.Steps {
+		if s.Name == r.Step && s.DueAfter > 0 {
+			st.DueAt = r.EnteredAt.Add(s.DueAfter)
+			st.Overdue = !now.Before(st.DueAt)
+		}
+	}
+	return st
+}
+
+// LedgerStates is States from the ledger alone, for a pass that cannot plan
+// (no persona matches the trigger): the recorded runs as they stand, and the
+// earliest future due time (zero if none) to come back at.
+func LedgerStates(spec Spec, runs map[string]v1alpha1.PlaybookRun, now time.Time) (map[string]State, time.Time) {
+	out := make(map[string]State, len(runs))
+	var wake time.Time
+	for u, r := range runs {
+		if r.Phase == v1alpha1.RunArmed {
+			continue
+		}
+		st := stateOf(spec, r, r.Phase, now)
+		out[u] = st
+		if !st.DueAt.IsZero() && !st.Overdue && (wake.IsZero() || st.DueAt.Before(wake)) {
+			wake = st.DueAt
+		}
+	}
+	return out, wake
 }
 
 func (p *planner) wake(t time.Time) {

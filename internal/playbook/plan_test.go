@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +294,80 @@ func TestPlanLedger(t *testing.T) {
 	got := Runs([]LedgerSlice{{Name: "b", Runs: []v1alpha1.PlaybookRun{run("a", v1alpha1.RunFailed)}}, {Name: "a", Runs: []v1alpha1.PlaybookRun{run("a", v1alpha1.RunSucceeded)}}})
 	if got["a"].Phase != v1alpha1.RunSucceeded {
 		t.Fatalf("a duplicate must resolve to the first slice by name, got %+v", got)
+	}
+}
+
+// TestStates checks what user.playbooks shows for each kind of run: the
+// deadline and overdue flag of unfinished steps, finished runs without one,
+// nothing for armed or unknown users, and a pending re-entry over the finished
+// run it follows.
+func TestStates(t *testing.T) {
+	entered := t0.Add(-2 * time.Hour) // the first step (due after 1h) is overdue, the second (3h) is not
+	s := spec("a", "b")
+	s.Steps[0].DueAfter, s.Steps[1].DueAfter = time.Hour, 3*time.Hour
+	s.IncludeExisting = true
+	jobA := JobName("onboard", "uid-1", "a", []string{"u1"})
+	finished := func(u string, ph v1alpha1.RunPhase) v1alpha1.PlaybookRun {
+		r := running(u, "b", "", entered)
+		r.Phase = ph
+		return r
+	}
+	dueA, dueB := entered.Add(time.Hour), entered.Add(3*time.Hour)
+	cases := []struct {
+		name string
+		in   Input
+		want map[string]State
+	}{
+		{name: "a running step past its dueAfter is overdue",
+			in: Input{Spec: s, Limits: open(), Members: []Member{member("u1", entered)},
+				Runs: map[string]v1alpha1.PlaybookRun{"u1": running("u1", "a", jobA, entered)}, Jobs: map[string]Job{jobA: {Name: jobA, Held: true}}},
+			want: map[string]State{"u1": {Phase: v1alpha1.RunRunning, Step: "a", DueAt: dueA, Overdue: true}}},
+		{name: "its success moves the user to the next step, not yet due",
+			in: Input{Spec: s, Limits: open(), Members: []Member{member("u1", entered)},
+				Runs: map[string]v1alpha1.PlaybookRun{"u1": running("u1", "a", jobA, entered)}, Jobs: map[string]Job{jobA: {Name: jobA, Succeeded: true, Held: true}}},
+			want: map[string]State{"u1": {Phase: v1alpha1.RunRunning, Step: "b", DueAt: dueB}}},
+		{name: "a new entry waiting for a slot is pending, and overdue all the same",
+			in:   Input{Spec: s, Limits: Limits{Paused: true}, Members: []Member{member("u1", entered)}},
+			want: map[string]State{"u1": {Phase: v1alpha1.RunPending, Step: "a", DueAt: dueA, Overdue: true}}},
+		{name: "finished runs have no deadline",
+			in: Input{Spec: s, Limits: open(), Runs: map[string]v1alpha1.PlaybookRun{
+				"u1": finished("u1", v1alpha1.RunSucceeded), "u2": finished("u2", v1alpha1.RunFailed)}},
+			want: map[string]State{"u1": {Phase: v1alpha1.RunSucceeded, Step: "b"}, "u2": {Phase: v1alpha1.RunFailed, Step: "b"}}},
+		{name: "a pending re-entry shows instead of the finished run",
+			in: Input{Spec: func() Spec { s := s; s.Once = false; return s }(), Limits: Limits{Paused: true},
+				Members: []Member{member("u1", t0.Add(-time.Minute))}, Runs: map[string]v1alpha1.PlaybookRun{"u1": finished("u1", v1alpha1.RunSucceeded)}},
+			want: map[string]State{"u1": {Phase: v1alpha1.RunPending, Step: "a", DueAt: t0.Add(-time.Minute + time.Hour)}}},
+		{name: "an armed Exit record is not a run yet",
+			in:   Input{Spec: func() Spec { s := s; s.OnExit = true; return s }(), Limits: open(), Members: []Member{member("u1", entered)}},
+			want: map[string]State{}},
+		{name: "no runs, no states", in: Input{Spec: s, Limits: open()}, want: map[string]State{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Now = t0
+			if got := Compute(tc.in).States; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("states\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLedgerStates(t *testing.T) {
+	entered := t0.Add(-2 * time.Hour)
+	s := spec("a", "b")
+	s.Steps[0].DueAfter, s.Steps[1].DueAfter = time.Hour, 3*time.Hour
+	armed := v1alpha1.PlaybookRun{UserID: "u3", Persona: "stalled", EnteredAt: metav1.NewTime(entered), Phase: v1alpha1.RunArmed}
+	states, wake := LedgerStates(s, map[string]v1alpha1.PlaybookRun{
+		"u1": running("u1", "a", "j1", entered), "u2": running("u2", "b", "j2", entered), "u3": armed,
+	}, t0)
+	want := map[string]State{
+		"u1": {Phase: v1alpha1.RunRunning, Step: "a", DueAt: entered.Add(time.Hour), Overdue: true},
+		"u2": {Phase: v1alpha1.RunRunning, Step: "b", DueAt: entered.Add(3 * time.Hour)},
+	}
+	if !reflect.DeepEqual(states, want) {
+		t.Errorf("states\n got %+v\nwant %+v", states, want)
+	}
+	if !wake.Equal(entered.Add(3 * time.Hour)) {
+		t.Errorf("wake = %v, want u2's due time", wake)
 	}
 }

@@ -35,6 +35,11 @@ type SourceData struct {
 	// Signals holds each user's list elements, as CEL values.
 	Signals map[string][]any
 
+	// Builtin marks a contribution of the operator itself (user.playbooks), not
+	// of a DataSource: it adds attributes to profiles but makes none, is part of
+	// every view whatever its source selection, and comes first in precedence.
+	Builtin bool
+
 	// Records is the number of records accepted into this data.
 	Records int64
 	// Digest identifies the content, whatever the record order.

@@ -14,10 +14,13 @@ import (
 type Store struct {
 	mu         sync.Mutex
 	namespaces map[string]*Namespace
+	feeds      map[*Feed]struct{} // subscribers to built-in changes (feed.go)
 }
 
 // NewStore returns an empty store.
-func NewStore() *Store { return &Store{namespaces: map[string]*Namespace{}} }
+func NewStore() *Store {
+	return &Store{namespaces: map[string]*Namespace{}, feeds: map[*Feed]struct{}{}}
+}
 
 // Namespace returns the namespace's profiles, creating it empty.
 func (s *Store) Namespace(name string) *Namespace {
@@ -26,6 +29,7 @@ func (s *Store) Namespace(name string) *Namespace {
 	n, ok := s.namespaces[name]
 	if !ok {
 		n = newNamespace()
+		n.notify = func() { s.changed(name) }
 		s.namespaces[name] = n
 	}
 	return n
@@ -41,6 +45,12 @@ type Namespace struct {
 	accounts map[string]*entry
 	plan     *plan
 	gen      uint64
+
+	// playbooks is the published run state per playbook and user, from which
+	// the built-in PlaybooksSource is rebuilt (builtin.go). notify tells the
+	// store's feeds that a built-in contribution changed.
+	playbooks map[string]map[string]PlaybookState
+	notify    func()
 
 	// views caches, per source selection read since the last change, its plan
 	// and dense snapshot (see snapshot.go). Apply and Remove clear it.
@@ -96,7 +106,8 @@ func (e *entry) empty() bool {
 }
 
 func newNamespace() *Namespace {
-	n := &Namespace{slots: map[string]int{}, users: map[string]*entry{}, accounts: map[string]*entry{}, views: map[string]*viewCache{}}
+	n := &Namespace{slots: map[string]int{}, users: map[string]*entry{}, accounts: map[string]*entry{}, views: map[string]*viewCache{},
+		playbooks: map[string]map[string]PlaybookState{}, notify: func() {}}
 	n.plan = buildPlan(nil, nil)
 	return n
 }
@@ -106,6 +117,11 @@ func newNamespace() *Namespace {
 func (n *Namespace) Apply(d *SourceData) uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.apply(d)
+}
+
+// apply is Apply with n.mu held for writing.
+func (n *Namespace) apply(d *SourceData) uint64 {
 	slot, ok := n.slots[d.Name]
 	if !ok {
 		slot = n.freeSlot()
@@ -132,6 +148,11 @@ func (n *Namespace) Apply(d *SourceData) uint64 {
 func (n *Namespace) Remove(name string) uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.remove(name)
+}
+
+// remove is Remove with n.mu held for writing.
+func (n *Namespace) remove(name string) uint64 {
 	slot, ok := n.slots[name]
 	if !ok {
 		return n.gen
@@ -238,16 +259,21 @@ type plan struct {
 	conflicts    map[string][]string
 }
 
-// precedence orders sources: higher priority first, then name.
+// precedence orders sources: built-in contributions first (whatever the
+// selection: a persona limited to some DataSources still sees playbook state),
+// then higher priority, then name.
 func precedence(sources []*SourceData, only map[string]bool) []int {
 	var slots []int
 	for i, s := range sources {
-		if s != nil && (only == nil || only[s.Name]) {
+		if s != nil && (only == nil || only[s.Name] || s.Builtin) {
 			slots = append(slots, i)
 		}
 	}
 	sort.Slice(slots, func(a, b int) bool {
 		sa, sb := sources[slots[a]], sources[slots[b]]
+		if sa.Builtin != sb.Builtin {
+			return sa.Builtin
+		}
 		if sa.Priority != sb.Priority {
 			return sa.Priority > sb.Priority
 		}
@@ -269,6 +295,10 @@ func buildPlan(sources []*SourceData, only map[string]bool) *plan {
 	for _, slot := range precedence(sources, only) {
 		s := sources[slot]
 		switch {
+		case s.Builtin:
+			// Attributes only: a user with playbook state but no User row is
+			// not a profile.
+			p.add(s.Name, p.userAttrs, p.userTypes, slot, s.UserDecls, "user")
 		case s.SignalDecl != nil:
 			p.add(s.Name, p.userAttrs, p.userTypes, slot, []attr.Decl{*s.SignalDecl}, "user")
 		case s.Entity == v1alpha1.EntityAccount:
@@ -285,6 +315,12 @@ func buildPlan(sources []*SourceData, only map[string]bool) *plan {
 
 func (p *plan) add(source string, attrs map[string][]cand, types map[string]attr.Type, slot int, decls []attr.Decl, entity string) {
 	for col, d := range decls {
+		if entity == "user" && d.Name == attr.PlaybooksAttr && source != PlaybooksSource {
+			// The mapper rejects the name already; a SourceData built some
+			// other way must not merge into the built-in either.
+			p.conflicts[source] = append(p.conflicts[source], "user.playbooks is built in (playbook run state) and cannot be declared")
+			continue
+		}
 		if t, ok := types[d.Name]; ok && t != d.Type {
 			p.conflicts[source] = append(p.conflicts[source],
 				fmt.Sprintf("%s.%s is %s here but %s in a source of higher precedence", entity, d.Name, d.Type, t))

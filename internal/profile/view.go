@@ -49,9 +49,11 @@ type Schema struct {
 	Account map[string]attr.Type
 }
 
-// Schema returns the attribute types of the view.
+// Schema returns the attribute types of the view. user.playbooks is always
+// declared, before any playbook has run (or even exists), so a rule reading it
+// type-checks at admission and in the controller alike.
 func (v *View) Schema() Schema {
-	s := Schema{User: map[string]attr.Type{attr.UserIDAttr: attr.String, attr.AccountIDAttr: attr.String},
+	s := Schema{User: map[string]attr.Type{attr.UserIDAttr: attr.String, attr.AccountIDAttr: attr.String, attr.PlaybooksAttr: attr.Map},
 		Account: map[string]attr.Type{attr.UserIDAttr: attr.String}}
 	for k, t := range v.plan.userTypes {
 		s.User[k] = t

@@ -37,6 +37,11 @@ import (
 type selects struct {
 	fields map[int64]fieldSel
 	now    map[int64]bool
+	// done holds the ids already given a fast node. CEL decorates an id a
+	// second time when the node is the operand of an index or select
+	// (user.playbooks["x"]): it wraps the fast node in an attribute to qualify,
+	// and that wrapper must stay an attribute.
+	done map[int64]bool
 }
 
 type fieldSel struct {
@@ -47,7 +52,7 @@ type fieldSel struct {
 }
 
 func findSelects(checked *ast.AST, prov *provider) selects {
-	out := selects{fields: map[int64]fieldSel{}, now: map[int64]bool{}}
+	out := selects{fields: map[int64]fieldSel{}, now: map[int64]bool{}, done: map[int64]bool{}}
 	visit(checked.Expr(), func(e ast.Expr) {
 		switch e.Kind() {
 		case ast.IdentKind:
@@ -102,6 +107,12 @@ func (s selects) decorator(terms []*term) interpreter.InterpretableDecoratorV2 {
 
 func (s selects) decorate(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
 	if _, isAttr := i.(interpreter.InterpretableAttribute); isAttr {
+		if s.done[i.ID()] {
+			return i, nil
+		}
+		if _, isField := s.fields[i.ID()]; isField || s.now[i.ID()] {
+			s.done[i.ID()] = true
+		}
 		if f, ok := s.fields[i.ID()]; ok {
 			if f.test {
 				return &hasNode{id: i.ID(), account: f.account, index: f.index, orig: i}, nil

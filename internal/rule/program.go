@@ -136,6 +136,14 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 	}, nil
 }
 
+// ReadsUser reports whether the expression reads the user attribute: selects
+// it, or uses `user` as a whole. The Persona controller re-evaluates a persona
+// on a playbook state change only if it reads user.playbooks.
+func (p *Program) ReadsUser(name string) bool {
+	i := sort.SearchStrings(p.userNames, name)
+	return i < len(p.userNames) && p.userNames[i] == name && p.userDense[i]
+}
+
 // Error is a compile error; Msg holds CEL's message with line and column.
 type Error struct{ Msg string }
 

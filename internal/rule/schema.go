@@ -20,11 +20,22 @@ import (
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
-// CEL type names of the two objects.
+// CEL type names of the objects: user, account, and an entry of user.playbooks.
 const (
-	userTypeName    = "usersuccess.User"
-	accountTypeName = "usersuccess.Account"
+	userTypeName        = "usersuccess.User"
+	accountTypeName     = "usersuccess.Account"
+	playbookRunTypeName = "usersuccess.PlaybookRun"
 )
+
+// attrCELType is an attribute's CEL type. The built-in user.playbooks is a Map
+// in the schema (so any reader of Schema can handle it) but, being the
+// operator's own, has a known value type: entries are PlaybookRun objects.
+func attrCELType(object, name string, t attr.Type) (*types.Type, error) {
+	if object == userTypeName && name == attr.PlaybooksAttr && t == attr.Map {
+		return types.NewMapType(types.StringType, types.NewObjectType(playbookRunTypeName)), nil
+	}
+	return celType(t)
+}
 
 // Schema is the attribute types of a namespace (profile.View.Schema).
 type Schema = profile.Schema
@@ -78,7 +89,27 @@ func newProvider(s Schema) (*provider, error) {
 	if err := p.add(accountTypeName, s.Account, func(o any, i int) (any, bool) { return o.(*accountRef).s.accountField(i) }); err != nil {
 		return nil, err
 	}
+	if err := p.addPlaybookRun(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// addPlaybookRun declares the type of a user.playbooks entry. Its fields are
+// read from the profile.PlaybookState the entry's Value is.
+func (p *provider) addPlaybookRun() error {
+	var names []string
+	for n := range profile.PlaybookStateFields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return p.add(playbookRunTypeName, profile.PlaybookStateFields, func(o any, i int) (any, bool) {
+		st, ok := o.(profile.PlaybookState)
+		if !ok {
+			return nil, false
+		}
+		return st.Field(names[i])
+	})
 }
 
 func (p *provider) add(name string, attrs map[string]attr.Type, get func(obj any, i int) (any, bool)) error {
@@ -88,7 +119,7 @@ func (p *provider) add(name string, attrs map[string]attr.Type, get func(obj any
 	}
 	sort.Strings(o.names)
 	for i, n := range o.names {
-		t, err := celType(attrs[n])
+		t, err := attrCELType(name, n, attrs[n])
 		if err != nil {
 			return fmt.Errorf("%s.%s: %w", name, n, err)
 		}
