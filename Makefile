@@ -61,12 +61,19 @@ cluster-down: ## Stop the local control plane (every process by PID file) and dr
 	@hack/localcluster.sh down
 
 .PHONY: demo
-demo: controlplane-e2e build ## The product end to end: local control plane, sample data, personas, a playbook; prints the headline answer.
+demo: controlplane-e2e build build-plugin ## The product end to end: local control plane, sample data, personas, a playbook; prints the headline answer.
 	@hack/demo.sh up
 
 .PHONY: demo-down
 demo-down: ## Stop the demo's manager and local control plane (no process left behind).
 	@hack/demo.sh down
+
+E2E_DIR ?= $(shell pwd)/.localcluster-e2e
+.PHONY: test-e2e
+test-e2e: controlplane-e2e build ## End to end on a fresh local cluster (own state dir): 1000 users enter, Jobs complete, the manager is SIGKILLed mid-way.
+	@LOCALCLUSTER_DIR=$(E2E_DIR) hack/localcluster.sh up >/dev/null
+	@LOCALCLUSTER_DIR=$(E2E_DIR) go test -tags e2e ./test/e2e/ -v -count=1 -timeout 20m; rc=$$?; \
+		LOCALCLUSTER_DIR=$(E2E_DIR) hack/localcluster.sh down; exit $$rc
 
 .PHONY: cluster-smoke
 cluster-smoke: controlplane-e2e ## Check the local control plane: 50 Jobs complete, a failing Job fails; prints timings.
@@ -92,6 +99,14 @@ verify: ## Fail if `make manifests generate fmt` changes tracked files.
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager binary.
 	go build -o bin/manager cmd/main.go
+
+.PHONY: build-plugin
+build-plugin: ## Build the kubectl plugin into bin/kubectl-persona.
+	go build -ldflags "-s -w" -o bin/kubectl-persona ./cmd/kubectl-persona
+
+.PHONY: install-plugin
+install-plugin: build-plugin ## Install kubectl-persona into $(GOBIN), or into $(PREFIX)/bin when PREFIX is set, for `kubectl persona`.
+	@dest="$(if $(PREFIX),$(PREFIX)/bin,$(GOBIN))"; mkdir -p "$$dest" && install -m 0755 bin/kubectl-persona "$$dest/kubectl-persona" && echo "installed $$dest/kubectl-persona"
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config.

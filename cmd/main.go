@@ -25,6 +25,7 @@ import (
 	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/controller"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/query"
 	"github.com/usersuccess/persona-operator/internal/webhook"
 )
 
@@ -45,6 +46,7 @@ func main() {
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
+	var queryAddr, queryCertPath string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -58,6 +60,10 @@ func main() {
 		"Serve the admission webhooks (rule type-checking). Needs a serving certificate in --webhook-cert-path.")
 	flag.StringVar(&webhookCertPath, "webhook-cert-path", "",
 		"Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's).")
+	flag.StringVar(&queryAddr, "query-bind-address", ":8444", "The address the query endpoint (kubectl persona explain and preview) "+
+		"binds to, served over HTTPS with TokenReview and SubjectAccessReview; 0 disables it.")
+	flag.StringVar(&queryCertPath, "query-cert-path", "",
+		"Directory with tls.crt and tls.key for the query endpoint (default: a self-signed certificate made at start).")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 200, "Burst of queries to the API server.")
@@ -136,6 +142,13 @@ func main() {
 	if enableWebhooks {
 		if err := webhook.SetupPersonaWebhook(mgr); err != nil {
 			setupLog.Error(err, "unable to create webhook", "webhook", "Persona")
+			os.Exit(1)
+		}
+	}
+
+	if queryAddr != "0" {
+		if _, err := query.Setup(mgr, store, query.Options{BindAddress: queryAddr, CertDir: queryCertPath, TLSOpts: tlsOpts}); err != nil {
+			setupLog.Error(err, "unable to set up the query endpoint")
 			os.Exit(1)
 		}
 	}

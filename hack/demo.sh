@@ -9,6 +9,7 @@
 #   up    start everything (idempotent), wait until the personas are Ready, print them
 #         and the answer to the headline question
 #   down  stop the manager and the local control plane; leaves no process behind
+#   check-down  exit non-zero if any process of the demo (manager, control plane) still runs
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,7 @@ state=${LOCALCLUSTER_DIR:-$root/.localcluster}
 ns=${DEMO_NAMESPACE:-usersuccess-demo}
 kubectl=${KUBECTL:-$root/bin/k8s/v1.37.2/kubectl}
 manager=${MANAGER_BIN:-$root/bin/manager}
+plugin=${PLUGIN_BIN:-$root/bin/kubectl-persona}
 manager_user=system:serviceaccount:persona-system:persona-controller-manager
 export LOCALCLUSTER_DIR=$state
 
@@ -49,11 +51,31 @@ start_manager() {
   mkdir -p "$state/logs" "$state/pids"
   # No webhook in the demo: the local apiserver could not reach it without a
   # serving certificate; rules are still compiled and checked by the controller.
+  # The query endpoint (kubectl persona explain/preview) listens on loopback
+  # only, with a serving certificate signed by the local cluster's CA.
+  local port
+  port=$(cd "$root" && go run ./hack/localclusterhelper ports 1)
+  echo "https://127.0.0.1:$port" >"$state/query-endpoint"
   KUBECONFIG=$state/manager.kubeconfig nohup "$manager" --enable-webhooks=false --leader-elect=false \
     --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 \
+    --query-bind-address="127.0.0.1:$port" --query-cert-path="$state/pki/query" \
     >"$state/logs/manager.log" 2>&1 &
   echo $! >"$state/pids/manager.pid"
-  log "manager started (log: $state/logs/manager.log)"
+  log "manager started (log: $state/logs/manager.log; query endpoint https://127.0.0.1:$port)"
+}
+
+# persona runs the kubectl plugin as the demo's admin, against the manager's
+# query endpoint, verifying its certificate with the cluster CA.
+persona() {
+  KUBECONFIG=$state/admin.kubeconfig PERSONA_QUERY_ENDPOINT=$(cat "$state/query-endpoint") \
+    PERSONA_QUERY_CA=$state/pki/ca.crt "$plugin" -n "$ns" "$@"
+}
+
+# show prints a command as the user would type it, then runs it.
+show() {
+  echo
+  echo "\$ kubectl persona -n $ns $*"
+  persona "$@"
 }
 
 install() {
@@ -90,30 +112,53 @@ report() {
   echo
   echo "\$ kubectl get datasources,personas,playbooks -n $ns"
   k -n "$ns" get datasources,personas,playbooks
-  local persona=at-risk-enterprise-decision-makers top count members arr
-  top=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.insights[?(@.name=="top-feature-requests")].values[0].value}')
-  count=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.insights[?(@.name=="top-feature-requests")].values[0].count}')
-  members=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.members}')
-  arr=$(k -n "$ns" get persona "$persona" -o jsonpath='{.status.insights[?(@.name=="arr-at-risk")].value}')
+  local at_risk=at-risk-enterprise-decision-makers top count members arr
+  top=$(k -n "$ns" get persona "$at_risk" -o jsonpath='{.status.insights[?(@.name=="top-feature-requests")].values[0].value}')
+  count=$(k -n "$ns" get persona "$at_risk" -o jsonpath='{.status.insights[?(@.name=="top-feature-requests")].values[0].count}')
+  members=$(k -n "$ns" get persona "$at_risk" -o jsonpath='{.status.members}')
+  arr=$(k -n "$ns" get persona "$at_risk" -o jsonpath='{.status.insights[?(@.name=="arr-at-risk")].value}')
   echo
   echo "The most requested product enhancement among our highest-paying customers with a renewal"
   echo "in 90 days and a decision maker with negative NPS:"
   echo
   echo "    ${top:-<none>}  (requested by ${count:-0} of the ${members:-0} at-risk decision makers; ARR at risk: ${arr:-0})"
   echo
+  echo "Asking the at-risk persona with the kubectl plugin (bin/kubectl-persona; make install-plugin puts it on PATH):"
+  plugin_tour "$at_risk"
+  echo
   cat <<EOF
 Point kubectl at the demo cluster:
     export KUBECONFIG=$state/admin.kubeconfig
     kubectl get usersuccess -n $ns
     kubectl get jobs -n $ns -l personas.usersuccess.io/playbook    # playbook Jobs, completed by kwok
+    export PERSONA_QUERY_ENDPOINT=$(cat "$state/query-endpoint") PERSONA_QUERY_CA=$state/pki/ca.crt
+    kubectl persona -n $ns explain $at_risk USER    # after make install-plugin
 Manager log: $state/logs/manager.log
 Stop everything: make demo-down
 EOF
 }
 
+# plugin_tour asks the at-risk persona the plugin's four questions: its
+# insights, its first members, why its first member is one, and what an edited
+# rule (NPS threshold raised from 6 to 8) would change before it is applied.
+plugin_tour() {
+  local persona_name=$1 first edited
+  show top "$persona_name"
+  show members "$persona_name" --limit 5
+  first=$(persona members "$persona_name" --limit 1 -o json | sed -n 's/.*"userId": *"\([^"]*\)".*/\1/p' | head -n1)
+  [ -n "$first" ] || { log "the at-risk persona has no members"; return 1; }
+  show explain "$persona_name" "$first"
+  edited=$state/at-risk-edited.yaml
+  sed 's/user.nps <= 6/user.nps <= 8/' "$root/config/samples/personas_v1alpha1_persona_at_risk.yaml" >"$edited"
+  echo
+  echo "\$ kubectl persona -n $ns preview -f at-risk-edited.yaml   # the sample with user.nps <= 8"
+  persona preview -f "$edited"
+}
+
 case "${1:-}" in
   up)
     [ -x "$manager" ] || { log "missing $manager: run 'make build' (make demo does)"; exit 1; }
+    [ -x "$plugin" ] || { log "missing $plugin: run 'make build-plugin' (make demo does)"; exit 1; }
     "$root/hack/localcluster.sh" up
     install
     apply_data
@@ -124,8 +169,17 @@ case "${1:-}" in
     stop_manager
     "$root/hack/localcluster.sh" down
     ;;
+  check-down)
+    # Any process still running one of our binaries is left behind, whatever
+    # its PID file says.
+    left=$(pgrep -af "^($root/bin/manager|$root/bin/k8s/[^ ]*/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kwok))( |\$)" || true)
+    if [ -n "$left" ]; then
+      log "processes left behind:"; echo "$left" >&2; exit 1
+    fi
+    log "no demo process is running"
+    ;;
   *)
-    echo "usage: $0 up|down" >&2
+    echo "usage: $0 up|down|check-down" >&2
     exit 2
     ;;
 esac

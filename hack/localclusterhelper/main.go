@@ -9,6 +9,8 @@
 //	                                 ca.crt ca.key             cluster CA
 //	                                 apiserver.crt apiserver.key  serving cert for 127.0.0.1
 //	                                 sa.key sa.pub             service-account signing key pair
+//	                                 query/tls.crt query/tls.key  serving cert for the
+//	                                                           operator's query endpoint on 127.0.0.1
 //	localclusterhelper ports N     print N distinct free TCP ports on 127.0.0.1, one a line
 package main
 
@@ -101,6 +103,7 @@ func writePKI(dir string) error {
 		}
 		// A new CA invalidates any serving cert signed by the old one.
 		_ = os.Remove(filepath.Join(dir, "apiserver.crt"))
+		_ = os.Remove(filepath.Join(dir, "query", "tls.crt"))
 	}
 	ca, caKey, err := loadCA(caCrt, caKeyPath)
 	if err != nil {
@@ -125,6 +128,33 @@ func writePKI(dir string) error {
 				"kubernetes.default.svc.cluster.local"},
 		}
 		if err := writeCert(srvCrt, srvKey, tmpl, ca, key, caKey); err != nil {
+			return err
+		}
+	}
+
+	// The operator's query endpoint (kubectl persona explain/preview) when the
+	// manager runs as a local process, as in `make demo`: its own key, signed
+	// by the cluster CA, so the plugin verifies it with ca.crt instead of
+	// sending a token to whatever answers.
+	qCrt, qKey := filepath.Join(dir, "query", "tls.crt"), filepath.Join(dir, "query", "tls.key")
+	if !exists(qCrt) || !exists(qKey) {
+		if err := os.MkdirAll(filepath.Dir(qCrt), 0o700); err != nil {
+			return err
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		tmpl := &x509.Certificate{
+			Subject:     pkix.Name{CommonName: "persona-operator-query"},
+			NotBefore:   time.Now().Add(-time.Hour),
+			NotAfter:    time.Now().AddDate(10, 0, 0),
+			KeyUsage:    x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+			DNSNames:    []string{"localhost"},
+		}
+		if err := writeCert(qCrt, qKey, tmpl, ca, key, caKey); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,39 @@
+package query
+
+import (
+	"sort"
+	"testing"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/profile"
+)
+
+// sourceData maps records through a real Mapper, as a DataSource sync does.
+func sourceData(t *testing.T, name string, spec v1alpha1.DataSourceSpec, records ...map[string]any) *profile.SourceData {
+	t.Helper()
+	m, err := attr.NewMapper(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := profile.NewBuilder(name, 0, m, len(records))
+	for i, r := range records {
+		rec := connector.Record{Num: int64(i + 1)}
+		keys := make([]string, 0, len(r))
+		for k := range r {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			rec.Fields = append(rec.Fields, k)
+			rec.Values = append(rec.Values, r[k])
+		}
+		mapped, err := m.Map(rec)
+		if err != nil {
+			t.Fatalf("%s record %d: %v", name, i+1, err)
+		}
+		b.Add(mapped)
+	}
+	return b.Finish()
+}
