@@ -153,23 +153,57 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 
 // jobLog watches a namespace's Jobs from before anything is created and
 // records every Job that ever existed, so Jobs deleted by their TTL still count.
+// The API server may end a watch at any time (timeouts, load): it is resumed
+// from the last resourceVersion seen, so no event is lost in between; a
+// resourceVersion that has become too old fails the test rather than let it
+// count from a gap.
 type jobLog struct {
-	mu      sync.Mutex
-	created map[string]string // Job name → user
+	mu       sync.Mutex
+	created  map[string]string // Job name → user
+	resumed  int
+	watchErr error
 }
 
 func watchJobs(t *testing.T, c client.WithWatch, ns string) *jobLog {
 	t.Helper()
-	l := &jobLog{created: map[string]string{}}
-	w, err := c.Watch(context.Background(), &batchv1.JobList{}, client.InNamespace(ns))
-	if err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var list batchv1.JobList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.Stop)
-	go func() {
+	l := &jobLog{created: map[string]string{}}
+	for _, j := range list.Items {
+		l.created[j.Name] = j.Annotations[playbook.UserAnnotation]
+	}
+	go l.follow(ctx, c, ns, list.ResourceVersion)
+	return l
+}
+
+// follow watches from rv until ctx ends, resuming each time the server closes
+// the watch.
+func (l *jobLog) follow(ctx context.Context, c client.WithWatch, ns, rv string) {
+	for ctx.Err() == nil {
+		w, err := c.Watch(ctx, &batchv1.JobList{}, client.InNamespace(ns),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+		if err != nil {
+			if ctx.Err() == nil {
+				l.fail(fmt.Errorf("watching Jobs from resourceVersion %s: %w", rv, err))
+			}
+			return
+		}
 		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				l.fail(fmt.Errorf("the Job watch failed at resourceVersion %s: %v", rv, apierrors.FromObject(ev.Object)))
+				w.Stop()
+				return
+			}
 			j, ok := ev.Object.(*batchv1.Job)
-			if !ok || ev.Type != watch.Added {
+			if !ok {
+				continue
+			}
+			rv = j.ResourceVersion
+			if ev.Type != watch.Added {
 				continue
 			}
 			l.mu.Lock()
@@ -178,8 +212,28 @@ func watchJobs(t *testing.T, c client.WithWatch, ns string) *jobLog {
 			}
 			l.mu.Unlock()
 		}
-	}()
-	return l
+		w.Stop()
+		l.mu.Lock()
+		l.resumed++
+		l.mu.Unlock()
+	}
+}
+
+func (l *jobLog) fail(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.watchErr = err
+}
+
+// seen is how many Jobs the log holds, failing the test if the watch broke.
+func (l *jobLog) seen(t *testing.T) int {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watchErr != nil {
+		t.Fatal(l.watchErr)
+	}
+	return len(l.created)
 }
 
 // perUser counts Jobs per user.
@@ -304,7 +358,7 @@ func TestPlaybookLaunchesOncePerUser(t *testing.T) {
 		writes := m.writes(t)
 		m.kill()
 		// The watch may lag behind a busy API server: let it catch up.
-		waitFor(t, time.Minute, "the Job watch to see every Job", func() bool { return len(jobs.perUser()) >= users })
+		waitFor(t, time.Minute, "the Job watch to see every Job", func() bool { return jobs.seen(t) >= users })
 		checkOnePerUser(t, jobs)
 		var list batchv1.JobList
 		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
@@ -346,13 +400,13 @@ func TestPlaybookLaunchesOncePerUser(t *testing.T) {
 		})
 		time.Sleep(3 * time.Second)
 		m.kill()
-		waitFor(t, time.Minute, "the Job watch to see every Job", func() bool { return len(jobs.perUser()) >= users })
+		waitFor(t, time.Minute, "the Job watch to see every Job", func() bool { return jobs.seen(t) >= users })
 		checkOnePerUser(t, jobs)
 		st := playbookStatus(t, c, ns)
 		if st.Succeeded != users || st.Failed != 0 || st.Running != 0 || st.Pending != 0 {
 			t.Errorf("status %+v, want %d succeeded and nothing else", st, users)
 		}
-		t.Logf("RESULT exactly-once: %d SIGKILLs, %d Jobs for %d users, every one succeeded and was TTL-deleted, none re-created",
-			kills, len(jobs.created), users)
+		t.Logf("RESULT exactly-once: %d SIGKILLs, %d Jobs for %d users, every one succeeded and was TTL-deleted, none re-created (Job watch resumed %d times)",
+			kills, jobs.seen(t), users, jobs.resumed)
 	})
 }
