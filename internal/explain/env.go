@@ -7,21 +7,24 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
-	"github.com/google/cel-go/ext"
 
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/rule"
 )
 
-// The environment below declares `user`, `account` and `now` exactly as
-// internal/rule does (same type names, field types, options and extensions), so
-// a rule type-checks the same way. It exists because internal/rule plans rules
-// with fast paths that bypass CEL's interpreter nodes, and so records no
-// per-expression state; explaining needs CEL's plain planner with state
-// tracking. The verdict reported to users still comes from internal/rule.
+// The environment below declares `user`, `account` and `now` with
+// internal/rule's language (rule.Language: variables, options, extensions)
+// and its attribute types (rule.CELType), so a rule type-checks the same way.
+// Only the type provider is its own: internal/rule plans rules with fast paths
+// that bypass CEL's interpreter nodes and read dense snapshot columns, and so
+// records no per-expression state; explaining needs CEL's plain planner with
+// state tracking over one profile's values. The verdict reported to users
+// still comes from internal/rule. user.playbooks entries are plain CEL maps
+// here (the store's values are), so they read as dyn.
 const (
-	userTypeName    = "usersuccess.User"
-	accountTypeName = "usersuccess.Account"
+	userTypeName    = rule.UserTypeName
+	accountTypeName = rule.AccountTypeName
 )
 
 // costLimit bounds one exhaustive evaluation: exhaustive evaluation visits every
@@ -42,17 +45,10 @@ func newEnv(s profile.Schema) (*cel.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cel.NewEnv(
-		cel.CustomTypeProvider(prov),
-		cel.Variable("user", cel.ObjectType(userTypeName)),
-		cel.Variable("account", cel.ObjectType(accountTypeName)),
-		cel.Variable("now", cel.TimestampType),
-		cel.CrossTypeNumericComparisons(true),
-		ext.Strings(), ext.Sets(), ext.Lists(), ext.Math(),
-		// Parser only: keeps macro calls (exists, all, has) so that their
-		// sub-expressions can be printed back as written.
-		cel.EnableMacroCallTracking(),
-	)
+	opts := append([]cel.EnvOption{cel.CustomTypeProvider(prov)}, rule.Language()...)
+	// Parser only: keeps macro calls (exists, all, has) so that their
+	// sub-expressions can be printed back as written.
+	return cel.NewEnv(append(opts, cel.EnableMacroCallTracking())...)
 }
 
 // provider declares the two object types and defers the rest to CEL's registry.
@@ -81,7 +77,7 @@ func (p *provider) add(name string, attrs map[string]attr.Type) error {
 	fields := map[string]*types.FieldType{}
 	var names []string
 	for n, t := range attrs {
-		ct, err := celType(t)
+		ct, err := rule.CELType(t)
 		if err != nil {
 			return fmt.Errorf("%s.%s: %w", name, n, err)
 		}
@@ -109,29 +105,6 @@ func lookup(obj any, name string) (ref.Val, bool) {
 	}
 	v, ok := o.vals[name]
 	return v, ok && v != nil
-}
-
-// celType maps an attribute type to its CEL type, as internal/rule does.
-func celType(t attr.Type) (*types.Type, error) {
-	switch t {
-	case attr.String:
-		return types.StringType, nil
-	case attr.Int:
-		return types.IntType, nil
-	case attr.Double:
-		return types.DoubleType, nil
-	case attr.Bool:
-		return types.BoolType, nil
-	case attr.Timestamp:
-		return types.TimestampType, nil
-	case attr.Duration:
-		return types.DurationType, nil
-	case attr.List:
-		return types.NewListType(types.DynType), nil
-	case attr.Map:
-		return types.NewMapType(types.StringType, types.DynType), nil
-	}
-	return nil, fmt.Errorf("unknown attribute type %q", t)
 }
 
 // FindStructType implements types.Provider.

@@ -226,6 +226,8 @@ func TestExplainAgreesWithTheController(t *testing.T) {
 		`account.renewalDate - now <= duration("2160h") && account.renewalDate > now`,
 		`user.tickets.exists(t, t == "sso") || !has(user.tickets)`,
 		`user.score > 1`,
+		`has(user.playbooks) && "welcome" in user.playbooks && user.playbooks["welcome"].overdue`,
+		`has(user.playbooks) && user.playbooks["welcome"].step == "nudge" && user.playbooks["welcome"].dueAt < now`,
 	}
 	users := map[string]map[string]any{
 		"u1": {"id": "u1", "account": "acme", "nps": "3", "role": "decision_maker", "score": "1.5", "tickets": []any{"sso"}},
@@ -240,6 +242,10 @@ func TestExplainAgreesWithTheController(t *testing.T) {
 	ns.Apply(build(t, "accounts", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityAccount, Key: v1alpha1.RecordKey{AccountID: "account"},
 		Attributes: []v1alpha1.AttributeMapping{{Name: "tier", Type: v1alpha1.TypeString}, {Name: "renewalDate", Type: v1alpha1.TypeTimestamp}}},
 		map[string]map[string]any{"acme": {"account": "acme", "tier": "enterprise", "renewalDate": now.Add(48 * time.Hour).Format(time.RFC3339)}}))
+	ns.PublishPlaybook("welcome", map[string]profile.PlaybookState{
+		"u1": {Phase: "Running", Step: "nudge", Overdue: true, DueAt: now.Add(-time.Hour)},
+		"u2": {Phase: "Succeeded", Step: "nudge"},
+	})
 	ns.Read(nil, func(v *profile.View) {
 		for _, r := range rules {
 			prg, err := rule.Compile(r, v.Schema())

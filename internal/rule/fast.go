@@ -68,9 +68,9 @@ func findSelects(checked *ast.AST, prov *provider) selects {
 			var typeName string
 			switch op.AsIdent() {
 			case "user":
-				typeName = userTypeName
+				typeName = UserTypeName
 			case "account":
-				typeName = accountTypeName
+				typeName = AccountTypeName
 			default:
 				return
 			}
@@ -82,7 +82,7 @@ func findSelects(checked *ast.AST, prov *provider) selects {
 			if i == len(names) || names[i] != sel.FieldName() {
 				return
 			}
-			out.fields[e.ID()] = fieldSel{account: typeName == accountTypeName, index: i, test: sel.IsTestOnly(), name: sel.FieldName()}
+			out.fields[e.ID()] = fieldSel{account: typeName == AccountTypeName, index: i, test: sel.IsTestOnly(), name: sel.FieldName()}
 		}
 	})
 	return out

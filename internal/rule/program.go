@@ -56,6 +56,20 @@ func Compile(expr string, s Schema) (*Program, error) { return compile(expr, s, 
 // CompileValue compiles an insight expression: any type.
 func CompileValue(expr string, s Schema) (*Program, error) { return compile(expr, s, false, false) }
 
+// Language is the rule language apart from the type provider: the variables
+// user, account and now, and the options and extensions. Other evaluators of
+// rules (kubectl persona explain) build their environment from it, so a rule
+// type-checks the same everywhere.
+func Language() []cel.EnvOption {
+	return []cel.EnvOption{
+		cel.Variable("user", cel.ObjectType(UserTypeName)),
+		cel.Variable("account", cel.ObjectType(AccountTypeName)),
+		cel.Variable("now", cel.TimestampType),
+		cel.CrossTypeNumericComparisons(true),
+		ext.Strings(), ext.Sets(), ext.Lists(), ext.Math(),
+	}
+}
+
 // compile compiles an expression; plain leaves CEL's plan as it is (no fast
 // paths), which the tests compare the fast paths against.
 func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
@@ -63,14 +77,7 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := cel.NewEnv(
-		cel.CustomTypeProvider(prov),
-		cel.Variable("user", cel.ObjectType(userTypeName)),
-		cel.Variable("account", cel.ObjectType(accountTypeName)),
-		cel.Variable("now", cel.TimestampType),
-		cel.CrossTypeNumericComparisons(true),
-		ext.Strings(), ext.Sets(), ext.Lists(), ext.Math(),
-	)
+	env, err := cel.NewEnv(append([]cel.EnvOption{cel.CustomTypeProvider(prov)}, Language()...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +130,8 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 	return &Program{
 		source:       expr,
 		prg:          prg,
-		userNames:    prov.objects[userTypeName].names,
-		accountNames: prov.objects[accountTypeName].names,
+		userNames:    prov.objects[UserTypeName].names,
+		accountNames: prov.objects[AccountTypeName].names,
 		userDense:    userDense,
 		accountDense: accountDense,
 		UsesNow:      referencesIdent(checked.NativeRep().Expr(), "now"),
@@ -186,9 +193,9 @@ func analyzeRule(checked *ast.AST, s Schema) (Analysis, []crossing) {
 // other use of `user` or `account` as a whole (an optional select, an element of
 // a list) marks all of that object's attributes.
 func usedFields(checked *ast.AST, prov *provider) (user, account []bool) {
-	user = make([]bool, len(prov.objects[userTypeName].names))
-	account = make([]bool, len(prov.objects[accountTypeName].names))
-	marks := map[string][]bool{userTypeName: user, accountTypeName: account}
+	user = make([]bool, len(prov.objects[UserTypeName].names))
+	account = make([]bool, len(prov.objects[AccountTypeName].names))
+	marks := map[string][]bool{UserTypeName: user, AccountTypeName: account}
 	operands := map[int64]bool{}
 	visit(checked.Expr(), func(e ast.Expr) {
 		if e.Kind() != ast.SelectKind {

@@ -22,8 +22,8 @@ import (
 
 // CEL type names of the objects: user, account, and an entry of user.playbooks.
 const (
-	userTypeName        = "usersuccess.User"
-	accountTypeName     = "usersuccess.Account"
+	UserTypeName        = "usersuccess.User"
+	AccountTypeName     = "usersuccess.Account"
 	playbookRunTypeName = "usersuccess.PlaybookRun"
 )
 
@@ -31,17 +31,17 @@ const (
 // in the schema (so any reader of Schema can handle it) but, being the
 // operator's own, has a known value type: entries are PlaybookRun objects.
 func attrCELType(object, name string, t attr.Type) (*types.Type, error) {
-	if object == userTypeName && name == attr.PlaybooksAttr && t == attr.Map {
+	if object == UserTypeName && name == attr.PlaybooksAttr && t == attr.Map {
 		return types.NewMapType(types.StringType, types.NewObjectType(playbookRunTypeName)), nil
 	}
-	return celType(t)
+	return CELType(t)
 }
 
 // Schema is the attribute types of a namespace (profile.View.Schema).
 type Schema = profile.Schema
 
-// celType maps an attribute type to its CEL type.
-func celType(t attr.Type) (*types.Type, error) {
+// CELType maps an attribute type to its CEL type.
+func CELType(t attr.Type) (*types.Type, error) {
 	switch t {
 	case attr.String:
 		return types.StringType, nil
@@ -83,10 +83,10 @@ func newProvider(s Schema) (*provider, error) {
 		return nil, err
 	}
 	p := &provider{Registry: reg, objects: map[string]*object{}}
-	if err := p.add(userTypeName, s.User, func(o any, i int) (any, bool) { return o.(*userRef).s.userField(i) }); err != nil {
+	if err := p.add(UserTypeName, s.User, func(o any, i int) (any, bool) { return o.(*userRef).s.userField(i) }); err != nil {
 		return nil, err
 	}
-	if err := p.add(accountTypeName, s.Account, func(o any, i int) (any, bool) { return o.(*accountRef).s.accountField(i) }); err != nil {
+	if err := p.add(AccountTypeName, s.Account, func(o any, i int) (any, bool) { return o.(*accountRef).s.accountField(i) }); err != nil {
 		return nil, err
 	}
 	if err := p.addPlaybookRun(); err != nil {
