@@ -76,12 +76,14 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, &ds); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.remove(ctx, ns, req)
+			forgetDataSource(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !ds.DeletionTimestamp.IsZero() {
 		r.remove(ctx, ns, req)
+		forgetDataSource(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
 
@@ -101,6 +103,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		ds.Status.ReferencesVersion = refsVersion
 	}
 	datasource.MarkStaleness(&ds, r.Clock.Now())
+	observeFreshness(&ds)
 	if err := r.patchStatus(ctx, before, &ds); err != nil {
 		return ctrl.Result{}, err
 	}

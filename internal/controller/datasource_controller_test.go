@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	"github.com/google/cel-go/common/types/ref"
@@ -234,13 +236,22 @@ var _ = Describe("DataSource controller", func() {
 		Expect(k8sClient.Create(ctx, ds)).To(Succeed())
 		Eventually(func() string { return condition(ns, "crm", v1alpha1.ReadyCondition) }).Should(Equal("True/Succeeded"))
 		Eventually(func() string { return condition(ns, "crm", v1alpha1.StaleCondition) }, "10s").Should(Equal("True/DataStale"))
+		// The condition as a series, for alerts.
+		Eventually(metricValue).WithArguments("persona_datasource_stale", ns, "crm").Should(Equal("1"))
+		last := fetchDS(ns, "crm").Status.LastSuccessfulSyncTime.Unix()
+		Expect(metricValue("persona_datasource_last_success_timestamp_seconds", ns, "crm")).To(Equal(fmt.Sprint(last)))
 	})
 
-	It("removes a deleted DataSource's data from the store", func() {
+	It("removes a deleted DataSource's data from the store, and its metric series", func() {
 		Expect(k8sClient.Create(ctx, inlineCSV(userSource(ns, "crm"), csvRows(2)))).To(Succeed())
 		Eventually(storeUsers).WithArguments(ns).Should(HaveLen(2))
+		Eventually(metricValue).WithArguments("persona_datasource_stale", ns, "crm").Should(Equal("0"))
+		Expect(metricValue("persona_datasource_syncs_total", ns, "crm")).NotTo(BeEmpty())
 		Expect(k8sClient.Delete(ctx, fetchDS(ns, "crm"))).To(Succeed())
 		Eventually(storeUsers).WithArguments(ns).Should(BeEmpty())
+		for _, m := range []string{"persona_datasource_stale", "persona_datasource_syncs_total", "persona_datasource_records"} {
+			Eventually(metricValue).WithArguments(m, ns, "crm").Should(BeEmpty(), m)
+		}
 	})
 
 	It("stalls on an attribute mapping the store cannot use", func() {
@@ -318,3 +329,34 @@ var _ = Describe("DataSource controller", func() {
 		})
 	})
 })
+
+// metricValue is the value of the first series of a metric with the namespace
+// and object name (datasource, persona or playbook label), from the registry
+// the manager serves; empty when there is no such series.
+func metricValue(name, namespace, object string) string {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] != namespace || (labels["datasource"] != object && labels["persona"] != object && labels["playbook"] != object) {
+				continue
+			}
+			switch {
+			case m.GetGauge() != nil:
+				return strconv.FormatFloat(m.GetGauge().GetValue(), 'f', -1, 64)
+			case m.GetCounter() != nil:
+				return strconv.FormatFloat(m.GetCounter().GetValue(), 'f', -1, 64)
+			case m.GetHistogram() != nil:
+				return fmt.Sprint(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return ""
+}

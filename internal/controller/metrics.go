@@ -2,6 +2,7 @@ package controller
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
@@ -26,10 +27,42 @@ var (
 		Name: "persona_datasource_records",
 		Help: "Records of the last sync, by state: accepted (applied), rejected.",
 	}, []string{"namespace", "datasource", "state"})
+	// Staleness is a condition on the object; alerts need it as a series, and
+	// a failing sync counter alone does not say the data is past maxStaleness.
+	dataStale = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "persona_datasource_stale",
+		Help: "1 while the DataSource's last good data is older than its maxStaleness (the Stale condition), else 0.",
+	}, []string{"namespace", "datasource"})
+	lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "persona_datasource_last_success_timestamp_seconds",
+		Help: "Unix time of the DataSource's last successful sync (status.lastSuccessfulSyncTime).",
+	}, []string{"namespace", "datasource"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords)
+	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords, dataStale, lastSuccess)
+}
+
+// observeFreshness exports the DataSource's staleness, on every reconcile:
+// staleness changes with time alone, between syncs.
+func observeFreshness(ds *v1alpha1.DataSource) {
+	stale := 0.0
+	if meta.IsStatusConditionTrue(ds.Status.Conditions, v1alpha1.StaleCondition) {
+		stale = 1
+	}
+	dataStale.WithLabelValues(ds.Namespace, ds.Name).Set(stale)
+	if t := ds.Status.LastSuccessfulSyncTime; t != nil {
+		lastSuccess.WithLabelValues(ds.Namespace, ds.Name).Set(float64(t.Unix()))
+	}
+}
+
+// forgetDataSource drops a deleted DataSource's series.
+func forgetDataSource(namespace, name string) {
+	l := prometheus.Labels{"namespace": namespace, "datasource": name}
+	for _, v := range []*prometheus.MetricVec{syncResults.MetricVec, syncDuration.MetricVec, syncRecords.MetricVec,
+		dataStale.MetricVec, lastSuccess.MetricVec} {
+		v.DeletePartialMatch(l)
+	}
 }
 
 func observeSync(ds *v1alpha1.DataSource, out datasource.Outcome, applied, unchanged bool) {
@@ -82,6 +115,15 @@ func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Eva
 	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Exited)))
 	personaEvalDuration.WithLabelValues(p.Namespace, p.Name).Observe(ev.Duration.Seconds())
 	personaEvalErrors.WithLabelValues(p.Namespace, p.Name).Set(float64(ev.Errors))
+}
+
+// forgetPersona drops a deleted persona's series.
+func forgetPersona(namespace, name string) {
+	l := prometheus.Labels{"namespace": namespace, "persona": name}
+	for _, v := range []*prometheus.MetricVec{personaMembers.MetricVec, personaEntered.MetricVec, personaExited.MetricVec,
+		personaEvalDuration.MetricVec, personaEvalErrors.MetricVec} {
+		v.DeletePartialMatch(l)
+	}
 }
 
 // Playbook metrics. persona_playbook_runs{state="overdue"} is the gauge to

@@ -75,12 +75,14 @@ func (r *PersonaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if err := reader.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
+			forgetPersona(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
 		r.tracker.forget(p.UID)
+		forgetPersona(p.Namespace, p.Name)
 		return ctrl.Result{}, nil
 	}
 	if err := r.mirrorStage(ctx, &p); err != nil {

@@ -145,6 +145,17 @@ var _ = Describe("Persona controller", func() {
 		Eventually(func() string { return eventNotes(ns) }).Should(ContainSubstring("2 entered, 0 exited"))
 	})
 
+	It("exports members, entries and evaluation time as metrics, and drops them with the persona", func() {
+		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
+		Eventually(metricValue).WithArguments("persona_members", ns, "detractors").Should(Equal("3"))
+		Expect(metricValue("persona_entered_total", ns, "detractors")).To(Equal("3"))
+		Expect(metricValue("persona_evaluation_duration_seconds", ns, "detractors")).NotTo(BeEmpty())
+		Expect(k8sClient.Delete(ctx, fetchPersona(ns, "detractors"))).To(Succeed())
+		for _, m := range []string{"persona_members", "persona_entered_total", "persona_exited_total", "persona_evaluation_duration_seconds"} {
+			Eventually(metricValue).WithArguments(m, ns, "detractors").Should(BeEmpty(), m)
+		}
+	})
+
 	It("moves users in and out when the data changes, with correct counts", func() {
 		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
 		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u5"}))
