@@ -225,42 +225,5 @@ func attributes(checked *ast.AST, subj Subject) []report.Attribute {
 	return out
 }
 
-// visit walks an expression tree, comprehensions included.
-func visit(e ast.Expr, fn func(ast.Expr)) {
-	if e == nil {
-		return
-	}
-	fn(e)
-	switch e.Kind() {
-	case ast.CallKind:
-		c := e.AsCall()
-		if c.IsMemberFunction() {
-			visit(c.Target(), fn)
-		}
-		for _, a := range c.Args() {
-			visit(a, fn)
-		}
-	case ast.SelectKind:
-		visit(e.AsSelect().Operand(), fn)
-	case ast.ListKind:
-		for _, el := range e.AsList().Elements() {
-			visit(el, fn)
-		}
-	case ast.MapKind:
-		for _, en := range e.AsMap().Entries() {
-			visit(en.AsMapEntry().Key(), fn)
-			visit(en.AsMapEntry().Value(), fn)
-		}
-	case ast.StructKind:
-		for _, f := range e.AsStruct().Fields() {
-			visit(f.AsStructField().Value(), fn)
-		}
-	case ast.ComprehensionKind:
-		c := e.AsComprehension()
-		visit(c.IterRange(), fn)
-		visit(c.AccuInit(), fn)
-		visit(c.LoopCondition(), fn)
-		visit(c.LoopStep(), fn)
-		visit(c.Result(), fn)
-	}
-}
+// visit walks an expression tree top-down, comprehensions included.
+func visit(e ast.Expr, fn func(ast.Expr)) { ast.PreOrderVisit(e, ast.NewExprVisitor(fn)) }
