@@ -61,23 +61,12 @@ never repeats or skips anyone because membership changed in between.`,
 }
 
 func (o *options) members(ctx context.Context, name string, limit int, after string) (*membersPage, error) {
-	c, err := o.apiClient()
+	c, ns, p, err := o.getPersona(ctx, name)
 	if err != nil {
-		return nil, err
-	}
-	ns, _, err := o.namespace()
-	if err != nil {
-		return nil, err
-	}
-	var p v1alpha1.Persona
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("persona %q not found in namespace %q", name, ns)
-		}
 		return nil, err
 	}
 	pg := newPager(limit, after)
-	total, err := eachMember(ctx, c, &p, pg.add)
+	total, err := eachMember(ctx, c, p, pg.add)
 	if err != nil {
 		return nil, err
 	}
@@ -199,4 +188,25 @@ func afterNote(p *membersPage) string {
 		return fmt.Sprintf(" after the given --continue (%d members in all)", p.Total)
 	}
 	return ""
+}
+
+// getPersona reads a persona through the API server with the caller's
+// kubeconfig, and returns the client and namespace it used.
+func (o *options) getPersona(ctx context.Context, name string) (client.Client, string, *v1alpha1.Persona, error) {
+	c, err := o.apiClient()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ns, _, err := o.namespace()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	var p v1alpha1.Persona
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, "", nil, fmt.Errorf("persona %q not found in namespace %q", name, ns)
+		}
+		return nil, "", nil, err
+	}
+	return c, ns, &p, nil
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 )
@@ -46,19 +44,8 @@ func newTopCommand(o *options) *cobra.Command {
 }
 
 func (o *options) top(ctx context.Context, name string) (*topView, error) {
-	c, err := o.apiClient()
+	_, ns, p, err := o.getPersona(ctx, name)
 	if err != nil {
-		return nil, err
-	}
-	ns, _, err := o.namespace()
-	if err != nil {
-		return nil, err
-	}
-	var p v1alpha1.Persona
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("persona %q not found in namespace %q", name, ns)
-		}
 		return nil, err
 	}
 	v := &topView{Namespace: ns, Persona: name, Members: p.Status.Members, Insights: p.Status.Insights}
