@@ -110,53 +110,20 @@ func writePKI(dir string) error {
 		return err
 	}
 
-	srvCrt, srvKey := filepath.Join(dir, "apiserver.crt"), filepath.Join(dir, "apiserver.key")
-	if !exists(srvCrt) || !exists(srvKey) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
-			Subject:     pkix.Name{CommonName: "kube-apiserver"},
-			NotBefore:   time.Now().Add(-time.Hour),
-			NotAfter:    time.Now().AddDate(10, 0, 0),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			// 10.96.0.1 is the `kubernetes` Service IP in --service-cluster-ip-range.
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.96.0.1")},
-			DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-				"kubernetes.default.svc.cluster.local"},
-		}
-		if err := writeCert(srvCrt, srvKey, tmpl, ca, key, caKey); err != nil {
-			return err
-		}
+	// 10.96.0.1 is the `kubernetes` Service IP in --service-cluster-ip-range.
+	if err := servingCert(filepath.Join(dir, "apiserver.crt"), filepath.Join(dir, "apiserver.key"), "kube-apiserver",
+		[]string{"127.0.0.1", "::1", "10.96.0.1"},
+		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		ca, caKey); err != nil {
+		return err
 	}
-
 	// The operator's query endpoint (kubectl persona explain/preview) when the
 	// manager runs as a local process, as in `make demo`: its own key, signed
 	// by the cluster CA, so the plugin verifies it with ca.crt instead of
 	// sending a token to whatever answers.
-	qCrt, qKey := filepath.Join(dir, "query", "tls.crt"), filepath.Join(dir, "query", "tls.key")
-	if !exists(qCrt) || !exists(qKey) {
-		if err := os.MkdirAll(filepath.Dir(qCrt), 0o700); err != nil {
-			return err
-		}
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
-			Subject:     pkix.Name{CommonName: "persona-operator-query"},
-			NotBefore:   time.Now().Add(-time.Hour),
-			NotAfter:    time.Now().AddDate(10, 0, 0),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-			DNSNames:    []string{"localhost"},
-		}
-		if err := writeCert(qCrt, qKey, tmpl, ca, key, caKey); err != nil {
-			return err
-		}
+	if err := servingCert(filepath.Join(dir, "query", "tls.crt"), filepath.Join(dir, "query", "tls.key"), "persona-operator-query",
+		[]string{"127.0.0.1", "::1"}, []string{"localhost"}, ca, caKey); err != nil {
+		return err
 	}
 
 	saKey, saPub := filepath.Join(dir, "sa.key"), filepath.Join(dir, "sa.pub")
@@ -216,6 +183,33 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// servingCert writes, if missing, a serving certificate for the IPs and DNS
+// names, signed by the CA, with its own key (its directory made if needed).
+func servingCert(crtPath, keyPath, cn string, ips, dns []string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+	if exists(crtPath) && exists(keyPath) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(crtPath), 0o700); err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    time.Now().AddDate(10, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    dns,
+	}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	return writeCert(crtPath, keyPath, tmpl, ca, key, caKey)
 }
 
 func loadCA(crtPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
