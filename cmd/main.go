@@ -42,7 +42,7 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
-	var maxConcurrentSyncs, kubeAPIBurst int
+	var maxConcurrentSyncs, kubeAPIBurst, jobCreateWorkers int
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
@@ -65,6 +65,8 @@ func main() {
 	flag.StringVar(&queryCertPath, "query-cert-path", "",
 		"Directory with tls.crt and tls.key for the query endpoint (default: a self-signed certificate made at start).")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
+	flag.IntVar(&jobCreateWorkers, "playbook-job-create-workers", controller.DefaultJobCreateWorkers,
+		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 200, "Burst of queries to the API server.")
 	opts := zap.Options{Development: false}
@@ -131,9 +133,10 @@ func main() {
 	}
 
 	if err := (&controller.PlaybookReconciler{
-		Client:   mgr.GetClient(),
-		Store:    store,
-		Recorder: mgr.GetEventRecorder("playbook-controller"),
+		Client:        mgr.GetClient(),
+		Store:         store,
+		Recorder:      mgr.GetEventRecorder("playbook-controller"),
+		CreateWorkers: jobCreateWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Playbook")
 		os.Exit(1)
