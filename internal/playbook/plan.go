@@ -155,11 +155,8 @@ func (p *planner) set(r v1alpha1.PlaybookRun) {
 // re-creates the Jobs of recorded intents that never got one.
 func (p *planner) observeJobs() {
 	missing := map[string]*Launch{}
-	for _, u := range sortedUsers(p.in.Runs) {
+	for _, u := range usersIn(p.in.Runs, v1alpha1.RunRunning) {
 		r := p.in.Runs[u]
-		if r.Phase != v1alpha1.RunRunning {
-			continue
-		}
 		j, ok := p.in.Jobs[r.Job]
 		switch {
 		case !ok:
@@ -231,13 +228,12 @@ type candidate struct {
 // order of entry.
 func (p *planner) candidates() []candidate {
 	var next, fresh []candidate
-	for _, u := range sortedUsers(p.runs) {
-		if r := p.runs[u]; r.Phase == v1alpha1.RunPending {
-			if i := p.stepIndex(r.Step); i >= 0 {
-				next = append(next, candidate{run: r, step: i})
-			} else {
-				p.set(p.finish(r, v1alpha1.RunFailed, "StepRemoved"))
-			}
+	for _, u := range usersIn(p.runs, v1alpha1.RunPending) {
+		r := p.runs[u]
+		if i := p.stepIndex(r.Step); i >= 0 {
+			next = append(next, candidate{run: r, step: i})
+		} else {
+			p.set(p.finish(r, v1alpha1.RunFailed, "StepRemoved"))
 		}
 	}
 	for _, m := range p.triggers() {
@@ -285,11 +281,8 @@ func (p *planner) exits(members []Member) []Member {
 		inside[m.UserID] = m
 	}
 	var out []Member
-	for _, u := range sortedUsers(p.runs) {
+	for _, u := range usersIn(p.runs, v1alpha1.RunArmed) {
 		r := p.runs[u]
-		if r.Phase != v1alpha1.RunArmed {
-			continue
-		}
 		if m, ok := inside[u]; ok && m.Persona == r.Persona && m.EnteredAt.Equal(r.EnteredAt.Time) {
 			continue // still inside: same entry
 		}
@@ -397,8 +390,9 @@ func (p *planner) runningJobs() int {
 
 func (p *planner) count() {
 	c := &p.plan.Counts
-	for _, u := range sortedUsers(p.runs) {
-		r := p.runs[u]
+	// Any order: counts, the earliest due time and per-user states do not
+	// depend on it, and the overdue list is sorted below.
+	for u, r := range p.runs {
 		switch r.Phase {
 		case v1alpha1.RunRunning:
 			c.Running++
@@ -494,14 +488,29 @@ func dedupe(members []Member) []Member {
 			best[m.UserID] = m
 		}
 	}
+	// In no particular order: what a pass does per member does not depend on
+	// it, and candidates() orders launches by entry time and user id.
 	out := make([]Member, 0, len(best))
-	for _, u := range sortedKeys(best) {
-		out = append(out, best[u])
+	for _, m := range best {
+		out = append(out, m)
 	}
 	return out
 }
 
-func sortedUsers(runs map[string]v1alpha1.PlaybookRun) []string { return sortedKeys(runs) }
+// usersIn lists, sorted, the users whose run is in the phase: passes act on
+// runs in user order so that two passes decide the same launches (and batch
+// the same users into a Job of the same name), and sorting only the runs in
+// one phase keeps a pass over many finished runs cheap.
+func usersIn(runs map[string]v1alpha1.PlaybookRun, phase v1alpha1.RunPhase) []string {
+	var users []string
+	for u, r := range runs {
+		if r.Phase == phase {
+			users = append(users, u)
+		}
+	}
+	sort.Strings(users)
+	return users
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
