@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -46,7 +47,7 @@ func main() {
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
-	var queryAddr, queryCertPath string
+	var queryAddr, queryCertPath, watchNamespaces, leaderElectionID string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -64,6 +65,11 @@ func main() {
 		"binds to, served over HTTPS with TokenReview and SubjectAccessReview; 0 disables it.")
 	flag.StringVar(&queryCertPath, "query-cert-path", "",
 		"Directory with tls.crt and tls.key for the query endpoint (default: a self-signed certificate made at start).")
+	flag.StringVar(&leaderElectionID, "leader-election-id", "persona-operator.usersuccess.io",
+		"Name of the leader-election Lease; managers sharded with --namespaces need one each.")
+	flag.StringVar(&watchNamespaces, "namespaces", "",
+		"Comma-separated namespaces this manager serves (its caches see nothing else); empty: every namespace. "+
+			"Run one manager per group of namespaces to shard the profile store.")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
 	flag.IntVar(&jobCreateWorkers, "playbook-job-create-workers", controller.DefaultJobCreateWorkers,
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
@@ -91,13 +97,22 @@ func main() {
 		setupLog.Error(err, "unable to build the Job cache selector")
 		os.Exit(1)
 	}
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: playbookJobs}}}
+	if watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(watchNamespaces, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Cache:                  cache.Options{ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: playbookJobs}}},
+		Cache:                  cacheOpts,
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElection,
-		LeaderElectionID:       "persona-operator.usersuccess.io",
+		LeaderElectionID:       leaderElectionID,
 		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{CertDir: webhookCertPath, TLSOpts: tlsOpts}),
 	})
 	if err != nil {

@@ -260,7 +260,7 @@ type manager struct {
 	metricsAddr string
 }
 
-func startManager(t *testing.T) *manager {
+func startManager(t *testing.T, extra ...string) *manager {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -272,9 +272,10 @@ func startManager(t *testing.T) *manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(root, "bin", "manager"), "--enable-webhooks=false", "--leader-elect=false",
-		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0",
-		"--kube-api-qps=300", "--kube-api-burst=600", "--query-bind-address=0")
+	args := append([]string{"--enable-webhooks=false", "--leader-elect=false",
+		"--metrics-bind-address=" + addr, "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0",
+		"--kube-api-qps=300", "--kube-api-burst=600", "--query-bind-address=0"}, extra...)
+	cmd := exec.Command(filepath.Join(root, "bin", "manager"), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(state, "manager.kubeconfig"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -357,8 +358,11 @@ func TestPlaybookLaunchesOncePerUser(t *testing.T) {
 
 	t.Run("throughput: 1000 users enter, 1000 Jobs complete", func(t *testing.T) {
 		ns := scenario(t, c, "e2e-rate", nil)
+		// A namespace the manager is not told to serve (--namespaces): nothing
+		// in it may be reconciled.
+		other := scenario(t, c, "e2e-other", nil)
 		jobs := watchJobs(t, c, ns)
-		m := startManager(t)
+		m := startManager(t, "--namespaces="+ns)
 		start := time.Now()
 		waitFor(t, 5*time.Minute, "1000 succeeded runs", func() bool { return playbookStatus(t, c, ns).Succeeded == users })
 		done := time.Since(start)
@@ -367,6 +371,17 @@ func TestPlaybookLaunchesOncePerUser(t *testing.T) {
 		// The watch may lag behind a busy API server: let it catch up.
 		waitFor(t, time.Minute, "the Job watch to see every Job", func() bool { return jobs.seen(t) >= users })
 		checkOnePerUser(t, jobs)
+		var ds v1alpha1.DataSource
+		if err := c.Get(context.Background(), types.NamespacedName{Namespace: other, Name: "users"}, &ds); err != nil {
+			t.Fatal(err)
+		}
+		var otherJobs batchv1.JobList
+		if err := c.List(context.Background(), &otherJobs, client.InNamespace(other)); err != nil {
+			t.Fatal(err)
+		}
+		if ds.Status.ObservedGeneration != 0 || len(ds.Status.Conditions) > 0 || len(otherJobs.Items) > 0 {
+			t.Errorf("namespace %s is outside --namespaces but was reconciled: DataSource status %+v, %d Jobs", other, ds.Status, len(otherJobs.Items))
+		}
 		var list batchv1.JobList
 		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
