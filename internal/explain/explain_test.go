@@ -13,10 +13,10 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
-	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query/report"
 	"github.com/usersuccess/persona-operator/internal/rule"
+	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
 var (
@@ -273,33 +273,18 @@ func TestExplainAgreesWithTheController(t *testing.T) {
 }
 
 // build maps records through a real Mapper, as a DataSource sync does.
+// build maps records keyed by id, in id order, into a source's data.
 func build(t *testing.T, name string, spec v1alpha1.DataSourceSpec, records map[string]map[string]any) *profile.SourceData {
-	t.Helper()
-	m, err := attr.NewMapper(&spec)
-	if err != nil {
-		t.Fatal(err)
+	ids := make([]string, 0, len(records))
+	for id := range records {
+		ids = append(ids, id)
 	}
-	b := profile.NewBuilder(name, 0, m, len(records))
-	i := 0
-	for _, r := range records {
-		i++
-		rec := connector.Record{Num: int64(i)}
-		keys := make([]string, 0, len(r))
-		for k := range r {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			rec.Fields = append(rec.Fields, k)
-			rec.Values = append(rec.Values, r[k])
-		}
-		mapped, err := m.Map(rec)
-		if err != nil {
-			t.Fatalf("%s record %d: %v", name, i, err)
-		}
-		b.Add(mapped)
+	sort.Strings(ids)
+	rows := make([]map[string]any, 0, len(ids))
+	for _, id := range ids {
+		rows = append(rows, records[id])
 	}
-	return b.Finish()
+	return profiletest.SourceData(t, name, spec, rows...)
 }
 
 func TestFormat(t *testing.T) {

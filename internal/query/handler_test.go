@@ -22,6 +22,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
 const (
@@ -90,13 +91,13 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	t.Helper()
 	store := profile.NewStore()
 	n := store.Namespace(ns)
-	n.Apply(sourceData(t, "users", usersSpec,
+	n.Apply(profiletest.SourceData(t, "users", usersSpec,
 		map[string]any{"id": "u1", "account": "acme", "nps": "3", "role": "admin"},
 		map[string]any{"id": "u2", "account": "acme", "nps": "5", "role": "decision_maker"},
 		map[string]any{"id": "u3", "account": "globex", "nps": "9", "role": "decision_maker"},
 		map[string]any{"id": "u4", "account": "globex", "role": "user"},
 	))
-	n.Apply(sourceData(t, "accounts", accountsSpec,
+	n.Apply(profiletest.SourceData(t, "accounts", accountsSpec,
 		map[string]any{"account": "acme", "tier": "enterprise"}, map[string]any{"account": "globex", "tier": "smb"}))
 	live := &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Name: "detractors", Namespace: ns, UID: "p-uid", Labels: map[string]string{"team": "cs"}},
 		Spec: v1alpha1.PersonaSpec{Rule: `has(user.nps) && user.nps <= 6`}}

@@ -30,6 +30,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query/querytest"
 	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
 // The envtest suite checks the endpoint against a real kube-apiserver: tokens
@@ -132,8 +133,8 @@ func namespaceWithData(t *testing.T) string {
 		t.Fatal(err)
 	}
 	n := suiteStore.Namespace(ns)
-	n.Apply(sourceData(t, "users", usersSpec, map[string]any{"id": "u1", "account": "acme", "nps": "3"}))
-	n.Apply(sourceData(t, "accounts", accountsSpec, map[string]any{"account": "acme", "tier": "enterprise"}))
+	n.Apply(profiletest.SourceData(t, "users", usersSpec, map[string]any{"id": "u1", "account": "acme", "nps": "3"}))
+	n.Apply(profiletest.SourceData(t, "accounts", accountsSpec, map[string]any{"account": "acme", "tier": "enterprise"}))
 	return ns
 }
 

@@ -1,4 +1,6 @@
-package query
+// Package profiletest builds profile store contents for tests the way a
+// DataSource sync does: raw records mapped through a real attr.Mapper.
+package profiletest
 
 import (
 	"sort"
@@ -10,8 +12,10 @@ import (
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
-// sourceData maps records through a real Mapper, as a DataSource sync does.
-func sourceData(t *testing.T, name string, spec v1alpha1.DataSourceSpec, records ...map[string]any) *profile.SourceData {
+// SourceData maps records (field name → raw value, fields in name order)
+// through the spec's Mapper into one source's data, failing the test on a
+// spec or record the mapper rejects.
+func SourceData(t testing.TB, name string, spec v1alpha1.DataSourceSpec, records ...map[string]any) *profile.SourceData {
 	t.Helper()
 	m, err := attr.NewMapper(&spec)
 	if err != nil {
