@@ -131,7 +131,7 @@ Point kubectl at the demo cluster:
     export KUBECONFIG=$state/admin.kubeconfig
     kubectl get usersuccess -n $ns
     kubectl get jobs -n $ns -l personas.usersuccess.io/playbook    # playbook Jobs, completed by kwok
-    export PERSONA_QUERY_ENDPOINT=$(cat "$state/query-endpoint") PERSONA_QUERY_CA=$state/pki/ca.crt
+    export PERSONA_QUERY_ENDPOINT=\$(cat $state/query-endpoint) PERSONA_QUERY_CA=$state/pki/ca.crt    # in any new shell
     kubectl persona -n $ns explain $at_risk USER    # after make install-plugin
 Manager log: $state/logs/manager.log
 Stop everything: make demo-down
@@ -151,7 +151,7 @@ plugin_tour() {
   edited=$state/at-risk-edited.yaml
   sed 's/user.nps <= 6/user.nps <= 8/' "$root/config/samples/personas_v1alpha1_persona_at_risk.yaml" >"$edited"
   echo
-  echo "\$ kubectl persona -n $ns preview -f at-risk-edited.yaml   # the sample with user.nps <= 8"
+  echo "\$ kubectl persona -n $ns preview -f $edited   # the sample with user.nps <= 8"
   persona preview -f "$edited"
 }
 

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/query/report"
 )
 
@@ -42,6 +47,31 @@ func TestMembers(t *testing.T) {
 	if page.Total != 2 || len(page.Members) != 2 || page.Members[0].UserID != "u-01" || page.Members[1].AccountID != "acme" ||
 		page.Members[0].EnteredAt.IsZero() || page.Continue != "" {
 		t.Errorf("-o json = %+v", page)
+	}
+
+	// A persona that is not Ready is not one without members: both commands
+	// say why and exit non-zero, unless asked to show what is recorded.
+	notReady := &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Namespace: suite.ns, Name: "orphan"},
+		Spec: v1alpha1.PersonaSpec{Rule: "true", DataSources: []v1alpha1.LocalObjectReference{{Name: "no-such-source"}}}}
+	if err := suite.k8s.Create(t.Context(), notReady); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = suite.k8s.Delete(context.Background(), notReady) })
+	for _, cmd := range []string{"members", "top"} {
+		var r result
+		deadline := time.Now().Add(30 * time.Second)
+		for r = kubectlPersona(t, suite.analyst, "-n", suite.ns, cmd, "orphan"); time.Now().Before(deadline) &&
+			!strings.Contains(r.stderr, "WaitingForSources"); r = kubectlPersona(t, suite.analyst, "-n", suite.ns, cmd, "orphan") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if r.code != exitError {
+			t.Errorf("%s of a persona that is not Ready: exit %d, want %d", cmd, r.code, exitError)
+		}
+		mustContain(t, cmd+" of a persona that is not Ready", r.stderr,
+			"persona "+suite.ns+"/orphan is not Ready (WaitingForSources)", "no-such-source", "--ignore-not-ready")
+		if ignored := kubectlPersona(t, suite.analyst, "-n", suite.ns, cmd, "orphan", "--ignore-not-ready"); ignored.code != exitOK {
+			t.Errorf("%s --ignore-not-ready: exit %d: %s", cmd, ignored.code, ignored.stderr)
+		}
 	}
 
 	missing := kubectlPersona(t, suite.analyst, "-n", suite.ns, "members", "ghosts")

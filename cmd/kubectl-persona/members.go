@@ -30,6 +30,7 @@ type membersPage struct {
 func newMembersCommand(o *options) *cobra.Command {
 	var limit int
 	var after string
+	var ignoreNotReady bool
 	cmd := &cobra.Command{
 		Use:   "members NAME",
 		Short: "List a persona's members (user, account, entered at), sorted by user id, a page at a time",
@@ -48,7 +49,7 @@ never repeats or skips anyone because membership changed in between.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			page, err := o.members(cmd.Context(), args[0], limit, after)
+			page, err := o.members(cmd.Context(), args[0], limit, after, ignoreNotReady)
 			if err != nil {
 				return err
 			}
@@ -57,12 +58,16 @@ never repeats or skips anyone because membership changed in between.`,
 	}
 	cmd.Flags().IntVar(&limit, "limit", 100, "Members per page; 0 for all.")
 	cmd.Flags().StringVar(&after, "continue", "", "List the members after this user id (the previous page's last).")
+	addIgnoreNotReady(cmd, &ignoreNotReady)
 	return cmd
 }
 
-func (o *options) members(ctx context.Context, name string, limit int, after string) (*membersPage, error) {
+func (o *options) members(ctx context.Context, name string, limit int, after string, ignoreNotReady bool) (*membersPage, error) {
 	c, ns, p, err := o.getPersona(ctx, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := notReadyError(p); err != nil && !ignoreNotReady {
 		return nil, err
 	}
 	pg := newPager(limit, after)

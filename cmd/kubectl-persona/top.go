@@ -22,7 +22,8 @@ type topView struct {
 }
 
 func newTopCommand(o *options) *cobra.Command {
-	return &cobra.Command{
+	var ignoreNotReady bool
+	cmd := &cobra.Command{
 		Use:     "top NAME",
 		Short:   "Show a persona's insights (status.insights): top values, sums, averages",
 		Example: `  kubectl persona top at-risk-enterprise-decision-makers -n cs`,
@@ -31,7 +32,7 @@ func newTopCommand(o *options) *cobra.Command {
 			if err := o.validate(); err != nil {
 				return err
 			}
-			v, err := o.top(cmd.Context(), args[0])
+			v, err := o.top(cmd.Context(), args[0], ignoreNotReady)
 			if err != nil {
 				return err
 			}
@@ -41,11 +42,16 @@ func newTopCommand(o *options) *cobra.Command {
 			return printTop(o, v)
 		},
 	}
+	addIgnoreNotReady(cmd, &ignoreNotReady)
+	return cmd
 }
 
-func (o *options) top(ctx context.Context, name string) (*topView, error) {
+func (o *options) top(ctx context.Context, name string, ignoreNotReady bool) (*topView, error) {
 	_, ns, p, err := o.getPersona(ctx, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := notReadyError(p); err != nil && !ignoreNotReady {
 		return nil, err
 	}
 	v := &topView{Namespace: ns, Persona: name, Members: p.Status.Members, Insights: p.Status.Insights}

@@ -282,6 +282,27 @@ var _ = Describe("Persona controller", func() {
 		Expect(err).To(MatchError(ContainSubstring("spec.insights[0].expression")))
 	})
 
+	It("type-checks Sum, Average, Min and Max insights as numbers, and shows runtime failures in the insight's error", func() {
+		p := newPersona(ns, "sum-of-strings", "true")
+		p.Spec.Insights = []v1alpha1.InsightSpec{{Name: "roles", Type: v1alpha1.InsightSum, Expression: "user.role"}}
+		err := k8sClient.Create(ctx, p)
+		Expect(err).To(MatchError(ContainSubstring("spec.insights[0].expression")))
+		Expect(err).To(MatchError(ContainSubstring("must be a number (int, uint or double), but it is string")))
+
+		p = newPersona(ns, "dyn-roles", "true")
+		p.Spec.Insights = []v1alpha1.InsightSpec{
+			{Name: "roles", Type: v1alpha1.InsightAverage, Expression: "dyn(user.role)"},
+			{Name: "nps", Type: v1alpha1.InsightMax, Expression: "user.nps"},
+		}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(func() []v1alpha1.InsightResult { return fetchPersona(ns, "dyn-roles").Status.Insights }).Should(HaveLen(2))
+		in := fetchPersona(ns, "dyn-roles").Status.Insights
+		Expect(in[0].Value).To(BeEmpty())
+		Expect(in[0].Error).To(MatchRegexp(`^no member has a usable value: \d+ failed \(first: a value of type string is not a number\)$`))
+		Expect(in[1].Error).To(BeEmpty())
+		Expect(in[1].Value).NotTo(BeEmpty())
+	})
+
 	It("reports InvalidRule when a schema change breaks a rule that was accepted", func() {
 		Expect(k8sClient.Create(ctx, newPersona(ns, "by-nps", "has(user.nps) && user.nps <= 6"))).To(Succeed())
 		Eventually(func() []string { return storedMembers(ns, "by-nps") }).Should(Equal([]string{"u1", "u3", "u5"}))

@@ -4,9 +4,11 @@
 package insight
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -20,6 +22,9 @@ import (
 // MaxValueLength bounds a rendered value in status.
 const MaxValueLength = 256
 
+// maxReason bounds the reason an insight's error quotes (the field holds 1024).
+const maxReason = 512
+
 // Accumulator aggregates one insight.
 type Accumulator struct {
 	name    string
@@ -31,6 +36,9 @@ type Accumulator struct {
 	max     float64
 	members int64
 	errors  int64
+	// firstErr says why the first member without a usable value had none,
+	// without quoting any value (values may be personal data).
+	firstErr string
 }
 
 // New starts an insight; limit bounds TopValues (1..10).
@@ -49,7 +57,7 @@ func (a *Accumulator) Add(v ref.Val) {
 	}
 	f, ok := number(v)
 	if !ok {
-		a.errors++
+		a.fail("a value of type " + v.Type().TypeName() + " is not a number")
 		return
 	}
 	a.members++
@@ -59,7 +67,25 @@ func (a *Accumulator) Add(v ref.Val) {
 }
 
 // AddError counts a member whose expression failed (e.g. a missing attribute).
-func (a *Accumulator) AddError() { a.errors++ }
+func (a *Accumulator) AddError(err error) { a.fail(Reason(err)) }
+
+func (a *Accumulator) fail(reason string) {
+	if a.errors == 0 {
+		a.firstErr = reason
+	}
+	a.errors++
+}
+
+// Reason is an evaluation error's message without quoted text: CEL quotes the
+// offending value in some messages (`invalid RFC 3339 timestamp "…"`), and
+// values may be personal data.
+func Reason(err error) string {
+	msg := err.Error()
+	if i := strings.IndexAny(msg, "\"'`"); i >= 0 {
+		msg = strings.TrimRight(msg[:i], " :")
+	}
+	return truncate(msg, maxReason)
+}
 
 func (a *Accumulator) addTop(v ref.Val) {
 	a.members++
@@ -78,9 +104,14 @@ func (a *Accumulator) addTop(v ref.Val) {
 	a.counts[Render(v)]++
 }
 
-// Result is the insight's status entry.
+// Result is the insight's status entry. When members failed and none gave a
+// value, error says why the first failed.
 func (a *Accumulator) Result() v1alpha1.InsightResult {
 	r := v1alpha1.InsightResult{Name: a.name, Type: a.typ, Members: a.members}
+	if a.members == 0 && a.errors > 0 {
+		r.Error = fmt.Sprintf("no member has a usable value: %d failed (first: %s)", a.errors, a.firstErr)
+		return r
+	}
 	switch a.typ {
 	case v1alpha1.InsightTopValues:
 		r.Values = top(a.counts, a.limit)
@@ -166,11 +197,17 @@ func Render(v ref.Val) string {
 	default:
 		s = v.Type().TypeName()
 	}
-	if len(s) > MaxValueLength {
-		s = s[:MaxValueLength]
-		for !utf8.ValidString(s) {
-			s = s[:len(s)-1]
-		}
+	return truncate(s, MaxValueLength)
+}
+
+// truncate bounds s to n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
 	}
 	return s
 }

@@ -1,10 +1,12 @@
 package insight
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -22,7 +24,7 @@ func TestTopValues(t *testing.T) {
 	a.Add(list("sso", "api"))
 	a.Add(list("audit_log"))
 	a.Add(list())
-	a.AddError()
+	a.AddError(errors.New("no such key: featureRequests"))
 	r := a.Result()
 	want := []v1alpha1.InsightValue{{Value: "audit_log", Count: 2}, {Value: "sso", Count: 2}}
 	if !reflect.DeepEqual(r.Values, want) || r.Members != 4 || a.Errors() != 1 {
@@ -62,5 +64,37 @@ func TestNumbers(t *testing.T) {
 	}
 	if r := New("arr", v1alpha1.InsightSum, 10).Result(); r.Value != "" {
 		t.Errorf("empty sum = %q, want no value", r.Value)
+	}
+}
+
+func TestErrorWhenNoMemberHasAValue(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		typ  v1alpha1.InsightType
+		add  func(a *Accumulator)
+		want string
+	}{
+		{"sum over strings", v1alpha1.InsightSum, func(a *Accumulator) { a.Add(types.String("enterprise")); a.Add(types.String("smb")) },
+			"no member has a usable value: 2 failed (first: a value of type string is not a number)"},
+		{"missing attribute", v1alpha1.InsightAverage, func(a *Accumulator) { a.AddError(errors.New("no such key: nps")) },
+			"no member has a usable value: 1 failed (first: no such key: nps)"},
+		{"values are never quoted", v1alpha1.InsightTopValues,
+			func(a *Accumulator) { a.AddError(errors.New(`invalid RFC 3339 timestamp "jane@example.com 123-45-6789"`)) },
+			"no member has a usable value: 1 failed (first: invalid RFC 3339 timestamp)"},
+		{"no members, no error", v1alpha1.InsightSum, func(*Accumulator) {}, ""},
+		{"some values: no error", v1alpha1.InsightMax, func(a *Accumulator) { a.Add(types.String("x")); a.Add(types.Int(3)) }, ""},
+	} {
+		a := New("i", tc.typ, 10)
+		tc.add(a)
+		if got := a.Result().Error; got != tc.want {
+			t.Errorf("%s: error = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestReasonIsBounded(t *testing.T) {
+	long := strings.Repeat("é", 1000)
+	if r := Reason(errors.New(long)); len(r) > maxReason || !utf8.ValidString(r) {
+		t.Fatalf("reason of %d bytes (valid UTF-8: %v)", len(r), utf8.ValidString(r))
 	}
 }

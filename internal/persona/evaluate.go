@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/insight"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -28,17 +30,53 @@ type CompiledInsight struct {
 // Compile compiles a persona's rule and insights against a schema. Errors name
 // the field and carry CEL's position.
 func Compile(spec *v1alpha1.PersonaSpec, s rule.Schema) (*Compiled, error) {
+	c, problems := Check(spec, s)
+	if len(problems) > 0 {
+		return nil, problems[0]
+	}
+	return c, nil
+}
+
+// Problem is one expression of a persona's spec that does not compile.
+type Problem struct {
+	// Path is the field, e.g. spec.insights[0].expression.
+	Path *field.Path
+	// Value is the expression as written.
+	Value string
+	// Label names the field in messages: spec.rule, or spec.insights[0] (name).
+	Label string
+	Err   error
+}
+
+func (p Problem) Error() string { return p.Label + ": " + p.Err.Error() }
+
+// Check compiles every expression of a persona and returns each one that does
+// not compile: the admission webhook reports them all, the controller the
+// first. Sum, Average, Min and Max insights must be numbers.
+func Check(spec *v1alpha1.PersonaSpec, s rule.Schema) (*Compiled, []Problem) {
+	var problems []Problem
 	p, err := rule.Compile(spec.Rule, s)
 	if err != nil {
-		return nil, fmt.Errorf("spec.rule: %w", err)
+		problems = append(problems, Problem{Path: field.NewPath("spec", "rule"), Value: spec.Rule, Label: "spec.rule", Err: err})
 	}
 	c := &Compiled{Rule: p}
 	for i, in := range spec.Insights {
-		ip, err := rule.CompileValue(in.Expression, s)
+		compile := rule.CompileValue
+		if in.Type != v1alpha1.InsightTopValues {
+			compile = rule.CompileNumber
+		}
+		ip, err := compile(in.Expression, s)
 		if err != nil {
-			return nil, fmt.Errorf("spec.insights[%d] (%s): %w", i, in.Name, err)
+			problems = append(problems, Problem{
+				Path:  field.NewPath("spec", "insights").Index(i).Child("expression"),
+				Value: in.Expression, Label: fmt.Sprintf("spec.insights[%d] (%s)", i, in.Name), Err: err,
+			})
+			continue
 		}
 		c.Insights = append(c.Insights, CompiledInsight{Spec: in, Program: ip})
+	}
+	if len(problems) > 0 {
+		return nil, problems
 	}
 	return c, nil
 }
@@ -99,7 +137,7 @@ func Evaluate(v *profile.View, c *Compiled, now time.Time, clock func() time.Tim
 		for i, ie := range insightEvals {
 			val, err := ie.Eval(u)
 			if err != nil {
-				accs[i].AddError()
+				accs[i].AddError(err)
 				continue
 			}
 			accs[i].Add(val)

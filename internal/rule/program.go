@@ -48,6 +48,8 @@ type Program struct {
 	// analysis and crossings: how time alone changes the rule (timing.go).
 	analysis  Analysis
 	crossings []crossing
+	// output is the type CEL's checker gave the expression.
+	output *types.Type
 }
 
 // Compile compiles a Persona rule: it must be a bool.
@@ -55,6 +57,32 @@ func Compile(expr string, s Schema) (*Program, error) { return compile(expr, s, 
 
 // CompileValue compiles an insight expression: any type.
 func CompileValue(expr string, s Schema) (*Program, error) { return compile(expr, s, false, false) }
+
+// CompileNumber compiles an insight expression that must give a number (Sum,
+// Average, Min, Max): an int, uint or double, or dyn, whose values are
+// checked as they come. A string or a list is rejected here, with the type
+// CEL found, rather than summed to a silent 0.
+func CompileNumber(expr string, s Schema) (*Program, error) {
+	p, err := compile(expr, s, false, false)
+	if err != nil {
+		return nil, err
+	}
+	if !IsNumber(p.output) {
+		return nil, &Error{Msg: fmt.Sprintf("the expression must be a number (int, uint or double), but it is %s", p.output)}
+	}
+	return p, nil
+}
+
+// IsNumber reports whether values of type t can be aggregated as numbers;
+// dyn is accepted (its values are checked one by one).
+func IsNumber(t *types.Type) bool {
+	for _, n := range []*types.Type{types.IntType, types.UintType, types.DoubleType, types.DynType} {
+		if t.IsExactType(n) {
+			return true
+		}
+	}
+	return false
+}
 
 // Language is the rule language apart from the type provider: the variables
 // user, account and now, and the options and extensions. Other evaluators of
@@ -140,6 +168,7 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 		allTerms:     allTerms,
 		analysis:     analysis,
 		crossings:    crossings,
+		output:       checked.OutputType(),
 	}, nil
 }
 

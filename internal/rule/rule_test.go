@@ -160,6 +160,36 @@ func TestValueExpressions(t *testing.T) {
 	})
 }
 
+// Sum, Average, Min and Max insights must give numbers: a string or a list is
+// rejected when compiled, with the type CEL found.
+func TestCompileNumber(t *testing.T) {
+	n := fixture(t)
+	var schema Schema
+	n.Read(nil, func(v *profile.View) { schema = v.Schema() })
+	for _, tt := range []struct {
+		expr string
+		want string // "" when it compiles
+	}{
+		{"user.nps", ""},
+		{"account.arr", ""},
+		{"account.arr * 2.0", ""},
+		{"size(user.features)", ""},
+		{"dyn(user.role)", ""}, // dyn: checked per value
+		{"user.role", "must be a number (int, uint or double), but it is string"},
+		{"user.features", "must be a number (int, uint or double), but it is list"},
+		{"user.lastLogin", "but it is google.protobuf.Timestamp"},
+		{"user.nps <= 6", "but it is bool"},
+	} {
+		_, err := CompileNumber(tt.expr, schema)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.expr, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: error %v, want one containing %q", tt.expr, err, tt.want)
+		}
+	}
+}
+
 // A rule compiled against one schema keeps working when the store's schema gains
 // attributes, and fails cleanly (per profile) when it loses one.
 func TestSchemaDrift(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
-	"github.com/usersuccess/persona-operator/internal/rule"
 )
 
 // +kubebuilder:webhook:path=/validate-personas-usersuccess-io-v1alpha1-persona,mutating=false,failurePolicy=fail,sideEffects=None,groups=personas.usersuccess.io,resources=personas,verbs=create;update,versions=v1alpha1,name=vpersona.usersuccess.io,admissionReviewVersions=v1
@@ -63,15 +63,10 @@ func (v *PersonaValidator) validate(ctx context.Context, p *v1alpha1.Persona) (a
 		return append(warnings, "no DataSources declare attributes in this namespace yet: the rule's attributes "+
 			"could not be type-checked; the Persona reports InvalidRule if they do not exist"), nil
 	}
-	s := profile.DeclaredSchema(decls)
 	var errs field.ErrorList
-	if _, err := rule.Compile(p.Spec.Rule, s); err != nil {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "rule"), p.Spec.Rule, err.Error()))
-	}
-	for i, in := range p.Spec.Insights {
-		if _, err := rule.CompileValue(in.Expression, s); err != nil {
-			errs = append(errs, field.Invalid(field.NewPath("spec", "insights").Index(i).Child("expression"), in.Expression, err.Error()))
-		}
+	_, problems := persona.Check(&p.Spec, profile.DeclaredSchema(decls))
+	for _, pr := range problems {
+		errs = append(errs, field.Invalid(pr.Path, pr.Value, pr.Err.Error()))
 	}
 	if len(errs) > 0 {
 		return warnings, apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("Persona").GroupKind(), p.Name, errs)
