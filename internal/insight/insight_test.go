@@ -79,7 +79,9 @@ func TestErrorWhenNoMemberHasAValue(t *testing.T) {
 		{"missing attribute", v1alpha1.InsightAverage, func(a *Accumulator) { a.AddError(errors.New("no such key: nps")) },
 			"no member has a usable value: 1 failed (first: no such key: nps)"},
 		{"values are never quoted", v1alpha1.InsightTopValues,
-			func(a *Accumulator) { a.AddError(errors.New(`invalid RFC 3339 timestamp "jane@example.com 123-45-6789"`)) },
+			func(a *Accumulator) {
+				a.AddError(errors.New(`invalid RFC 3339 timestamp "jane@example.com 123-45-6789"`))
+			},
 			"no member has a usable value: 1 failed (first: invalid RFC 3339 timestamp)"},
 		{"no members, no error", v1alpha1.InsightSum, func(*Accumulator) {}, ""},
 		{"some values: no error", v1alpha1.InsightMax, func(a *Accumulator) { a.Add(types.String("x")); a.Add(types.Int(3)) }, ""},
