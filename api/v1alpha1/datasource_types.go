@@ -85,13 +85,13 @@ type DataSourceSpec struct {
 	Type DataSourceType `json:"type"`
 
 	// entity says what each record describes: a User, an Account, or a Signal
-	// (many records per user, gathered into a list attribute on the user).
+	// (many records per user, gathered into a list attribute on the user). Defaults to User.
 	// +kubebuilder:default=User
 	// +optional
 	Entity Entity `json:"entity,omitempty"`
 
 	// key names the record fields that identify the user and the account. A User
-	// record's accountId joins the user to its account.
+	// record's accountId joins the user to its account. Defaults to {userId: id}.
 	// +kubebuilder:default={userId: "id"}
 	// +optional
 	Key RecordKey `json:"key,omitempty"`
@@ -124,14 +124,14 @@ type DataSourceSpec struct {
 
 	// priority decides which source wins when two set the same attribute of the
 	// same user or account: the higher priority wins; on a tie the DataSource whose
-	// name sorts first wins. Deterministic whatever the sync order.
+	// name sorts first wins. Deterministic whatever the sync order. Defaults to 0.
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=-1000
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	Priority int32 `json:"priority,omitempty"`
 
-	// interval between periodic syncs.
+	// interval between periodic syncs. Defaults to 5m.
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
@@ -139,7 +139,7 @@ type DataSourceSpec struct {
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
-	// timeout bounds one sync, connection included.
+	// timeout bounds one sync, connection included. Defaults to 60s.
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
@@ -150,7 +150,7 @@ type DataSourceSpec struct {
 	// maxShrinkPercent is the circuit breaker: a sync whose record count shrinks by
 	// more than this percentage against the last applied one is held back (the last
 	// good data stays, status says SuspiciousShrink) until a user forces it with the
-	// personas.usersuccess.io/force-apply annotation. 100 disables the check.
+	// personas.usersuccess.io/force-apply annotation. 100 disables the check. Defaults to 50.
 	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
@@ -247,7 +247,7 @@ type HTTPSource struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	RecordsPath string `json:"recordsPath,omitempty"`
-	// maxResponseBytes caps each response body; a larger one fails the sync.
+	// maxResponseBytes caps each response body; a larger one fails the sync. Defaults to 67108864 (64 MiB).
 	// +kubebuilder:default=67108864
 	// +kubebuilder:validation:Minimum=1024
 	// +kubebuilder:validation:Maximum=1073741824
@@ -280,7 +280,7 @@ type HTTPHeader struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'Cursor' || (has(self.cursorPath) && has(self.cursorParam))",message="pagination type Cursor requires cursorPath and cursorParam"
 type HTTPPagination struct {
 	// type of pagination: None, NextLink (the response holds the next page's URL)
-	// or Cursor (the response holds a cursor sent back as a query parameter).
+	// or Cursor (the response holds a cursor sent back as a query parameter). Defaults to None.
 	// +kubebuilder:default=None
 	// +optional
 	Type PaginationType `json:"type,omitempty"`
@@ -298,7 +298,7 @@ type HTTPPagination struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	CursorParam string `json:"cursorParam,omitempty"`
-	// maxPages stops a runaway listing; reaching it fails the sync.
+	// maxPages stops a runaway listing; reaching it fails the sync. Defaults to 1000.
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
@@ -349,7 +349,7 @@ type AttributeMapping struct {
 	Entity Entity `json:"entity,omitempty"`
 	// optional records may omit the field; otherwise a record without it is
 	// rejected. An absent optional attribute is absent from the profile, so rules
-	// guard it with has().
+	// guard it with has(). Defaults to true.
 	// +kubebuilder:default=true
 	// +optional
 	Optional *bool `json:"optional,omitempty"`

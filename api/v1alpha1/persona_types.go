@@ -63,7 +63,7 @@ type PersonaSpec struct {
 	Insights []InsightSpec `json:"insights,omitempty"`
 
 	// refreshInterval is the longest time between evaluations. Membership is also
-	// re-evaluated when data or the spec changes and when `now` crosses a threshold.
+	// re-evaluated when data or the spec changes and when `now` crosses a threshold. Defaults to 10m.
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
@@ -71,7 +71,7 @@ type PersonaSpec struct {
 	// +optional
 	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
 
-	// sliceSize is the most members one PersonaMembership slice object holds.
+	// sliceSize is the most members one PersonaMembership slice object holds. Defaults to 1000.
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
@@ -99,7 +99,7 @@ type InsightSpec struct {
 	// +kubebuilder:validation:MaxLength=4096
 	// +required
 	Expression string `json:"expression"`
-	// limit is how many values TopValues keeps.
+	// limit is how many values TopValues keeps. Defaults to 10.
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10

@@ -42,7 +42,7 @@ type PlaybookSpec struct {
 	Stage Stage `json:"stage,omitempty"`
 
 	// trigger is the membership change that starts a run: Enter or Exit. (Not
-	// named "on": YAML 1.1 parsers, kubectl's included, read the key on as true.)
+	// named "on": YAML 1.1 parsers, kubectl's included, read the key on as true.) Defaults to Enter.
 	// +kubebuilder:default=Enter
 	// +optional
 	Trigger TriggerEvent `json:"trigger,omitempty"`
@@ -52,7 +52,7 @@ type PlaybookSpec struct {
 	// +optional
 	IncludeExistingMembers bool `json:"includeExistingMembers,omitempty"`
 
-	// reentryPolicy: Once per user ever, or EveryEntry (optionally with a cooldown).
+	// reentryPolicy: Once per user ever, or EveryEntry (optionally with a cooldown). Defaults to Once.
 	// +kubebuilder:default=Once
 	// +optional
 	ReentryPolicy ReentryPolicy `json:"reentryPolicy,omitempty"`
@@ -73,21 +73,21 @@ type PlaybookSpec struct {
 	// +required
 	Steps []PlaybookStep `json:"steps"`
 
-	// maxConcurrentJobs caps the playbook's Jobs running at once.
+	// maxConcurrentJobs caps the playbook's Jobs running at once. Defaults to 10.
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	// +optional
 	MaxConcurrentJobs int32 `json:"maxConcurrentJobs,omitempty"`
 
-	// maxLaunchesPerMinute caps how fast Jobs are created.
+	// maxLaunchesPerMinute caps how fast Jobs are created. Defaults to 60.
 	// +kubebuilder:default=60
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	MaxLaunchesPerMinute int32 `json:"maxLaunchesPerMinute,omitempty"`
 
-	// usersPerJob batches mass entries: one Job gets up to this many users.
+	// usersPerJob batches mass entries: one Job gets up to this many users. Defaults to 1.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
