@@ -55,12 +55,13 @@ func (c *csvRows) visitRow(num int64, row []string, err error) error {
 	var pe *csv.ParseError
 	switch {
 	case errors.As(err, &pe):
-		return visitErr(c.visit, num, fmt.Sprintf("line %d, column %d: %v", pe.Line, pe.Column, pe.Err))
+		// The rejection names the record number (data rows from 1); a line
+		// number beside it would count the header and quoted line breaks.
+		return visitErr(c.visit, num, fmt.Sprintf("column %d: %v", pe.Column, pe.Err))
 	case err != nil:
 		return fmt.Errorf("reading CSV row %d: %w", num, err)
 	case len(row) != len(c.header):
-		line, _ := c.cr.FieldPos(0)
-		return visitErr(c.visit, num, fmt.Sprintf("line %d: row has %d fields, header has %d", line, len(row), len(c.header)))
+		return visitErr(c.visit, num, fmt.Sprintf("row has %d %s, header has %d", len(row), plural(len(row), "field", "fields"), len(c.header)))
 	}
 	vals := make([]any, len(row))
 	for i, s := range row {
@@ -108,4 +109,11 @@ func skipBOM(r io.Reader) *bufio.Reader {
 		_, _ = br.Discard(len(bom))
 	}
 	return br
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
