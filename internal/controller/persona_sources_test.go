@@ -48,7 +48,9 @@ type allowAll struct{}
 func (allowAll) Authenticate(context.Context, string) (query.Identity, bool, error) {
 	return query.Identity{Name: "test"}, true, nil
 }
-func (allowAll) Authorize(context.Context, query.Identity, query.Access) (bool, error) { return true, nil }
+func (allowAll) Authorize(context.Context, query.Identity, query.Access) (bool, error) {
+	return true, nil
+}
 
 // previewLive asks the query endpoint (over the manager's store, reading
 // objects from the API server) to preview the live persona unchanged: what it
