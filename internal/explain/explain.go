@@ -5,7 +5,6 @@
 package explain
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/queryapi"
+	"github.com/usersuccess/persona-operator/internal/rule"
 )
 
 // Subject is the profile explained: attribute values (CEL values) by name,
@@ -115,8 +115,7 @@ func (w *walker) value(e ast.Expr) (string, bool, string) {
 		return "", false, "not evaluated"
 	}
 	if errVal, isErr := v.(*types.Err); isErr {
-		var m missing
-		if errors.As(errVal, &m) {
+		if rule.IsMissing(errVal) {
 			return "", true, ""
 		}
 		return "", false, errVal.Error()
@@ -202,9 +201,9 @@ func attributes(checked *ast.AST, subj Subject) []queryapi.Attribute {
 		}
 		var vals map[string]ref.Val
 		switch checked.GetType(op.ID()).TypeName() {
-		case userTypeName:
+		case rule.UserTypeName:
 			vals = subj.User
-		case accountTypeName:
+		case rule.AccountTypeName:
 			vals = subj.Account
 		default:
 			return
