@@ -100,3 +100,20 @@ func TestReruns(t *testing.T) {
 		})
 	}
 }
+
+func TestSpecOf(t *testing.T) {
+	created := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	pb := &v1alpha1.Playbook{ObjectMeta: metav1.ObjectMeta{Name: "pb", UID: "uid", CreationTimestamp: metav1.NewTime(created)},
+		Spec: v1alpha1.PlaybookSpec{Trigger: v1alpha1.TriggerExit, ReentryPolicy: v1alpha1.ReentryEveryEntry,
+			Cooldown: &metav1.Duration{Duration: time.Hour}, IncludeExistingMembers: true, UsersPerJob: 5,
+			Steps: []v1alpha1.PlaybookStep{{Name: "a"}, {Name: "b", DueAfter: &metav1.Duration{Duration: time.Minute}}}}}
+	want := Spec{Name: "pb", UID: "uid", OnExit: true, Once: false, Cooldown: time.Hour, IncludeExisting: true,
+		Created: created, UsersPerJob: 5, Steps: []Step{{Name: "a"}, {Name: "b", DueAfter: time.Minute}}}
+	if got := SpecOf(pb); !reflect.DeepEqual(got, want) {
+		t.Errorf("SpecOf =\n %+v, want\n %+v", got, want)
+	}
+	pb.Spec = v1alpha1.PlaybookSpec{}
+	if got := SpecOf(pb); got.OnExit || !got.Once || got.Cooldown != 0 {
+		t.Errorf("SpecOf(defaults) = %+v, want an Enter playbook, Once, no cooldown", got)
+	}
+}
