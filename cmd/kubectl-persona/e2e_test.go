@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 func mustContain(t *testing.T, what, s string, subs ...string) {
@@ -103,7 +103,7 @@ func TestExplain(t *testing.T) {
 
 	// u-04's account renews in 200 days: the window comparison is what fails.
 	js := kubectlPersona(t, suite.analyst, "-n", suite.ns, "explain", "at-risk", "u-04", "-o", "json")
-	var e report.Explain
+	var e queryapi.Explain
 	if err := json.Unmarshal([]byte(js.stdout), &e); err != nil || js.code != exitOK {
 		t.Fatalf("-o json: %v (exit %d)", err, js.code)
 	}
@@ -208,7 +208,7 @@ func TestPreview(t *testing.T) {
 	}
 
 	js := kubectlPersona(t, suite.analyst, "-n", suite.ns, "preview", "-f", file, "-o", "json", "--sample", "1")
-	var p report.Preview
+	var p queryapi.Preview
 	if err := json.Unmarshal([]byte(js.stdout), &p); err != nil || js.code != exitOK {
 		t.Fatalf("-o json: %v (exit %d)", err, js.code)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 func newExplainCommand(o *options) *cobra.Command {
@@ -40,7 +40,7 @@ Needs the query endpoint (--endpoint) and get on personas/explain in the namespa
 }
 
 // explain asks the endpoint about one user.
-func (o *options) explain(ctx context.Context, persona, user string) (*report.Explain, error) {
+func (o *options) explain(ctx context.Context, persona, user string) (*queryapi.Explain, error) {
 	ec, err := o.endpointClient()
 	if err != nil {
 		return nil, err
@@ -49,15 +49,15 @@ func (o *options) explain(ctx context.Context, persona, user string) (*report.Ex
 	if err != nil {
 		return nil, err
 	}
-	var out report.Explain
-	path := fmt.Sprintf(report.ExplainPath, url.PathEscape(ns), url.PathEscape(persona))
-	if err := ec.do(ctx, http.MethodGet, path, url.Values{report.UserParam: {user}}, nil, &out); err != nil {
+	var out queryapi.Explain
+	path := fmt.Sprintf(queryapi.ExplainPath, url.PathEscape(ns), url.PathEscape(persona))
+	if err := ec.do(ctx, http.MethodGet, path, url.Values{queryapi.UserParam: {user}}, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-func printExplain(o *options, e *report.Explain) error {
+func printExplain(o *options, e *queryapi.Explain) error {
 	w := o.streams.Out
 	account := ""
 	if e.Account != "" {
@@ -96,7 +96,7 @@ func printExplain(o *options, e *report.Explain) error {
 	return t.Flush()
 }
 
-func verdict(e *report.Explain) string {
+func verdict(e *queryapi.Explain) string {
 	switch {
 	case e.Match:
 		return "true: a member"
@@ -107,7 +107,7 @@ func verdict(e *report.Explain) string {
 }
 
 // writeNode writes a node and its children, indented by depth.
-func writeNode(t interface{ Write([]byte) (int, error) }, n report.Node, depth int) {
+func writeNode(t interface{ Write([]byte) (int, error) }, n queryapi.Node, depth int) {
 	var ops []string
 	for _, op := range n.Operands {
 		ops = append(ops, op.Expression+" = "+shownValue(op.Value, op.Absent, op.Error))
@@ -123,7 +123,7 @@ func writeNode(t interface{ Write([]byte) (int, error) }, n report.Node, depth i
 
 // nodeText names a logical node by its operator (its operands follow, one per
 // line, and the whole rule is printed above); a leaf by its expression.
-func nodeText(n report.Node) string {
+func nodeText(n queryapi.Node) string {
 	switch n.Operator {
 	case "&&":
 		return "&& (all of)"

@@ -8,20 +8,20 @@ import (
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/membership"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 // membersPage is the JSON output of members.
 type membersPage struct {
-	Namespace string          `json:"namespace"`
-	Persona   string          `json:"persona"`
-	Total     int             `json:"total"`
-	Members   []report.Member `json:"members"`
+	Namespace string            `json:"namespace"`
+	Persona   string            `json:"persona"`
+	Total     int               `json:"total"`
+	Members   []queryapi.Member `json:"members"`
 	// Continue is the last user id of this page when more follow: pass it to
 	// --continue for the next page.
 	Continue string `json:"continue,omitempty"`
@@ -89,7 +89,7 @@ const listChunk = 50
 
 // eachMember calls fn for every member in the slices the persona controls and
 // returns how many there are.
-func eachMember(ctx context.Context, c client.Client, p *v1alpha1.Persona, fn func(report.Member)) (int, error) {
+func eachMember(ctx context.Context, c client.Client, p *v1alpha1.Persona, fn func(queryapi.Member)) (int, error) {
 	total := 0
 	cont := ""
 	for {
@@ -101,13 +101,10 @@ func eachMember(ctx context.Context, c client.Client, p *v1alpha1.Persona, fn fu
 		if err := c.List(ctx, &list, opts...); err != nil {
 			return 0, fmt.Errorf("listing the persona's PersonaMemberships: %w", err)
 		}
-		for i := range list.Items {
-			if !metav1.IsControlledBy(&list.Items[i], p) {
-				continue // left by a deleted persona of the same name
-			}
-			for _, m := range list.Items[i].Members {
+		for _, s := range membership.Owned(p, list.Items) {
+			for _, m := range s.Members {
 				total++
-				fn(report.Member{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time})
+				fn(queryapi.Member{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time})
 			}
 		}
 		if cont = list.Continue; cont == "" {
@@ -126,7 +123,7 @@ type pager struct {
 
 func newPager(limit int, after string) *pager { return &pager{limit: limit, after: after} }
 
-func (p *pager) add(m report.Member) {
+func (p *pager) add(m queryapi.Member) {
 	if m.UserID <= p.after {
 		return
 	}
@@ -146,18 +143,18 @@ func (p *pager) add(m report.Member) {
 }
 
 // result returns the page, sorted, and whether members follow it.
-func (p *pager) result() ([]report.Member, bool) {
-	out := append([]report.Member{}, p.h...)
+func (p *pager) result() ([]queryapi.Member, bool) {
+	out := append([]queryapi.Member{}, p.h...)
 	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
 	return out, p.more
 }
 
-type memberHeap []report.Member
+type memberHeap []queryapi.Member
 
 func (h memberHeap) Len() int           { return len(h) }
 func (h memberHeap) Less(i, j int) bool { return h[i].UserID > h[j].UserID }
 func (h memberHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *memberHeap) Push(x any)        { *h = append(*h, x.(report.Member)) }
+func (h *memberHeap) Push(x any)        { *h = append(*h, x.(queryapi.Member)) }
 func (h *memberHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]

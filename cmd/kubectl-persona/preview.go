@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 // previewFlags are preview's own flags.
@@ -55,8 +55,8 @@ Needs the query endpoint (--endpoint) and get on personas/preview in the namespa
 			if f.file == "" {
 				return errors.New("-f FILE (the Persona to preview; - for standard input) is required")
 			}
-			if f.sample < 0 || f.sample > report.MaxSample {
-				return fmt.Errorf("--sample must be from 0 to %d, not %d", report.MaxSample, f.sample)
+			if f.sample < 0 || f.sample > queryapi.MaxSample {
+				return fmt.Errorf("--sample must be from 0 to %d, not %d", queryapi.MaxSample, f.sample)
 			}
 			out, err := o.preview(cmd.Context(), f)
 			if err != nil {
@@ -69,14 +69,14 @@ Needs the query endpoint (--endpoint) and get on personas/preview in the namespa
 		},
 	}
 	cmd.Flags().StringVarP(&f.file, "filename", "f", "", "The Persona manifest to preview (YAML or JSON; - for standard input).")
-	cmd.Flags().IntVar(&f.sample, "sample", report.DefaultSample, "How many member ids to list (members, entering, exiting).")
+	cmd.Flags().IntVar(&f.sample, "sample", queryapi.DefaultSample, "How many member ids to list (members, entering, exiting).")
 	cmd.Flags().IntVar(&f.maxEnter, "max-enter", -1, "Exit with code 3 if more users than this would enter; -1: no limit.")
 	cmd.Flags().IntVar(&f.maxExit, "max-exit", -1, "Exit with code 3 if more users than this would exit; -1: no limit.")
 	return cmd
 }
 
 // preview sends the file's Persona to the endpoint.
-func (o *options) preview(ctx context.Context, f *previewFlags) (*report.Preview, error) {
+func (o *options) preview(ctx context.Context, f *previewFlags) (*queryapi.Preview, error) {
 	p, err := o.previewTarget(f.file)
 	if err != nil {
 		return nil, &codeError{code: exitInvalid, err: err}
@@ -85,9 +85,9 @@ func (o *options) preview(ctx context.Context, f *previewFlags) (*report.Preview
 	if err != nil {
 		return nil, err
 	}
-	var out report.Preview
-	path := fmt.Sprintf(report.PreviewPath, url.PathEscape(p.Namespace), url.PathEscape(p.Name))
-	q := url.Values{report.SampleParam: {strconv.Itoa(f.sample)}}
+	var out queryapi.Preview
+	path := fmt.Sprintf(queryapi.PreviewPath, url.PathEscape(p.Namespace), url.PathEscape(p.Name))
+	q := url.Values{queryapi.SampleParam: {strconv.Itoa(f.sample)}}
 	if err := ec.do(ctx, http.MethodPost, path, q, p, &out); err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (o *options) preview(ctx context.Context, f *previewFlags) (*report.Preview
 }
 
 // check applies --max-enter and --max-exit.
-func (f *previewFlags) check(p *report.Preview) error {
+func (f *previewFlags) check(p *queryapi.Preview) error {
 	var over []string
 	if f.maxEnter >= 0 && p.Entered.Count > f.maxEnter {
 		over = append(over, fmt.Sprintf("%s would enter, more than --max-enter %d", users(p.Entered.Count), f.maxEnter))
@@ -214,7 +214,7 @@ func documents(data []byte) ([][]byte, error) {
 	}
 }
 
-func (o *options) printPreview(p *report.Preview) error {
+func (o *options) printPreview(p *queryapi.Preview) error {
 	if o.output == "json" {
 		return printJSON(o.streams.Out, p)
 	}
@@ -263,7 +263,7 @@ func ids(sample []string, total int) string {
 	return " (" + s + ")"
 }
 
-func playbookNote(pb report.PlaybookLaunch) string {
+func playbookNote(pb queryapi.PlaybookLaunch) string {
 	var notes []string
 	if pb.Error != "" {
 		notes = append(notes, "error: "+pb.Error)

@@ -10,7 +10,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 func TestPager(t *testing.T) {
@@ -31,7 +31,7 @@ func TestPager(t *testing.T) {
 	for _, tt := range tests {
 		p := newPager(tt.limit, tt.after)
 		for _, id := range ids {
-			p.add(report.Member{UserID: id})
+			p.add(queryapi.Member{UserID: id})
 		}
 		got, more := p.result()
 		gotIDs := []string{}
@@ -221,7 +221,7 @@ func TestReadPersona(t *testing.T) {
 }
 
 func TestPreviewThresholds(t *testing.T) {
-	p := &report.Preview{Namespace: "ns", Persona: "p", Entered: report.Change{Count: 5}, Exited: report.Change{Count: 2}}
+	p := &queryapi.Preview{Namespace: "ns", Persona: "p", Entered: queryapi.Change{Count: 5}, Exited: queryapi.Change{Count: 2}}
 	tests := []struct {
 		enter, exit int
 		code        int
@@ -255,7 +255,7 @@ func TestPreviewThresholds(t *testing.T) {
 }
 
 func TestPreviewThresholdSingular(t *testing.T) {
-	err := (&previewFlags{maxEnter: 0, maxExit: -1}).check(&report.Preview{Entered: report.Change{Count: 1}})
+	err := (&previewFlags{maxEnter: 0, maxExit: -1}).check(&queryapi.Preview{Entered: queryapi.Change{Count: 1}})
 	if err == nil || !strings.Contains(err.Error(), "1 user would enter") {
 		t.Errorf("%v", err)
 	}
@@ -287,12 +287,12 @@ func TestRunExitCodesAndUsageErrors(t *testing.T) {
 }
 
 func TestExplainTable(t *testing.T) {
-	e := &report.Explain{Namespace: "ns", Persona: "p", User: "u-3", Rule: "has(user.nps) && user.nps <= 6",
+	e := &queryapi.Explain{Namespace: "ns", Persona: "p", User: "u-3", Rule: "has(user.nps) && user.nps <= 6",
 		Error:      "no such attribute: nps",
-		Attributes: []report.Attribute{{Name: "user.nps", Absent: true}},
-		Tree: report.Node{Expression: "has(user.nps) && user.nps <= 6", Operator: "&&", Value: "false", Children: []report.Node{
+		Attributes: []queryapi.Attribute{{Name: "user.nps", Absent: true}},
+		Tree: queryapi.Node{Expression: "has(user.nps) && user.nps <= 6", Operator: "&&", Value: "false", Children: []queryapi.Node{
 			{Expression: "has(user.nps)", Value: "false"},
-			{Expression: "user.nps <= 6", Absent: true, Operands: []report.Operand{{Expression: "user.nps", Absent: true}}},
+			{Expression: "user.nps <= 6", Absent: true, Operands: []queryapi.Operand{{Expression: "user.nps", Absent: true}}},
 			{Expression: "user.prefs.lang == \"en\"", Error: "no such key: lang"},
 		}}}
 	var out strings.Builder

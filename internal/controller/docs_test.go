@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
@@ -219,14 +218,10 @@ func docsSchema(sources []v1alpha1.DataSource) profile.Schema {
 	var decls []*profile.SourceData
 	for i := range sources {
 		ds := &sources[i]
-		m, err := attr.NewMapper(&ds.Spec)
+		d, err := profile.Declared(ds)
 		Expect(err).NotTo(HaveOccurred(), "DataSource %s: its attribute mapping does not compile", ds.Name)
 		// Names repeat across pages and samples; the name only breaks ties.
-		d := &profile.SourceData{Name: fmt.Sprintf("%s-%03d", ds.Name, i), Priority: ds.Spec.Priority, Entity: m.Entity(),
-			UserDecls: m.UserDecls(), AccountDecls: m.AccountDecls()}
-		if sd, ok := m.SignalDecl(); ok {
-			d.SignalDecl = &sd
-		}
+		d.Name = fmt.Sprintf("%s-%03d", ds.Name, i)
 		decls = append(decls, d)
 	}
 	return profile.DeclaredSchema(decls)

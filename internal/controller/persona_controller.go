@@ -103,67 +103,70 @@ func (r *PersonaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 }
 
 func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) (ctrl.Result, error) {
-	sources, waiting, err := r.sources(ctx, p)
+	sources, sel, err := r.sources(ctx, p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if waiting != "" {
+	switch {
+	case sel.Invalid != nil:
+		persona.MarkInvalidRule(p, sel.Invalid.Error())
+		return ctrl.Result{}, nil // a spec or DataSource change re-triggers
+	case sel.Wait != "":
 		// Evaluating against a half-loaded store would make users exit.
-		persona.MarkWaiting(p, waiting)
+		persona.MarkWaiting(p, sel.Wait)
 		return ctrl.Result{}, nil
 	}
 
-	var slices v1alpha1.PersonaMembershipList
-	if err := r.List(ctx, &slices, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+	var list v1alpha1.PersonaMembershipList
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
-	if r.tracker.stale(p.UID, slices.Items) {
+	// Only the slices this persona controls: one left by a deleted persona of
+	// the same name is ignored (garbage collection deletes it), never taken
+	// for this persona's membership nor written to.
+	slices := membership.Owned(p, list.Items)
+	if r.tracker.stale(p.UID, slices) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own writes to reach the cache
 	}
-	r.tracker.settle(p.UID, slices.Items)
+	r.tracker.settle(p.UID, slices)
 
 	playbooks, err := r.playbooks(ctx, p.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	var names []string
-	for _, s := range sources {
-		names = append(names, s.Name)
-	}
+	existing := toSlices(slices)
+	recorded := membership.Members(existing)
 	var ev persona.Evaluation
 	var compileErr error
 	var unpublished []string
-	r.Store.Namespace(p.Namespace).Read(names, func(v *profile.View) {
+	r.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) {
 		c, err := r.compiled(p, v.Schema())
 		if err != nil {
 			compileErr = err
 			return
 		}
-		if c.ReadsUser(attr.PlaybooksAttr) {
-			if unpublished = notPublished(v, playbooks); len(unpublished) > 0 {
-				return
-			}
+		if unpublished = persona.Unpublished(c, v, playbooks); len(unpublished) > 0 {
+			return
 		}
 		ev = persona.Evaluate(v, c, now, r.Clock.Now)
+		if sel.Partial {
+			persona.KeepAbsent(&ev, v, accounts(recorded))
+		}
 	})
 	if compileErr != nil {
 		persona.MarkInvalidRule(p, compileErr.Error())
 		return ctrl.Result{}, nil // a spec or schema change re-triggers
 	}
 	if len(unpublished) > 0 {
-		// After a restart the store has no playbook state until each Playbook's
-		// first pass: evaluating now would make users exit (and re-enter,
-		// re-triggering playbooks). The publish re-triggers through the feed.
-		persona.MarkWaiting(p, "waiting for Playbooks to publish their runs (the persona reads user.playbooks): "+
-			strings.Join(unpublished, ", "))
+		// The publish re-triggers through the feed.
+		persona.MarkWaiting(p, persona.WaitingForPlaybooks(unpublished))
 		return ctrl.Result{}, nil
 	}
 
-	existing := toSlices(slices.Items)
-	desired, change := membership.Diff(membership.Members(existing), ev.Matching, now)
+	desired, change := membership.Diff(recorded, ev.Matching, now)
 	plan := membership.PlanSlices(existing, desired, sliceSize(p))
-	if err := r.write(ctx, p, slices.Items, plan); err != nil {
+	if err := r.write(ctx, p, slices, plan); err != nil {
 		return ctrl.Result{}, err
 	}
 	persona.Record(p, persona.Outcome{
@@ -175,46 +178,37 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p))}, nil
 }
 
-// sources returns the DataSources the persona reads, or why it must wait.
-func (r *PersonaReconciler) sources(ctx context.Context, p *v1alpha1.Persona) ([]v1alpha1.DataSource, string, error) {
+// sources gathers the namespace's DataSources and what the store has loaded,
+// and returns the persona's selection (persona.SelectSources) with the
+// selected DataSources.
+func (r *PersonaReconciler) sources(ctx context.Context, p *v1alpha1.Persona) ([]v1alpha1.DataSource, persona.Selection, error) {
 	var list v1alpha1.DataSourceList
 	if err := r.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
-		return nil, "", err
-	}
-	byName := map[string]v1alpha1.DataSource{}
-	for _, ds := range list.Items {
-		byName[ds.Name] = ds
-	}
-	var selected []v1alpha1.DataSource
-	var missing, loading []string
-	if len(p.Spec.DataSources) == 0 {
-		selected = list.Items
-	}
-	for _, ref := range p.Spec.DataSources {
-		ds, ok := byName[ref.Name]
-		if !ok {
-			missing = append(missing, ref.Name)
-			continue
-		}
-		selected = append(selected, ds)
+		return nil, persona.Selection{}, err
 	}
 	ns := r.Store.Namespace(p.Namespace)
-	for _, ds := range selected {
-		if _, _, ok := ns.Loaded(ds.Name); !ok {
-			loading = append(loading, ds.Name)
+	sel := persona.SelectSources(&p.Spec, p.Namespace, list.Items, func(name string) bool {
+		_, _, ok := ns.Loaded(name)
+		return ok
+	})
+	selected := make([]v1alpha1.DataSource, 0, len(sel.Sources))
+	for _, name := range sel.Sources {
+		for _, ds := range list.Items {
+			if ds.Name == name {
+				selected = append(selected, ds)
+			}
 		}
 	}
-	sort.Slice(selected, func(i, j int) bool { return selected[i].Name < selected[j].Name })
-	switch {
-	case len(missing) > 0:
-		return nil, "DataSources not found: " + strings.Join(missing, ", "), nil
-	case len(selected) == 0:
-		return nil, "no DataSources in namespace " + p.Namespace, nil
-	case len(loading) > 0:
-		sort.Strings(loading)
-		return nil, "waiting for DataSources to load: " + strings.Join(loading, ", "), nil
+	return selected, sel, nil
+}
+
+// accounts is recorded members' account ids by user id.
+func accounts(members map[string]membership.Member) map[string]string {
+	out := make(map[string]string, len(members))
+	for id, m := range members {
+		out[id] = m.AccountID
 	}
-	return selected, "", nil
+	return out
 }
 
 // playbooks lists the names of the namespace's Playbooks, those being deleted
@@ -232,17 +226,6 @@ func (r *PersonaReconciler) playbooks(ctx context.Context, namespace string) ([]
 	}
 	sort.Strings(names)
 	return names, nil
-}
-
-// notPublished are the playbooks whose state the view does not hold yet.
-func notPublished(v *profile.View, playbooks []string) []string {
-	var out []string
-	for _, name := range playbooks {
-		if !v.PlaybookPublished(name) {
-			out = append(out, name)
-		}
-	}
-	return out
 }
 
 // compiled returns the persona's programs, compiled once per spec generation and

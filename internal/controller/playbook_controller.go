@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -30,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
@@ -127,7 +128,7 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
-	owned := ownedProgress(pb, progress.Items)
+	owned := membership.Owned(pb, progress.Items)
 	if r.ledger.staleGenerations(pb.UID, progressGenerations(owned)) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own ledger writes to reach the cache
 	}
@@ -139,9 +140,9 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 
 	now := r.Clock.Now()
 	paused, pauseReason := r.paused(pb, personas)
-	slices := toLedger(owned)
+	slices := playbook.LedgerSlices(owned)
 	plan := playbook.Compute(playbook.Input{
-		Spec: specFor(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
+		Spec: playbook.SpecOf(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
 		Limits: playbook.Limits{Paused: paused, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
 	})
 	r.skipCreated(pb.UID, &plan, jobs)
@@ -168,30 +169,25 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	return r.requeue(pb, plan, paused, now), nil
 }
 
-// personas resolves the trigger to the Personas of the namespace it selects.
+// personas resolves the trigger to the Personas of the namespace it selects
+// (playbook.TriggerOf, as the preview does), sorted by name.
 func (r *PlaybookReconciler) personas(ctx context.Context, pb *v1alpha1.Playbook) ([]v1alpha1.Persona, error) {
-	if ref := pb.Spec.PersonaRef; ref != nil {
-		var p v1alpha1.Persona
-		err := r.Get(ctx, types.NamespacedName{Namespace: pb.Namespace, Name: ref.Name}, &p)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return []v1alpha1.Persona{p}, err
-	}
-	sel := labels.SelectorFromSet(labels.Set{v1alpha1.StageLabel: string(pb.Spec.Stage)})
-	if pb.Spec.PersonaSelector != nil {
-		s, err := metav1.LabelSelectorAsSelector(pb.Spec.PersonaSelector)
-		if err != nil {
-			return nil, reconcile.TerminalError(fmt.Errorf("spec.personaSelector: %w", err))
-		}
-		sel = s
+	trigger, err := playbook.TriggerOf(&pb.Spec)
+	if err != nil {
+		return nil, reconcile.TerminalError(err)
 	}
 	var list v1alpha1.PersonaList
-	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace)); err != nil {
 		return nil, err
 	}
-	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
-	return list.Items, nil
+	var out []v1alpha1.Persona
+	for _, p := range list.Items {
+		if trigger.Selects(playbook.Target{Name: p.Name, Labels: p.Labels}) {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // members reads the current members of the personas from their slices: the
@@ -203,10 +199,7 @@ func (r *PlaybookReconciler) members(ctx context.Context, pb *v1alpha1.Playbook,
 		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
 			return nil, err
 		}
-		for _, s := range slices.Items {
-			if !metav1.IsControlledBy(&s, &p) {
-				continue // a slice of a deleted persona of the same name
-			}
+		for _, s := range membership.Owned(&p, slices.Items) {
 			for _, m := range s.Members {
 				out = append(out, playbook.Member{Persona: p.Name, UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time})
 			}
@@ -252,25 +245,6 @@ func (r *PlaybookReconciler) paused(pb *v1alpha1.Playbook, personas []v1alpha1.P
 		}
 	}
 	return false, ""
-}
-
-func specFor(pb *v1alpha1.Playbook) playbook.Spec {
-	s := playbook.Spec{
-		Name: pb.Name, UID: string(pb.UID), OnExit: pb.Spec.Trigger == v1alpha1.TriggerExit,
-		Once: pb.Spec.ReentryPolicy != v1alpha1.ReentryEveryEntry, IncludeExisting: pb.Spec.IncludeExistingMembers,
-		Created: pb.CreationTimestamp.Time, UsersPerJob: int(pb.Spec.UsersPerJob),
-	}
-	if pb.Spec.Cooldown != nil {
-		s.Cooldown = pb.Spec.Cooldown.Duration
-	}
-	for _, st := range pb.Spec.Steps {
-		step := playbook.Step{Name: st.Name}
-		if st.DueAfter != nil {
-			step.DueAfter = st.DueAfter.Duration
-		}
-		s.Steps = append(s.Steps, step)
-	}
-	return s
 }
 
 // budget is how many Jobs maxLaunchesPerMinute still allows in the current
@@ -329,7 +303,7 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 	if len(plan.Changed) == 0 {
 		return nil
 	}
-	lp := playbook.PlanLedger(toLedger(cached), plan.Changed, v1alpha1.MaxRunsPerSlice)
+	lp := playbook.PlanLedger(playbook.LedgerSlices(cached), plan.Changed, v1alpha1.MaxRunsPerSlice)
 	byName := map[string]*v1alpha1.PlaybookProgress{}
 	for i := range cached {
 		byName[cached[i].Name] = &cached[i]
@@ -431,7 +405,7 @@ func plainProfile(u profile.User, s profile.Schema) map[string]any {
 	user := map[string]any{}
 	for name := range s.User {
 		if v, ok := u.Get(name); ok {
-			user[name] = playbook.Plain(v)
+			user[name] = attr.JSON(v)
 		}
 	}
 	out := map[string]any{"user": user}
@@ -439,7 +413,7 @@ func plainProfile(u profile.User, s profile.Schema) map[string]any {
 		account := map[string]any{}
 		for name := range s.Account {
 			if v, ok := a.Get(name); ok {
-				account[name] = playbook.Plain(v)
+				account[name] = attr.JSON(v)
 			}
 		}
 		out["account"] = account
@@ -518,8 +492,8 @@ func (r *PlaybookReconciler) publishLedger(ctx context.Context, pb *v1alpha1.Pla
 	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
 		return time.Time{}, err
 	}
-	runs := playbook.Runs(toLedger(ownedProgress(pb, progress.Items)))
-	states, wake := playbook.LedgerStates(specFor(pb), runs, r.Clock.Now())
+	runs := playbook.Runs(playbook.LedgerSlices(membership.Owned(pb, progress.Items)))
+	states, wake := playbook.LedgerStates(playbook.SpecOf(pb), runs, r.Clock.Now())
 	r.publish(pb, states)
 	return wake, nil
 }
@@ -578,28 +552,10 @@ func (r *PlaybookReconciler) patchStatus(ctx context.Context, before, pb *v1alph
 	return client.IgnoreNotFound(r.Status().Patch(ctx, pb, client.RawPatch(types.MergePatchType, body)))
 }
 
-func ownedProgress(pb *v1alpha1.Playbook, items []v1alpha1.PlaybookProgress) []v1alpha1.PlaybookProgress {
-	out := items[:0:0]
-	for _, it := range items {
-		if metav1.IsControlledBy(&it, pb) {
-			out = append(out, it)
-		}
-	}
-	return out
-}
-
 func progressGenerations(items []v1alpha1.PlaybookProgress) map[string]int64 {
 	out := make(map[string]int64, len(items))
 	for _, it := range items {
 		out[it.Name] = it.Generation
-	}
-	return out
-}
-
-func toLedger(items []v1alpha1.PlaybookProgress) []playbook.LedgerSlice {
-	out := make([]playbook.LedgerSlice, len(items))
-	for i, it := range items {
-		out[i] = playbook.LedgerSlice{Name: it.Name, Runs: it.Runs}
 	}
 	return out
 }

@@ -5,7 +5,6 @@
 package explain
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,7 +19,8 @@ import (
 	"github.com/google/cel-go/parser"
 
 	"github.com/usersuccess/persona-operator/internal/profile"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
+	"github.com/usersuccess/persona-operator/internal/rule"
 )
 
 // Subject is the profile explained: attribute values (CEL values) by name,
@@ -37,9 +37,9 @@ type Result struct {
 	Value ref.Val
 	Err   error
 	// Tree is the rule with the value of each sub-expression.
-	Tree report.Node
+	Tree queryapi.Node
 	// Attributes are the user and account attributes the rule reads, sorted.
-	Attributes []report.Attribute
+	Attributes []queryapi.Attribute
 }
 
 // CompileError is a rule that does not compile against the schema; the message
@@ -87,8 +87,8 @@ type walker struct {
 	state interpreter.EvalState
 }
 
-func (w *walker) node(e ast.Expr) report.Node {
-	n := report.Node{Expression: w.text(e)}
+func (w *walker) node(e ast.Expr) queryapi.Node {
+	n := queryapi.Node{Expression: w.text(e)}
 	n.Value, n.Absent, n.Error = w.value(e)
 	if op, kids := logicalChildren(e); kids != nil {
 		n.Operator = op
@@ -98,7 +98,7 @@ func (w *walker) node(e ast.Expr) report.Node {
 		return n
 	}
 	for _, op := range operands(e) {
-		o := report.Operand{Expression: w.text(op)}
+		o := queryapi.Operand{Expression: w.text(op)}
 		o.Value, o.Absent, o.Error = w.value(op)
 		n.Operands = append(n.Operands, o)
 	}
@@ -115,8 +115,7 @@ func (w *walker) value(e ast.Expr) (string, bool, string) {
 		return "", false, "not evaluated"
 	}
 	if errVal, isErr := v.(*types.Err); isErr {
-		var m missing
-		if errors.As(errVal, &m) {
+		if rule.IsMissing(errVal) {
 			return "", true, ""
 		}
 		return "", false, errVal.Error()
@@ -190,8 +189,8 @@ func operands(e ast.Expr) []ast.Expr {
 
 // attributes lists the user.X and account.X attributes expr reads, with the
 // subject's values.
-func attributes(checked *ast.AST, subj Subject) []report.Attribute {
-	seen := map[string]report.Attribute{}
+func attributes(checked *ast.AST, subj Subject) []queryapi.Attribute {
+	seen := map[string]queryapi.Attribute{}
 	visit(checked.Expr(), func(e ast.Expr) {
 		if e.Kind() != ast.SelectKind {
 			return
@@ -202,22 +201,22 @@ func attributes(checked *ast.AST, subj Subject) []report.Attribute {
 		}
 		var vals map[string]ref.Val
 		switch checked.GetType(op.ID()).TypeName() {
-		case userTypeName:
+		case rule.UserTypeName:
 			vals = subj.User
-		case accountTypeName:
+		case rule.AccountTypeName:
 			vals = subj.Account
 		default:
 			return
 		}
 		field := e.AsSelect().FieldName()
 		name := op.AsIdent() + "." + field
-		a := report.Attribute{Name: name, Absent: true}
+		a := queryapi.Attribute{Name: name, Absent: true}
 		if v, ok := vals[field]; ok && v != nil {
-			a = report.Attribute{Name: name, Value: Format(v)}
+			a = queryapi.Attribute{Name: name, Value: Format(v)}
 		}
 		seen[name] = a
 	})
-	out := make([]report.Attribute, 0, len(seen))
+	out := make([]queryapi.Attribute, 0, len(seen))
 	for _, a := range seen {
 		out = append(out, a)
 	}

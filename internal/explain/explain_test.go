@@ -14,7 +14,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/profile"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 	"github.com/usersuccess/persona-operator/internal/rule"
 	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
@@ -41,10 +41,10 @@ var (
 
 // flat lists a tree as "expression=value" lines, depth-first, with operands in
 // brackets: compact enough to compare whole explanations in a table.
-func flat(n report.Node) []string {
+func flat(n queryapi.Node) []string {
 	var out []string
-	var walk func(n report.Node, depth int)
-	walk = func(n report.Node, depth int) {
+	var walk func(n queryapi.Node, depth int)
+	walk = func(n queryapi.Node, depth int) {
 		line := strings.Repeat("  ", depth) + n.Expression + " = " + shown(n.Value, n.Absent, n.Error)
 		var ops []string
 		for _, o := range n.Operands {
@@ -182,8 +182,8 @@ func TestExplainOperators(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ops []string
-	var walk func(n report.Node)
-	walk = func(n report.Node) {
+	var walk func(n queryapi.Node)
+	walk = func(n queryapi.Node) {
 		if n.Operator != "" {
 			ops = append(ops, n.Operator)
 		} else if len(n.Children) > 0 {
@@ -205,7 +205,7 @@ func TestExplainAttributes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []report.Attribute{
+	want := []queryapi.Attribute{
 		{Name: "account.tier", Value: `"enterprise"`},
 		{Name: "user.nps", Absent: true},
 		{Name: "user.role", Value: `"decision_maker"`},

@@ -94,6 +94,19 @@ func (c *Compiled) ReadsUser(name string) bool {
 	return false
 }
 
+// ReadsAccount reports whether the rule or an insight reads the account attribute.
+func (c *Compiled) ReadsAccount(name string) bool {
+	if c.Rule.ReadsAccount(name) {
+		return true
+	}
+	for _, in := range c.Insights {
+		if in.Program.ReadsAccount(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // Evaluation is the result of evaluating a persona over a view.
 type Evaluation struct {
 	// Matching maps each matching user id to its account id.

@@ -22,6 +22,15 @@ type LedgerPlan struct {
 // Writes is the number of API writes the plan needs.
 func (p LedgerPlan) Writes() int { return len(p.Create) + len(p.Update) }
 
+// LedgerSlices are PlaybookProgress objects as ledger slices.
+func LedgerSlices(items []v1alpha1.PlaybookProgress) []LedgerSlice {
+	out := make([]LedgerSlice, len(items))
+	for i, it := range items {
+		out[i] = LedgerSlice{Name: it.Name, Runs: it.Runs}
+	}
+	return out
+}
+
 // Runs flattens slices into one run per user. A user found in two slices (only
 // possible if someone edited them by hand) keeps the record of the slice that
 // comes first by name, so reads are deterministic.

@@ -305,24 +305,14 @@ func (p *planner) exits(members []Member) []Member {
 	return out
 }
 
-// rerun reports whether a user with a recorded run gets a new one for m.
+// rerun reports whether a user with a recorded run gets a new one for m
+// (Reruns), and comes back when a cooldown ends.
 func (p *planner) rerun(r v1alpha1.PlaybookRun, m Member) bool {
-	if p.in.Spec.Once {
-		return false
+	ok, until := Reruns(p.in.Spec, r, m, p.in.Now)
+	if !until.IsZero() {
+		p.wake(until)
 	}
-	if r.Persona == m.Persona && r.EnteredAt.Time.Equal(m.EnteredAt) {
-		return false // the same entry
-	}
-	if r.Phase != v1alpha1.RunSucceeded && r.Phase != v1alpha1.RunFailed {
-		return false // one run at a time per user
-	}
-	if r.StartedAt != nil && p.in.Spec.Cooldown > 0 {
-		if until := r.StartedAt.Add(p.in.Spec.Cooldown); p.in.Now.Before(until) {
-			p.wake(until)
-			return false
-		}
-	}
-	return true
+	return ok
 }
 
 // launch turns candidates into Jobs within the guardrails. Batches hold runs

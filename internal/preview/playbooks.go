@@ -5,58 +5,27 @@ import (
 	"sort"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/playbook"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
-// Target is a persona as a Playbook's trigger sees it: its name and labels,
-// the stage label included (the Persona controller mirrors spec.stage into it).
-type Target struct {
-	Name   string
-	Labels map[string]string
-}
-
-// TargetOf returns the persona as the trigger will see it once the controller
-// has mirrored spec.stage into the stage label.
-func TargetOf(p *v1alpha1.Persona) Target {
-	l := map[string]string{}
-	for k, v := range p.Labels {
-		l[k] = v
-	}
-	delete(l, v1alpha1.StageLabel)
-	if p.Spec.Stage != "" {
-		l[v1alpha1.StageLabel] = string(p.Spec.Stage)
-	}
-	return Target{Name: p.Name, Labels: l}
-}
-
 // Matches reports whether a playbook's trigger selects the persona, and by
-// which field; the same rules as the Playbook controller's.
-func Matches(pb *v1alpha1.Playbook, t Target) (bool, string, error) {
-	switch {
-	case pb.Spec.PersonaRef != nil:
-		return pb.Spec.PersonaRef.Name == t.Name, "personaRef", nil
-	case pb.Spec.PersonaSelector != nil:
-		sel, err := metav1.LabelSelectorAsSelector(pb.Spec.PersonaSelector)
-		if err != nil {
-			return false, "personaSelector", fmt.Errorf("playbook %s: spec.personaSelector: %w", pb.Name, err)
-		}
-		return sel.Matches(labels.Set(t.Labels)), "personaSelector", nil
-	case pb.Spec.Stage != "":
-		return t.Labels[v1alpha1.StageLabel] == string(pb.Spec.Stage), "stage", nil
+// which field: playbook.TriggerOf, the Playbook controller's own decision.
+func Matches(pb *v1alpha1.Playbook, t playbook.Target) (bool, string, error) {
+	trigger, err := playbook.TriggerOf(&pb.Spec)
+	if err != nil {
+		return false, trigger.By, fmt.Errorf("playbook %s: %w", pb.Name, err)
 	}
-	return false, "", nil
+	return trigger.Selects(t), trigger.By, nil
 }
 
 // Input is what launch counting reads.
 type Input struct {
 	Persona string
 	// After is the previewed persona; Before the live one (nil: none).
-	After  Target
-	Before *Target
+	After  playbook.Target
+	Before *playbook.Target
 	// Entered and Exited are the user ids Diff found.
 	Entered, Exited []string
 	// Runs is each playbook's ledger (user id → run), by playbook name; a
@@ -69,8 +38,8 @@ type Input struct {
 // matched the live one, with how many users each would start a run for. A
 // playbook whose selector is invalid is listed with its error: another team's
 // broken Playbook must not fail this persona's preview, nor be hidden from it.
-func Launches(playbooks []v1alpha1.Playbook, in Input) []report.PlaybookLaunch {
-	out := []report.PlaybookLaunch{}
+func Launches(playbooks []v1alpha1.Playbook, in Input) []queryapi.PlaybookLaunch {
+	out := []queryapi.PlaybookLaunch{}
 	for i := range playbooks {
 		pb := &playbooks[i]
 		after, by, err := Matches(pb, in.After)
@@ -79,13 +48,13 @@ func Launches(playbooks []v1alpha1.Playbook, in Input) []report.PlaybookLaunch {
 			before, _, err = Matches(pb, *in.Before)
 		}
 		if err != nil {
-			out = append(out, report.PlaybookLaunch{Name: pb.Name, Trigger: trigger(pb), By: by, Error: err.Error()})
+			out = append(out, queryapi.PlaybookLaunch{Name: pb.Name, Trigger: trigger(pb), By: by, Error: err.Error()})
 			continue
 		}
 		if !after && !before {
 			continue
 		}
-		l := report.PlaybookLaunch{Name: pb.Name, Trigger: trigger(pb), By: by, Suspended: pb.Spec.Suspend, StopsMatching: !after}
+		l := queryapi.PlaybookLaunch{Name: pb.Name, Trigger: trigger(pb), By: by, Suspended: pb.Spec.Suspend, StopsMatching: !after}
 		l.Users, l.Skipped = count(pb, in, after, in.Runs[pb.Name])
 		out = append(out, l)
 	}
@@ -111,10 +80,14 @@ func count(pb *v1alpha1.Playbook, in Input, matchesAfter bool, runs map[string]v
 	if !matchesAfter {
 		return 0, 0 // no longer watched: nobody enters from its point of view
 	}
+	spec := playbook.SpecOf(pb)
 	for _, id := range in.Entered {
-		if r, ok := runs[id]; ok && !rerun(pb, r, in.Now) {
-			skipped++
-			continue
+		if r, ok := runs[id]; ok {
+			entry := playbook.Member{Persona: in.Persona, UserID: id, EnteredAt: in.Now}
+			if again, _ := playbook.Reruns(spec, r, entry, in.Now); !again {
+				skipped++
+				continue
+			}
 		}
 		users++
 	}
@@ -140,19 +113,4 @@ func countExits(in Input, matchesAfter bool, runs map[string]v1alpha1.PlaybookRu
 		skipped++
 	}
 	return users, skipped
-}
-
-// rerun mirrors the planner: reentryPolicy Once never runs twice; EveryEntry
-// waits for the previous run to finish and for the cooldown.
-func rerun(pb *v1alpha1.Playbook, r v1alpha1.PlaybookRun, now time.Time) bool {
-	if pb.Spec.ReentryPolicy != v1alpha1.ReentryEveryEntry {
-		return false
-	}
-	if r.Phase != v1alpha1.RunSucceeded && r.Phase != v1alpha1.RunFailed {
-		return false
-	}
-	if r.StartedAt != nil && pb.Spec.Cooldown != nil && now.Before(r.StartedAt.Add(pb.Spec.Cooldown.Duration)) {
-		return false
-	}
-	return true
 }

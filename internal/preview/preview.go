@@ -6,12 +6,12 @@ package preview
 import (
 	"sort"
 
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 // Diff compares the users a rule matches now (user id → account id) with the
 // members recorded in the live persona's slices. Both results are sorted.
-func Diff(recorded []report.Member, matching map[string]string) (entered, exited []string) {
+func Diff(recorded []queryapi.Member, matching map[string]string) (entered, exited []string) {
 	inside := make(map[string]bool, len(recorded))
 	for _, m := range recorded {
 		inside[m.UserID] = true
@@ -61,6 +61,6 @@ func Sample(ids []string, n int) []string {
 }
 
 // Change is a count and a sample of sorted ids.
-func Change(ids []string, n int) report.Change {
-	return report.Change{Count: len(ids), Sample: Sample(ids, n)}
+func Change(ids []string, n int) queryapi.Change {
+	return queryapi.Change{Count: len(ids), Sample: Sample(ids, n)}
 }

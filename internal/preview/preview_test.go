@@ -8,14 +8,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/playbook"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 func TestDiff(t *testing.T) {
-	rec := func(ids ...string) []report.Member {
-		var out []report.Member
+	rec := func(ids ...string) []queryapi.Member {
+		var out []queryapi.Member
 		for _, id := range ids {
-			out = append(out, report.Member{UserID: id})
+			out = append(out, queryapi.Member{UserID: id})
 		}
 		return out
 	}
@@ -28,7 +29,7 @@ func TestDiff(t *testing.T) {
 	}
 	tests := []struct {
 		name            string
-		recorded        []report.Member
+		recorded        []queryapi.Member
 		matching        map[string]string
 		entered, exited []string
 	}{
@@ -67,25 +68,8 @@ func TestSampleAndChange(t *testing.T) {
 	}
 }
 
-func TestTargetOfMirrorsStage(t *testing.T) {
-	p := &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{
-		"team": "cs", v1alpha1.StageLabel: "trial"}}, Spec: v1alpha1.PersonaSpec{Stage: v1alpha1.StageRetention}}
-	got := TargetOf(p)
-	want := map[string]string{"team": "cs", v1alpha1.StageLabel: "retention"}
-	if got.Name != "p" || !reflect.DeepEqual(got.Labels, want) {
-		t.Errorf("TargetOf = %+v, want labels %v", got, want)
-	}
-	p.Spec.Stage = ""
-	if _, ok := TargetOf(p).Labels[v1alpha1.StageLabel]; ok {
-		t.Error("a persona without spec.stage kept a stale stage label")
-	}
-	if p.Labels[v1alpha1.StageLabel] != "trial" {
-		t.Error("TargetOf modified the persona's labels")
-	}
-}
-
 func TestMatches(t *testing.T) {
-	target := Target{Name: "at-risk", Labels: map[string]string{"team": "cs", v1alpha1.StageLabel: "retention"}}
+	target := playbook.Target{Name: "at-risk", Labels: map[string]string{"team": "cs", v1alpha1.StageLabel: "retention"}}
 	tests := []struct {
 		name    string
 		spec    v1alpha1.PlaybookSpec
@@ -146,10 +130,10 @@ func TestLaunches(t *testing.T) {
 		ref("cool", v1alpha1.TriggerEnter, v1alpha1.ReentryEveryEntry, 24*time.Hour),
 		ref("exit", v1alpha1.TriggerExit, "", 0), stage, other,
 	}
-	in := Input{Persona: "p", After: Target{Name: "p", Labels: map[string]string{v1alpha1.StageLabel: "trial"}},
+	in := Input{Persona: "p", After: playbook.Target{Name: "p", Labels: map[string]string{v1alpha1.StageLabel: "trial"}},
 		Entered: []string{"u1", "u2", "u3"}, Exited: []string{"x1", "x2", "x3"}, Runs: runs, Now: now}
 	got := Launches(playbooks, in)
-	want := []report.PlaybookLaunch{
+	want := []queryapi.PlaybookLaunch{
 		{Name: "by-stage", Trigger: v1alpha1.TriggerEnter, By: "stage", Users: 3, Suspended: true},
 		{Name: "cool", Trigger: v1alpha1.TriggerEnter, By: "personaRef", Users: 2, Skipped: 1},
 		{Name: "every", Trigger: v1alpha1.TriggerEnter, By: "personaRef", Users: 2, Skipped: 1},
@@ -168,8 +152,8 @@ func TestLaunchesWhenThePreviewStopsMatching(t *testing.T) {
 	}
 	in := Input{
 		Persona: "p",
-		After:   Target{Name: "p", Labels: map[string]string{"team": "sales"}},
-		Before:  &Target{Name: "p", Labels: map[string]string{"team": "cs"}},
+		After:   playbook.Target{Name: "p", Labels: map[string]string{"team": "sales"}},
+		Before:  &playbook.Target{Name: "p", Labels: map[string]string{"team": "cs"}},
 		Entered: []string{"u1"},
 		Runs: map[string]map[string]v1alpha1.PlaybookRun{"exit": {
 			"a": {UserID: "a", Persona: "p", Phase: v1alpha1.RunArmed},
@@ -178,7 +162,7 @@ func TestLaunchesWhenThePreviewStopsMatching(t *testing.T) {
 		}},
 	}
 	got := Launches([]v1alpha1.Playbook{sel("enter", ""), sel("exit", v1alpha1.TriggerExit)}, in)
-	want := []report.PlaybookLaunch{
+	want := []queryapi.PlaybookLaunch{
 		{Name: "enter", Trigger: v1alpha1.TriggerEnter, By: "personaSelector", StopsMatching: true},
 		{Name: "exit", Trigger: v1alpha1.TriggerExit, By: "personaSelector", Users: 2, StopsMatching: true},
 	}
@@ -192,7 +176,7 @@ func TestLaunchesReportsAnInvalidSelector(t *testing.T) {
 		PersonaSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}}}
 	good := v1alpha1.Playbook{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.PlaybookSpec{
 		PersonaRef: &v1alpha1.LocalObjectReference{Name: "p"}}}
-	got := Launches([]v1alpha1.Playbook{good, bad}, Input{Persona: "p", After: Target{Name: "p"}, Entered: []string{"u1"}})
+	got := Launches([]v1alpha1.Playbook{good, bad}, Input{Persona: "p", After: playbook.Target{Name: "p"}, Entered: []string{"u1"}})
 	if len(got) != 2 || got[0].Name != "bad" || got[0].Error == "" || got[0].Users != 0 {
 		t.Fatalf("Launches = %+v, want the invalid playbook listed first with its error", got)
 	}

@@ -164,7 +164,7 @@ func (n *Namespace) rebuildPlaybooks() {
 				m = map[ref.Val]ref.Val{}
 				byUser[uid] = m
 			}
-			m[types.String(pb)] = playbookEntry{Mapper: toCEL(st.value()).(traits.Mapper), state: st}
+			m[types.String(pb)] = playbookEntry{Mapper: attr.ToCEL(st.value()).(traits.Mapper), state: st}
 		}
 	}
 	if len(byUser) == 0 {

@@ -109,7 +109,7 @@ func (b *Builder) Add(m attr.Mapped) {
 	}
 	if m.SignalUser != "" {
 		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
-		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], toCEL(m.Signal))
+		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], attr.ToCEL(m.Signal))
 	}
 }
 
@@ -128,7 +128,7 @@ func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 	h := b.hashRow(kind, r.Key, r.AccountID, r.Values)
 	b.digest += h
 	for i, v := range r.Values {
-		r.Values[i] = toCEL(v)
+		r.Values[i] = attr.ToCEL(v)
 	}
 	return storedRow{Row: r, hash: h}
 }
@@ -193,4 +193,21 @@ func appendValue(buf []byte, v any) []byte {
 	default:
 		return append(buf, 255)
 	}
+}
+
+// Declared is the declaration-only SourceData of a DataSource: the attributes
+// its spec declares, without data. Admission and the Persona controller type-
+// check rules against the DeclaredSchema of these before (or without) any
+// data loading. The error is the spec's attribute mapping not compiling.
+func Declared(ds *v1alpha1.DataSource) (*SourceData, error) {
+	m, err := attr.NewMapper(&ds.Spec)
+	if err != nil {
+		return nil, err
+	}
+	d := &SourceData{Name: ds.Name, Priority: ds.Spec.Priority, Entity: m.Entity(),
+		UserDecls: m.UserDecls(), AccountDecls: m.AccountDecls()}
+	if sd, ok := m.SignalDecl(); ok {
+		d.SignalDecl = &sd
+	}
+	return d, nil
 }

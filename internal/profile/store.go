@@ -215,7 +215,7 @@ func userRows(d *SourceData) map[string]storedRow {
 	}
 	rows := make(map[string]storedRow, len(d.Signals))
 	for uid, list := range d.Signals {
-		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{toCEL(list)}}}
+		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{attr.ToCEL(list)}}}
 	}
 	return rows
 }

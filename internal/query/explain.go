@@ -7,17 +7,16 @@ import (
 	"github.com/google/cel-go/common/types"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/explain"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 // explain answers GET …/personas/NAME/explain?user=ID for the live persona.
 func (h *Handler) explain(req request) (any, *httpError) {
 	ctx := req.http.Context()
-	userID := req.http.URL.Query().Get(report.UserParam)
+	userID := req.http.URL.Query().Get(queryapi.UserParam)
 	if userID == "" {
 		return nil, errBadRequest("the query parameter \"user\" (the user id to explain) is required")
 	}
@@ -28,7 +27,7 @@ func (h *Handler) explain(req request) (any, *httpError) {
 	if !found {
 		return nil, errNotFound(fmt.Sprintf("personas.personas.usersuccess.io %q not found in namespace %q", req.access.Name, req.access.Namespace))
 	}
-	sources, herr := h.sources(ctx, p)
+	sel, herr := h.sources(ctx, p)
 	if herr != nil {
 		return nil, herr
 	}
@@ -41,8 +40,8 @@ func (h *Handler) explain(req request) (any, *httpError) {
 		return nil, herr
 	}
 	now := h.now()
-	out := &report.Explain{Namespace: p.Namespace, Persona: p.Name, User: userID, Now: now, Rule: p.Spec.Rule, Attributes: []report.Attribute{}}
-	h.Store.Namespace(p.Namespace).Read(sources, func(v *profile.View) { herr = explainIn(v, p, userID, playbookNames(playbooks), now, out) })
+	out := &queryapi.Explain{Namespace: p.Namespace, Persona: p.Name, User: userID, Now: now, Rule: p.Spec.Rule, Attributes: []queryapi.Attribute{}}
+	h.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) { herr = explainIn(v, p, userID, playbookNames(playbooks), now, out) })
 	if herr != nil {
 		return nil, herr
 	}
@@ -60,18 +59,14 @@ func (h *Handler) explain(req request) (any, *httpError) {
 // explainIn fills out from one view: the controller's verdict (the program
 // persona.Compile makes for the controller) and the sub-expression tree
 // (internal/explain).
-func explainIn(v *profile.View, p *v1alpha1.Persona, userID string, playbooks []string, now time.Time, out *report.Explain) *httpError {
+func explainIn(v *profile.View, p *v1alpha1.Persona, userID string, playbooks []string, now time.Time, out *queryapi.Explain) *httpError {
 	s := v.Schema()
 	c, err := persona.Compile(&p.Spec, s)
 	if err != nil {
 		return errInvalid(err.Error())
 	}
-	if c.ReadsUser(attr.PlaybooksAttr) {
-		for _, name := range playbooks {
-			if !v.PlaybookPublished(name) {
-				out.Warnings = append(out.Warnings, fmt.Sprintf("Playbook %s has not published its runs since the manager started: user.playbooks lacks them", name))
-			}
-		}
+	for _, name := range persona.Unpublished(c, v, playbooks) {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("Playbook %s has not published its runs since the manager started: user.playbooks lacks them", name))
 	}
 	u, ok := v.User(userID)
 	if !ok {

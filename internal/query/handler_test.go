@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
@@ -116,8 +117,8 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	unrelated := &v1alpha1.Playbook{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: ns},
 		Spec: v1alpha1.PlaybookSpec{Stage: v1alpha1.StageTrial}}
 	dss := []client.Object{
-		&v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "users", Namespace: ns}},
-		&v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "accounts", Namespace: ns}},
+		&v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "users", Namespace: ns}, Spec: usersSpec},
+		&v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "accounts", Namespace: ns}, Spec: accountsSpec},
 	}
 	all := append([]client.Object{live, slice, orphan, enter, unrelated}, dss...)
 	all = append(all, objs...)
@@ -260,7 +261,7 @@ func TestTokensNeverReachTheLog(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	f := newFixture(t)
-	var got report.Explain
+	var got queryapi.Explain
 	if w := f.do(t, http.MethodGet, explainPath+"?user=u1", goodToken, nil, &got); w.Code != 200 {
 		t.Fatalf("code %d: %s", w.Code, w.Body.String())
 	}
@@ -271,10 +272,10 @@ func TestExplain(t *testing.T) {
 		t.Errorf("tree = %+v", got.Tree)
 	}
 
-	var absent report.Explain
+	var absent queryapi.Explain
 	f.do(t, http.MethodGet, explainPath+"?user=u4", goodToken, nil, &absent)
 	if absent.Match || absent.Recorded != nil || !absent.Tree.Children[1].Absent ||
-		len(absent.Attributes) != 1 || absent.Attributes[0] != (report.Attribute{Name: "user.nps", Absent: true}) {
+		len(absent.Attributes) != 1 || absent.Attributes[0] != (queryapi.Attribute{Name: "user.nps", Absent: true}) {
 		t.Errorf("explain u4 = %+v, want not a member, user.nps absent", absent)
 	}
 }
@@ -302,11 +303,51 @@ func TestExplainErrors(t *testing.T) {
 }
 
 func TestExplainWaitsForDataSources(t *testing.T) {
-	f := newFixture(t, &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "tickets", Namespace: ns}})
+	// tickets (not loaded: its ConfigMap is missing) declares user.nps too,
+	// which the persona reads: it waits, naming the source and its stall.
+	tickets := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "tickets", Namespace: ns}, Spec: usersSpec,
+		Status: v1alpha1.DataSourceStatus{Conditions: []metav1.Condition{{Type: v1alpha1.StalledCondition, Status: metav1.ConditionTrue,
+			Reason: "ConfigMapNotFound", Message: `ConfigMap "tickets" not found`}}}}
+	f := newFixture(t, tickets)
 	var st metav1.Status
 	w := f.do(t, http.MethodGet, explainPath+"?user=u1", goodToken, nil, &st)
-	if w.Code != 503 || !strings.Contains(st.Message, "waiting for DataSources to load: tickets") || w.Header().Get("Retry-After") == "" {
-		t.Errorf("code %d %q, want 503 waiting for tickets with Retry-After", w.Code, st.Message)
+	want := `waiting for DataSources to load: tickets (ConfigMapNotFound: ConfigMap "tickets" not found)`
+	if w.Code != 503 || !strings.Contains(st.Message, want) || w.Header().Get("Retry-After") == "" {
+		t.Errorf("code %d %q, want 503 %q with Retry-After", w.Code, st.Message, want)
+	}
+}
+
+func TestAStalledSourceTheRuleDoesNotReadDoesNotHold(t *testing.T) {
+	// events (not loaded) declares only what the persona does not read: the
+	// persona is explained and previewed over the sources that loaded; u9,
+	// recorded but without a profile, keeps its membership (events may be
+	// the source that knows it).
+	events := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns}, Spec: v1alpha1.DataSourceSpec{
+		Entity: v1alpha1.EntityUser, Attributes: []v1alpha1.AttributeMapping{{Name: "logins", Type: v1alpha1.TypeInt}}}}
+	f := newFixture(t, events)
+	var ex queryapi.Explain
+	if w := f.do(t, http.MethodGet, explainPath+"?user=u1", goodToken, nil, &ex); w.Code != 200 || !ex.Match {
+		t.Fatalf("explain: code %d match %v, want 200 and a match", w.Code, ex.Match)
+	}
+	var pv queryapi.Preview
+	body := v1alpha1.Persona{Spec: v1alpha1.PersonaSpec{Rule: `has(user.nps) && user.nps <= 6`}}
+	if w := f.do(t, http.MethodPost, previewPath, goodToken, body, &pv); w.Code != 200 {
+		t.Fatalf("preview: code %d", w.Code)
+	}
+	if !reflect.DeepEqual(pv.Sources, []string{"accounts", "users"}) || pv.Exited.Count != 0 || pv.Members != 3 {
+		t.Errorf("preview: sources %v, %d members, %d exited; want accounts, users, 3 members (u1, u2, u9 kept), none exited",
+			pv.Sources, pv.Members, pv.Exited.Count)
+	}
+}
+
+func TestAnInvalidRuleIsReportedWhileSourcesLoad(t *testing.T) {
+	events := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns}, Spec: v1alpha1.DataSourceSpec{
+		Entity: v1alpha1.EntityUser, Attributes: []v1alpha1.AttributeMapping{{Name: "logins", Type: v1alpha1.TypeInt}}}}
+	f := newFixture(t, events)
+	var st metav1.Status
+	body := v1alpha1.Persona{Spec: v1alpha1.PersonaSpec{Rule: `user.npss <= 6`}}
+	if w := f.do(t, http.MethodPost, previewPath, goodToken, body, &st); w.Code != 422 || !strings.Contains(st.Message, "undefined field 'npss'") {
+		t.Errorf("code %d %q, want 422 naming the field", w.Code, st.Message)
 	}
 }
 
@@ -322,7 +363,7 @@ func TestPreview(t *testing.T) {
 		Spec: v1alpha1.PersonaSpec{Rule: `user.nps <= 6`, Stage: v1alpha1.StageTrial, Insights: []v1alpha1.InsightSpec{
 			{Name: "roles", Type: v1alpha1.InsightTopValues, Expression: "user.role"}}},
 	}
-	var got report.Preview
+	var got queryapi.Preview
 	if w := f.do(t, http.MethodPost, previewPath+"?sample=1", goodToken, edited, &got); w.Code != 200 {
 		t.Fatalf("code %d: %s", w.Code, w.Body.String())
 	}
@@ -339,7 +380,7 @@ func TestPreview(t *testing.T) {
 		t.Errorf("insights = %+v", got.Insights)
 	}
 	// welcome (personaRef) launches for u2; other (stage trial) now matches too.
-	want := []report.PlaybookLaunch{
+	want := []queryapi.PlaybookLaunch{
 		{Name: "other", Trigger: v1alpha1.TriggerEnter, By: "stage", Users: 1},
 		{Name: "welcome", Trigger: v1alpha1.TriggerEnter, By: "personaRef", Users: 1},
 	}
@@ -350,7 +391,7 @@ func TestPreview(t *testing.T) {
 
 func TestPreviewOfANewPersona(t *testing.T) {
 	f := newFixture(t)
-	var got report.Preview
+	var got queryapi.Preview
 	w := f.do(t, http.MethodPost, "/v1/namespaces/team/personas/enterprise/preview", goodToken,
 		v1alpha1.Persona{Spec: v1alpha1.PersonaSpec{Rule: `account.tier == "enterprise"`}}, &got)
 	if w.Code != 200 || got.Exists || got.Members != 2 || got.Entered.Count != 2 || got.Exited.Count != 0 || len(got.Playbooks) != 0 {

@@ -9,17 +9,16 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/persona"
+	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/preview"
 	"github.com/usersuccess/persona-operator/internal/profile"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
 // preview answers POST …/personas/NAME/preview: the Persona in the body,
@@ -34,7 +33,7 @@ func (h *Handler) preview(req request) (any, *httpError) {
 	if herr != nil {
 		return nil, herr
 	}
-	sources, herr := h.sources(ctx, p)
+	sel, herr := h.sources(ctx, p)
 	if herr != nil {
 		return nil, herr
 	}
@@ -43,22 +42,22 @@ func (h *Handler) preview(req request) (any, *httpError) {
 		return nil, herr
 	}
 	now := h.now()
-	ev, herr := h.evaluate(p, sources, playbookNames(cur.playbooks), now)
+	ev, herr := h.evaluate(p, sel, cur, now)
 	if herr != nil {
 		return nil, herr
 	}
 	entered, exited := preview.Diff(cur.recorded, ev.Matching)
-	in := preview.Input{Persona: p.Name, After: preview.TargetOf(p), Entered: entered, Exited: exited, Now: now}
+	in := preview.Input{Persona: p.Name, After: playbook.TargetOf(p), Entered: entered, Exited: exited, Now: now}
 	if cur.live != nil {
-		before := preview.TargetOf(cur.live)
+		before := playbook.TargetOf(cur.live)
 		in.Before = &before
 	}
 	launches, herr := h.launches(ctx, cur.playbooks, in)
 	if herr != nil {
 		return nil, herr
 	}
-	return &report.Preview{
-		Namespace: p.Namespace, Persona: p.Name, Now: now, Exists: cur.live != nil, Sources: sources,
+	return &queryapi.Preview{
+		Namespace: p.Namespace, Persona: p.Name, Now: now, Exists: cur.live != nil, Sources: sel.Sources,
 		Members: len(ev.Matching), Sample: preview.Sample(preview.SortedIDs(ev.Matching), sample),
 		EvaluationErrors: ev.Errors, Entered: preview.Change(entered, sample), Exited: preview.Change(exited, sample),
 		Insights: ev.Insights, Playbooks: launches,
@@ -69,7 +68,7 @@ func (h *Handler) preview(req request) (any, *httpError) {
 // (nil if none), its recorded members, the namespace's Playbooks.
 type current struct {
 	live      *v1alpha1.Persona
-	recorded  []report.Member
+	recorded  []queryapi.Member
 	playbooks []v1alpha1.Playbook
 }
 
@@ -90,37 +89,37 @@ func (h *Handler) current(ctx context.Context, p *v1alpha1.Persona) (current, *h
 }
 
 // evaluate compiles and evaluates the persona over the store, as the
-// controller does (persona.Compile, persona.Evaluate), and like it refuses to
-// evaluate a rule reading user.playbooks before every Playbook has published
-// its runs (right after a manager restart): that would show exits that will
-// not happen.
-func (h *Handler) evaluate(p *v1alpha1.Persona, sources, playbooks []string, now time.Time) (persona.Evaluation, *httpError) {
+// controller does (persona.Compile, persona.Evaluate, persona.KeepAbsent), and
+// like it refuses to evaluate a rule reading user.playbooks before every
+// Playbook has published its runs (right after a manager restart): that would
+// show exits that will not happen.
+func (h *Handler) evaluate(p *v1alpha1.Persona, sel persona.Selection, cur current, now time.Time) (persona.Evaluation, *httpError) {
 	var ev persona.Evaluation
 	var compileErr error
 	var unpublished []string
-	h.Store.Namespace(p.Namespace).Read(sources, func(v *profile.View) {
+	h.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) {
 		c, err := persona.Compile(&p.Spec, v.Schema())
 		if err != nil {
 			compileErr = err
 			return
 		}
-		if c.ReadsUser(attr.PlaybooksAttr) {
-			for _, name := range playbooks {
-				if !v.PlaybookPublished(name) {
-					unpublished = append(unpublished, name)
-				}
-			}
-			if len(unpublished) > 0 {
-				return
-			}
+		if unpublished = persona.Unpublished(c, v, playbookNames(cur.playbooks)); len(unpublished) > 0 {
+			return
 		}
 		ev = persona.Evaluate(v, c, now, time.Now)
+		if sel.Partial {
+			recorded := make(map[string]string, len(cur.recorded))
+			for _, m := range cur.recorded {
+				recorded[m.UserID] = m.AccountID
+			}
+			persona.KeepAbsent(&ev, v, recorded)
+		}
 	})
 	switch {
 	case compileErr != nil:
 		return ev, errInvalid(compileErr.Error())
 	case len(unpublished) > 0:
-		return ev, errUnavailable("waiting for Playbooks to publish their runs (the persona reads user.playbooks): " + strings.Join(unpublished, ", "))
+		return ev, errUnavailable(persona.WaitingForPlaybooks(unpublished))
 	}
 	return ev, nil
 }
@@ -152,7 +151,7 @@ func playbookNames(pbs []v1alpha1.Playbook) []string {
 
 // launches lists the playbooks the change would launch, reading the ledgers of
 // those whose trigger matches.
-func (h *Handler) launches(ctx context.Context, playbooks []v1alpha1.Playbook, in preview.Input) ([]report.PlaybookLaunch, *httpError) {
+func (h *Handler) launches(ctx context.Context, playbooks []v1alpha1.Playbook, in preview.Input) ([]queryapi.PlaybookLaunch, *httpError) {
 	in.Runs = map[string]map[string]v1alpha1.PlaybookRun{}
 	for i := range playbooks {
 		pb := &playbooks[i]
@@ -209,13 +208,13 @@ func decodePersona(req request) (*v1alpha1.Persona, *httpError) {
 }
 
 func sampleSize(r *http.Request) (int, *httpError) {
-	s := r.URL.Query().Get(report.SampleParam)
+	s := r.URL.Query().Get(queryapi.SampleParam)
 	if s == "" {
-		return report.DefaultSample, nil
+		return queryapi.DefaultSample, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > report.MaxSample {
-		return 0, errBadRequest(fmt.Sprintf("the query parameter %q must be an integer from 0 to %d, not %q", report.SampleParam, report.MaxSample, s))
+	if err != nil || n < 0 || n > queryapi.MaxSample {
+		return 0, errBadRequest(fmt.Sprintf("the query parameter %q must be an integer from 0 to %d, not %q", queryapi.SampleParam, queryapi.MaxSample, s))
 	}
 	return n, nil
 }

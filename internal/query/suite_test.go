@@ -29,7 +29,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query/querytest"
-	"github.com/usersuccess/persona-operator/internal/query/report"
+	"github.com/usersuccess/persona-operator/internal/queryapi"
 	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
@@ -195,10 +195,10 @@ func call(t *testing.T, method, path, token string, body any) (int, []byte) {
 }
 
 func explainURL(ns string) string {
-	return fmt.Sprintf(report.ExplainPath, ns, "detractors") + "?user=u1"
+	return fmt.Sprintf(queryapi.ExplainPath, ns, "detractors") + "?user=u1"
 }
 
-func previewURL(ns string) string { return fmt.Sprintf(report.PreviewPath, ns, "detractors") }
+func previewURL(ns string) string { return fmt.Sprintf(queryapi.PreviewPath, ns, "detractors") }
 
 var previewBody = v1alpha1.Persona{Spec: v1alpha1.PersonaSpec{Rule: "user.nps <= 6"}}
 
@@ -268,7 +268,7 @@ func TestEndpointAuthenticatesAndAuthorizesWithTheAPIServer(t *testing.T) {
 
 	// What the allowed caller got is the real answer.
 	code, body := call(t, http.MethodGet, explainURL(ns), analyst, nil)
-	var e report.Explain
+	var e queryapi.Explain
 	if err := json.Unmarshal(body, &e); code != 200 || err != nil || !e.Match || e.Account != "acme" {
 		t.Errorf("explain: %d %s", code, body)
 	}

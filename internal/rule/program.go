@@ -180,6 +180,12 @@ func (p *Program) ReadsUser(name string) bool {
 	return i < len(p.userNames) && p.userNames[i] == name && p.userDense[i]
 }
 
+// ReadsAccount reports whether the expression reads the account attribute.
+func (p *Program) ReadsAccount(name string) bool {
+	i := sort.SearchStrings(p.accountNames, name)
+	return i < len(p.accountNames) && p.accountNames[i] == name && p.accountDense[i]
+}
+
 // Error is a compile error; Msg holds CEL's message with line and column.
 type Error struct{ Msg string }
 

@@ -10,6 +10,7 @@
 package rule
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -78,15 +79,36 @@ type provider struct {
 }
 
 func newProvider(s Schema) (*provider, error) {
+	return newProviderWith(s,
+		func(o any, i int, _ string) (any, bool) { return o.(*userRef).s.userField(i) },
+		func(o any, i int, _ string) (any, bool) { return o.(*accountRef).s.accountField(i) })
+}
+
+// NewProvider is the rule language's type provider for a schema (the User,
+// Account and PlaybookRun types), for an evaluator other than this package's:
+// internal/explain evaluates one profile with CEL's plain planner, so its
+// `user` and `account` values are its own, and user and account read an
+// attribute of them by name. The types, and so what compiles, are this
+// package's.
+func NewProvider(s Schema, user, account func(obj any, name string) (any, bool)) (types.Provider, error) {
+	return newProviderWith(s,
+		func(o any, _ int, n string) (any, bool) { return user(o, n) },
+		func(o any, _ int, n string) (any, bool) { return account(o, n) })
+}
+
+// getter reads field i (of the object's attributes in name order), named n.
+type getter func(obj any, i int, n string) (any, bool)
+
+func newProviderWith(s Schema, user, account getter) (*provider, error) {
 	reg, err := types.NewRegistry()
 	if err != nil {
 		return nil, err
 	}
 	p := &provider{Registry: reg, objects: map[string]*object{}}
-	if err := p.add(UserTypeName, s.User, func(o any, i int) (any, bool) { return o.(*userRef).s.userField(i) }); err != nil {
+	if err := p.add(UserTypeName, s.User, user); err != nil {
 		return nil, err
 	}
-	if err := p.add(AccountTypeName, s.Account, func(o any, i int) (any, bool) { return o.(*accountRef).s.accountField(i) }); err != nil {
+	if err := p.add(AccountTypeName, s.Account, account); err != nil {
 		return nil, err
 	}
 	if err := p.addPlaybookRun(); err != nil {
@@ -98,21 +120,16 @@ func newProvider(s Schema) (*provider, error) {
 // addPlaybookRun declares the type of a user.playbooks entry. Its fields are
 // read from the profile.PlaybookState the entry's Value is.
 func (p *provider) addPlaybookRun() error {
-	var names []string
-	for n := range profile.PlaybookStateFields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return p.add(playbookRunTypeName, profile.PlaybookStateFields, func(o any, i int) (any, bool) {
+	return p.add(playbookRunTypeName, profile.PlaybookStateFields, func(o any, _ int, n string) (any, bool) {
 		st, ok := o.(profile.PlaybookState)
 		if !ok {
 			return nil, false
 		}
-		return st.Field(names[i])
+		return st.Field(n)
 	})
 }
 
-func (p *provider) add(name string, attrs map[string]attr.Type, get func(obj any, i int) (any, bool)) error {
+func (p *provider) add(name string, attrs map[string]attr.Type, get getter) error {
 	o := &object{typ: types.NewObjectType(name), fields: map[string]*types.FieldType{}}
 	for n := range attrs {
 		o.names = append(o.names, n)
@@ -125,9 +142,9 @@ func (p *provider) add(name string, attrs map[string]attr.Type, get func(obj any
 		}
 		o.fields[n] = &types.FieldType{
 			Type:  t,
-			IsSet: func(obj any) bool { _, ok := get(obj, i); return ok },
+			IsSet: func(obj any) bool { _, ok := get(obj, i, n); return ok },
 			GetFrom: func(obj any) (any, error) {
-				if v, ok := get(obj, i); ok {
+				if v, ok := get(obj, i, n); ok {
 					return v, nil
 				}
 				return nil, missing{name: n}
@@ -142,6 +159,13 @@ func (p *provider) add(name string, attrs map[string]attr.Type, get func(obj any
 type missing struct{ name string }
 
 func (m missing) Error() string { return "no such attribute: " + m.name }
+
+// IsMissing reports whether an evaluation error is the read of an attribute
+// the profile lacks.
+func IsMissing(err error) bool {
+	var m missing
+	return errors.As(err, &m)
+}
 
 // FindStructType implements types.Provider.
 func (p *provider) FindStructType(name string) (*types.Type, bool) {

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
@@ -88,15 +87,10 @@ func declarations(items []v1alpha1.DataSource, only []v1alpha1.LocalObjectRefere
 		if len(want) > 0 && !want[ds.Name] {
 			continue
 		}
-		m, err := attr.NewMapper(&ds.Spec)
+		d, err := profile.Declared(ds)
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("DataSource %s is ignored: %v", ds.Name, err))
 			continue
-		}
-		d := &profile.SourceData{Name: ds.Name, Priority: ds.Spec.Priority, Entity: m.Entity(),
-			UserDecls: m.UserDecls(), AccountDecls: m.AccountDecls()}
-		if sd, ok := m.SignalDecl(); ok {
-			d.SignalDecl = &sd
 		}
 		out = append(out, d)
 	}

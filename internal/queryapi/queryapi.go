@@ -1,7 +1,10 @@
-// Package report holds the JSON documents the manager's query endpoint returns
-// (internal/query) and the kubectl persona plugin reads. It has no behaviour and
-// no dependencies on the server, so the plugin binary does not link the manager.
-package report
+// Package queryapi is the query endpoint's wire API: the paths, parameters and
+// JSON documents the manager's endpoint (internal/query) returns and the
+// kubectl persona plugin reads. It is a leaf: it depends only on api/ (and the
+// standard library), has no behaviour, and so the pure packages that fill its
+// documents (internal/explain, internal/preview) and the plugin binary import
+// it without linking the server.
+package queryapi
 
 import (
 	"time"
