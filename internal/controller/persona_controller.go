@@ -148,7 +148,8 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		ev = persona.Evaluate(v, c, now, r.Clock.Now)
 	})
 	if compileErr != nil {
-		persona.MarkInvalidRule(p, compileErr.Error())
+		p.Status.ObservedGeneration = p.Generation
+		stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(compileErr), "Evaluate", persona.Unchanged)
 		return ctrl.Result{}, nil // a spec or schema change re-triggers
 	}
 	if len(unpublished) > 0 {
@@ -380,9 +381,6 @@ func (r *PersonaReconciler) mirrorStage(ctx context.Context, p *v1alpha1.Persona
 // but its own time and duration is written at most once per refresh interval,
 // so a no-op reconcile makes no API write.
 func (r *PersonaReconciler) patchStatus(ctx context.Context, before, p *v1alpha1.Persona) error {
-	if equality.Semantic.DeepEqual(before.Status, p.Status) {
-		return nil
-	}
 	if last := before.Status.LastEvaluationTime; last != nil && r.Clock.Since(last.Time) < refreshInterval(p) {
 		a, b := before.Status.DeepCopy(), p.Status.DeepCopy()
 		a.LastEvaluationTime, a.LastEvaluationDuration = nil, nil
@@ -392,8 +390,7 @@ func (r *PersonaReconciler) patchStatus(ctx context.Context, before, p *v1alpha1
 		}
 	}
 	// Optimistic lock: counters such as totalEntered are read-modify-write.
-	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
-	return client.IgnoreNotFound(r.Status().Patch(ctx, p, patch))
+	return patchStatus(ctx, r.Client, before, p, &before.Status, &p.Status, true)
 }
 
 func sliceSize(p *v1alpha1.Persona) int {

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,7 +10,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
@@ -103,11 +102,12 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playbook) (ctrl.Result, error) {
 	personas, err := r.personas(ctx, pb)
-	if errors.Is(err, reconcile.TerminalError(nil)) {
+	if s, ok := conditions.AsStalled(err); ok {
 		// A broken trigger stops the playbook, not the personas that read
 		// its runs (they wait until it publishes).
+		stall(r.Recorder, pb, &pb.Status.Conditions, s, "Plan", "no Jobs are launched")
 		_, perr := r.publishLedger(ctx, pb)
-		return ctrl.Result{}, errors.Join(err, perr)
+		return ctrl.Result{}, perr
 	}
 	if err != nil {
 		return ctrl.Result{}, err
@@ -182,7 +182,7 @@ func (r *PlaybookReconciler) personas(ctx context.Context, pb *v1alpha1.Playbook
 	if pb.Spec.PersonaSelector != nil {
 		s, err := metav1.LabelSelectorAsSelector(pb.Spec.PersonaSelector)
 		if err != nil {
-			return nil, reconcile.TerminalError(fmt.Errorf("spec.personaSelector: %w", err))
+			return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.personaSelector: %v", err)
 		}
 		sel = s
 	}
@@ -563,19 +563,11 @@ func (r *PlaybookReconciler) requeue(pb *v1alpha1.Playbook, plan playbook.Plan, 
 	return ctrl.Result{RequeueAfter: after}
 }
 
-// patchStatus writes status when it changed. The whole status goes in the
-// patch: every field is recomputed each pass, and a diff-only patch would never
-// store the zero counts kubectl's columns show.
+// patchStatus writes status when it changed; every field is recomputed each
+// pass.
 func (r *PlaybookReconciler) patchStatus(ctx context.Context, before, pb *v1alpha1.Playbook) error {
 	pb.Status.ObservedGeneration = pb.Generation
-	if equality.Semantic.DeepEqual(before.Status, pb.Status) {
-		return nil
-	}
-	body, err := json.Marshal(map[string]any{"status": pb.Status})
-	if err != nil {
-		return err
-	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, pb, client.RawPatch(types.MergePatchType, body)))
+	return patchStatus(ctx, r.Client, before, pb, &before.Status, &pb.Status, false)
 }
 
 func ownedProgress(pb *v1alpha1.Playbook, items []v1alpha1.PlaybookProgress) []v1alpha1.PlaybookProgress {

@@ -14,6 +14,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/breaker"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/connector/inline"
 )
@@ -150,6 +151,10 @@ func TestRunAndRecord(t *testing.T) {
 				t.Fatalf("applied = %v, want %v (%+v)", applied, tt.wantApply, out)
 			}
 			Record(d, out, applied, t0)
+			if s, ok := conditions.AsStalled(out.FetchErr); ok {
+				// What the controller does with a Stalled error (and an Event).
+				conditions.MarkStalled(&d.Status.Conditions, d.Generation, s, Keeping(&d.Status))
+			}
 			cond := func(typ string) string {
 				c := meta.FindStatusCondition(d.Status.Conditions, typ)
 				if c == nil {
@@ -176,13 +181,21 @@ func TestRunAndRecord(t *testing.T) {
 	}
 }
 
-func TestTruncateKeepsRunesWhole(t *testing.T) {
-	s := strings.Repeat("é", 10) // 2 bytes each
-	got := truncate(s, 8)
-	if !utf8.ValidString(got) || len(got) > 8 || !strings.HasSuffix(got, "...") {
-		t.Fatalf("truncate = %q", got)
+func TestRejectionReasonsAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 600) // 1200 bytes
+	src := failingRecord{reason: long}
+	out := Run(context.Background(), Request{Name: "crm", Source: src, Mapper: mapper(t), Now: func() time.Time { return t0 }})
+	if len(out.Rejections) != 1 {
+		t.Fatalf("rejections = %+v", out.Rejections)
 	}
-	if truncate("short", 8) != "short" {
-		t.Fatal("short strings are kept")
+	got := out.Rejections[0].Reason
+	if !utf8.ValidString(got) || len(got) > MaxRejectionBytes || !strings.HasSuffix(got, conditions.TruncatedMarker) {
+		t.Fatalf("rejection reason of %d bytes: %q", len(got), got)
 	}
+}
+
+type failingRecord struct{ reason string }
+
+func (f failingRecord) Fetch(_ context.Context, visit connector.Visitor) error {
+	return visit(connector.Record{}, &connector.RecordError{Num: 1, Reason: f.reason})
 }
