@@ -31,6 +31,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/tracker"
 )
 
 // +kubebuilder:rbac:groups=personas.usersuccess.io,resources=playbookprogresses,verbs=get;list;watch;create;update;patch;delete
@@ -62,15 +63,17 @@ type PlaybookReconciler struct {
 	// DefaultJobCreateWorkers).
 	CreateWorkers int
 
-	ledger  *sliceTracker
-	mu      sync.Mutex
-	created map[types.UID]map[string]bool // Jobs this process created, not yet in the cache
-	window  map[types.UID][]launchMark    // recent launches, for maxLaunchesPerMinute
+	ledger  tracker.Writes // ledger writes the cache may not show yet
+	created tracker.Names  // Jobs this process created, not yet in the cache
+	window  tracker.Window // recent launches, for maxLaunchesPerMinute
 }
 
-type launchMark struct {
-	at time.Time
-	n  int
+// forget drops what the reconciler keeps in memory for a deleted playbook.
+func (r *PlaybookReconciler) forget(name types.NamespacedName) {
+	r.ledger.Forget(name)
+	r.created.Forget(name)
+	r.window.Forget(name)
+	forgetPlaybook(name.Namespace, name.Name)
 }
 
 // Reconcile runs one planning pass for a Playbook and applies it.
@@ -79,13 +82,14 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, &pb); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Garbage collection is deleting the playbook's Jobs: let them go.
-			forgetPlaybook(req.Namespace, req.Name)
+			r.forget(req.NamespacedName)
 			r.unpublish(req.Namespace, req.Name)
 			return ctrl.Result{}, r.releaseOrphans(ctx, req.Namespace, req.Name, "")
 		}
 		return ctrl.Result{}, err
 	}
 	if !pb.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName)
 		r.unpublish(pb.Namespace, pb.Name)
 		return ctrl.Result{}, nil
 	}
@@ -128,10 +132,10 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		return ctrl.Result{}, err
 	}
 	owned := ownedProgress(pb, progress.Items)
-	if r.ledger.staleGenerations(pb.UID, progressGenerations(owned)) {
+	if r.ledger.Stale(ownerOf(pb), progressGenerations(owned)) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own ledger writes to reach the cache
 	}
-	r.ledger.settleGenerations(pb.UID, progressGenerations(owned))
+	r.ledger.Settle(ownerOf(pb), progressGenerations(owned))
 	jobs, err := r.jobs(ctx, pb)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -144,7 +148,7 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		Spec: specFor(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
 		Limits: playbook.Limits{Paused: paused, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
 	})
-	r.skipCreated(pb.UID, &plan, jobs)
+	r.skipCreated(pb, &plan, jobs)
 	if err := r.writeLedger(ctx, pb, owned, plan); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -277,28 +281,14 @@ func specFor(pb *v1alpha1.Playbook) playbook.Spec {
 // minute. The window lives in memory: after a restart the first minute may
 // launch up to one more minute's worth.
 func (r *PlaybookReconciler) budget(pb *v1alpha1.Playbook, now time.Time) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	marks := r.window[pb.UID]
-	kept := marks[:0]
-	used := 0
-	for _, m := range marks {
-		if now.Sub(m.at) < time.Minute {
-			kept = append(kept, m)
-			used += m.n
-		}
-	}
-	r.window[pb.UID] = kept
-	return max(int(pb.Spec.MaxLaunchesPerMinute)-used, 0)
+	return r.window.Budget(ownerOf(pb), int(pb.Spec.MaxLaunchesPerMinute), now)
 }
 
 func (r *PlaybookReconciler) recordLaunches(pb *v1alpha1.Playbook, n int, now time.Time) {
 	if n == 0 {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.window[pb.UID] = append(r.window[pb.UID], launchMark{at: now, n: n})
+	r.window.Record(ownerOf(pb), n, now)
 	t := metav1.NewTime(now)
 	pb.Status.LastLaunchTime = &t
 }
@@ -306,15 +296,11 @@ func (r *PlaybookReconciler) recordLaunches(pb *v1alpha1.Playbook, n int, now ti
 // skipCreated drops re-creations of Jobs this process created that the cache
 // does not show yet: they exist (our finalizer keeps them until recorded), so
 // creating them again would only cost an AlreadyExists round trip.
-func (r *PlaybookReconciler) skipCreated(uid types.UID, plan *playbook.Plan, cached map[string]playbook.Job) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	created := r.created[uid]
-	for name := range created {
-		if _, ok := cached[name]; ok {
-			delete(created, name) // the cache caught up
-		}
-	}
+func (r *PlaybookReconciler) skipCreated(pb *v1alpha1.Playbook, plan *playbook.Plan, cached map[string]playbook.Job) {
+	created := r.created.Pending(ownerOf(pb), func(name string) bool {
+		_, ok := cached[name]
+		return ok
+	})
 	kept := plan.Launch[:0]
 	for _, l := range plan.Launch {
 		if l.New || !created[l.Job] {
@@ -340,7 +326,7 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 		if err := r.Update(ctx, obj); err != nil {
 			return fmt.Errorf("updating PlaybookProgress %s: %w", s.Name, err)
 		}
-		r.ledger.wrote(pb.UID, obj.Name, obj.Generation)
+		r.ledger.Wrote(ownerOf(pb), obj.Name, obj.Generation)
 	}
 	for _, runs := range lp.Create {
 		obj := &v1alpha1.PlaybookProgress{ObjectMeta: metav1.ObjectMeta{
@@ -352,7 +338,7 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 		if err := r.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating a PlaybookProgress: %w", err)
 		}
-		r.ledger.wrote(pb.UID, obj.Name, obj.Generation)
+		r.ledger.Wrote(ownerOf(pb), obj.Name, obj.Generation)
 	}
 	return nil
 }
@@ -380,9 +366,9 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 				switch {
 				case err == nil:
 					created++
-					r.noteCreated(pb.UID, l.Job)
+					r.created.Add(ownerOf(pb), l.Job)
 				case apierrors.IsAlreadyExists(err):
-					r.noteCreated(pb.UID, l.Job)
+					r.created.Add(ownerOf(pb), l.Job)
 				default:
 					errs = append(errs, fmt.Errorf("creating Job %s: %w", l.Job, err))
 				}
@@ -396,15 +382,6 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 	close(work)
 	wg.Wait()
 	return created, errors.Join(errs...)
-}
-
-func (r *PlaybookReconciler) noteCreated(uid types.UID, name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.created[uid] == nil {
-		r.created[uid] = map[string]bool{}
-	}
-	r.created[uid][name] = true
 }
 
 // profiles snapshots the launched users' profiles as plain JSON values, in one
@@ -549,13 +526,11 @@ func (r *PlaybookReconciler) requeue(pb *v1alpha1.Playbook, plan playbook.Plan, 
 	}
 	if plan.Counts.Pending > 0 && !paused && plan.Counts.RunningJobs < int(pb.Spec.MaxConcurrentJobs) {
 		// Blocked by the rate limit only: retry when the oldest launch leaves the window.
-		r.mu.Lock()
-		if marks := r.window[pb.UID]; len(marks) > 0 {
-			if d := marks[0].at.Add(time.Minute).Sub(now); after == 0 || d < after {
+		if free := r.window.NextFree(ownerOf(pb)); !free.IsZero() {
+			if d := free.Sub(now); after == 0 || d < after {
 				after = d
 			}
 		}
-		r.mu.Unlock()
 	}
 	if after > 0 && after < time.Second {
 		after = time.Second
@@ -607,9 +582,6 @@ func (r *PlaybookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.CreateWorkers == 0 {
 		r.CreateWorkers = DefaultJobCreateWorkers
 	}
-	r.ledger = newSliceTracker()
-	r.created = map[types.UID]map[string]bool{}
-	r.window = map[types.UID][]launchMark{}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Playbook{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
