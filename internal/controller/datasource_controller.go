@@ -191,6 +191,9 @@ func (r *DataSourceReconciler) event(ds *v1alpha1.DataSource, out datasource.Out
 	case !applied:
 		warn(r.Recorder, ds, out.Decision.Reason, "Sync", out.Decision.Message)
 	}
+	if bad, msg := datasource.Rejected(&ds.Spec, out); bad && out.FetchErr == nil {
+		warn(r.Recorder, ds, v1alpha1.ReasonRecordsRejected, "Sync", msg)
+	}
 }
 
 // patchStatus writes status only when it changed, so a reconcile with nothing to

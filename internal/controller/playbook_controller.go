@@ -118,7 +118,10 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	}
 	pb.Status.Personas = int32(len(personas))
 	if len(personas) == 0 {
-		playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonPersonaNotFound, "no persona matches the trigger")
+		msg := personaNotFound(pb)
+		conditions.Remove(&pb.Status.Conditions, v1alpha1.StalledCondition)
+		playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonPersonaNotFound, msg)
+		warn(r.Recorder, pb, v1alpha1.ReasonPersonaNotFound, "Plan", msg)
 		// A Persona event re-triggers; only overdue steps move by time.
 		wake, err := r.publishLedger(ctx, pb)
 		return r.wakeAt(wake, r.Clock.Now()), err
@@ -149,27 +152,83 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		Limits: playbook.Limits{Paused: paused, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
 	})
 	r.skipCreated(pb, &plan, jobs)
+	// The API server rejected a Job of this spec: creating it again cannot
+	// succeed until the spec changes. Outcomes are still recorded.
+	blocked := conditions.StalledBy(pb.Status.Conditions, pb.Generation, v1alpha1.ReasonJobCreateFailed)
+	if blocked {
+		plan.Launch = nil
+	}
 	if err := r.writeLedger(ctx, pb, owned, plan); err != nil {
 		return ctrl.Result{}, err
 	}
 	// Published once the ledger holds it: user.playbooks never shows a run the
 	// ledger could lose.
 	r.publish(pb, plan.States)
-	launched, err := r.createJobs(ctx, pb, plan.Launch)
+	launched, createErr := r.createJobs(ctx, pb, plan.Launch)
 	r.recordLaunches(pb, launched, now)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	if err := r.release(ctx, pb.Namespace, plan.Release); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, errors.Join(createErr, err)
+	}
+	if !blocked {
+		conditions.Remove(&pb.Status.Conditions, v1alpha1.StalledCondition)
 	}
 	playbook.Record(pb, plan, paused, pauseReason)
 	observePlaybook(pb, plan.Counts, launched)
 	if launched > 0 {
-		r.Recorder.Eventf(pb, nil, corev1.EventTypeNormal, "Launched", "Launch",
-			"created %d Jobs; %d runs pending, %d running", launched, plan.Counts.Pending, plan.Counts.Running)
+		r.Recorder.Eventf(pb, nil, corev1.EventTypeNormal, "Launched", "Launch", "%s", playbook.LaunchMessage(launched, plan.Counts))
+	}
+	switch {
+	case createErr != nil:
+		return ctrl.Result{}, r.jobCreateFailed(pb, createErr)
+	case blocked:
+		c := meta.FindStatusCondition(pb.Status.Conditions, v1alpha1.StalledCondition)
+		playbook.MarkReady(pb, metav1.ConditionFalse, c.Reason, c.Message+"; "+jobsNotLaunched)
 	}
 	return r.requeue(pb, plan, paused, now), nil
+}
+
+const jobsNotLaunched = "no Jobs are launched until the spec changes"
+
+// jobCreateFailed reports Jobs the API server would not create. A rejected
+// template (Invalid, BadRequest) is the user's to fix: the playbook is Stalled
+// for this generation and launches nothing until the spec changes, instead of
+// retrying forever. Anything else (a quota, a webhook down) is retried with
+// the work queue's backoff. Either way Ready says why, with a Warning Event.
+func (r *PlaybookReconciler) jobCreateFailed(pb *v1alpha1.Playbook, err error) error {
+	msg := conditions.Truncate(err.Error(), conditions.MaxMessageBytes/2)
+	if permanentCreateError(err) {
+		stall(r.Recorder, pb, &pb.Status.Conditions, &conditions.Stalled{Reason: v1alpha1.ReasonJobCreateFailed, Message: msg}, "Launch", jobsNotLaunched)
+		return nil
+	}
+	playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonJobCreateFailed, msg+"; retrying with backoff")
+	warn(r.Recorder, pb, v1alpha1.ReasonJobCreateFailed, "Launch", msg)
+	return err
+}
+
+// permanentCreateError: a create error that repeating the same request cannot fix.
+func permanentCreateError(err error) bool {
+	var agg interface{ Unwrap() []error }
+	errs := []error{err}
+	if errors.As(err, &agg) {
+		errs = agg.Unwrap()
+	}
+	for _, e := range errs {
+		if apierrors.IsInvalid(e) || apierrors.IsBadRequest(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// personaNotFound says which persona the trigger looks for.
+func personaNotFound(pb *v1alpha1.Playbook) string {
+	if ref := pb.Spec.PersonaRef; ref != nil {
+		return fmt.Sprintf("persona %q (spec.personaRef) not found in namespace %q", ref.Name, pb.Namespace)
+	}
+	if pb.Spec.PersonaSelector != nil {
+		return fmt.Sprintf("no persona in namespace %q matches spec.personaSelector", pb.Namespace)
+	}
+	return fmt.Sprintf("no persona in namespace %q has stage %q", pb.Namespace, pb.Spec.Stage)
 }
 
 // personas resolves the trigger to the Personas of the namespace it selects.

@@ -17,6 +17,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/connector/inline"
+	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -198,4 +199,46 @@ type failingRecord struct{ reason string }
 
 func (f failingRecord) Fetch(_ context.Context, visit connector.Visitor) error {
 	return visit(connector.Record{}, &connector.RecordError{Num: 1, Reason: f.reason})
+}
+
+func TestRejected(t *testing.T) {
+	pct := func(n int32) *int32 { return &n }
+	first := []v1alpha1.RecordRejection{{Record: 2, Reason: `attribute "nps": not an int`}}
+	for _, tc := range []struct {
+		name               string
+		limit              *int32
+		accepted, rejected int64
+		want               bool
+		wantMsg            string
+	}{
+		{"none rejected", nil, 7, 0, false, ""},
+		{"5 of 7, default 10%", nil, 2, 5, true,
+			`5 of 7 records rejected (71.4%, more than maxRejectPercent 10%); first: record 2: attribute "nps": not an int`},
+		{"exactly at the limit", nil, 9, 1, false, ""},
+		{"just over the limit", nil, 89, 11, true, "11 of 100 records rejected (11%, more than maxRejectPercent 10%)"},
+		{"zero tolerates none", pct(0), 999, 1, true, "1 of 1000 records rejected (0.1%, more than maxRejectPercent 0%)"},
+		{"100 tolerates all", pct(100), 0, 5, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := &v1alpha1.DataSourceSpec{MaxRejectPercent: tc.limit}
+			o := Outcome{Accepted: tc.accepted, Rejected: tc.rejected, Data: &profile.SourceData{}}
+			if tc.rejected > 0 {
+				o.Rejections = first
+			}
+			got, msg := Rejected(spec, o)
+			if got != tc.want || !strings.HasPrefix(msg, tc.wantMsg) {
+				t.Fatalf("Rejected = %v %q, want %v %q", got, msg, tc.want, tc.wantMsg)
+			}
+			d := ds(nil)
+			d.Spec.MaxRejectPercent = tc.limit
+			Record(d, o, true, t0)
+			c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.DegradedCondition)
+			if tc.want != (c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1alpha1.ReasonRecordsRejected && c.Message == msg) {
+				t.Fatalf("Degraded = %+v, want rejected=%v", c, tc.want)
+			}
+			if ready := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ReadyCondition); ready.Status != metav1.ConditionTrue {
+				t.Fatalf("Ready = %+v: the accepted records applied", ready)
+			}
+		})
+	}
 }

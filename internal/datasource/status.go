@@ -40,6 +40,7 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 	conditions.Remove(&st.Conditions, v1alpha1.StalledCondition)
 	st.RecordsRejected = o.Rejected
 	st.Rejections = o.Rejections
+	markRejected(ds, o)
 	if !applied {
 		st.HeldBackRecords = o.Accepted
 		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, o.Decision.Reason, o.Decision.Message)
@@ -54,6 +55,30 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 	}
 	setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
 		fmt.Sprintf("applied %d records (%d rejected) in %s", o.Accepted, o.Rejected, st.LastSyncDuration.Duration))
+}
+
+// Rejected says whether a sync rejected more than the spec's maxRejectPercent
+// of its records, and how many.
+func Rejected(spec *v1alpha1.DataSourceSpec, o Outcome) (bool, string) {
+	total := o.Accepted + o.Rejected
+	if o.Rejected == 0 || o.Rejected*100 <= int64(spec.RejectLimit())*total {
+		return false, ""
+	}
+	msg := fmt.Sprintf("%d of %d records rejected (%.3g%%, more than maxRejectPercent %d%%)",
+		o.Rejected, total, float64(o.Rejected)*100/float64(total), spec.RejectLimit())
+	if len(o.Rejections) > 0 {
+		r := o.Rejections[0]
+		msg += fmt.Sprintf("; first: record %d: %s", r.Record, r.Reason)
+	}
+	return true, msg
+}
+
+func markRejected(ds *v1alpha1.DataSource, o Outcome) {
+	if bad, msg := Rejected(&ds.Spec, o); bad {
+		setCondition(&ds.Status, ds.Generation, v1alpha1.DegradedCondition, metav1.ConditionTrue, v1alpha1.ReasonRecordsRejected, msg)
+		return
+	}
+	conditions.Remove(&ds.Status.Conditions, v1alpha1.DegradedCondition)
 }
 
 // keeping adds what consumers still see to a failure message.

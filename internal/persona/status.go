@@ -50,10 +50,14 @@ func Record(p *v1alpha1.Persona, o Outcome) {
 	st.Sources = o.Sources
 	st.DataFreshness = oldest(o.Sources)
 	entered, exited := int64(len(o.Change.Entered)), int64(len(o.Change.Exited))
-	if entered+exited > 0 {
+	switch {
+	case entered+exited > 0:
 		st.LastChange = &v1alpha1.MembershipChange{Entered: entered, Exited: exited, Time: &t}
 		st.TotalEntered += entered
 		st.TotalExited += exited
+	case st.LastChange == nil:
+		// No change yet: kubectl's Entered and Exited columns show 0, not blank.
+		st.LastChange = &v1alpha1.MembershipChange{}
 	}
 	st.LastHandledReconcileAt = p.Annotations[v1alpha1.ReconcileRequestAnnotation]
 	conditions.Remove(&st.Conditions, v1alpha1.ReconcilingCondition)

@@ -22,6 +22,19 @@ func set(pb *v1alpha1.Playbook, typ string, status metav1.ConditionStatus, reaso
 	conditions.Set(&pb.Status.Conditions, pb.Generation, typ, status, reason, msg)
 }
 
+// LaunchMessage is the note of the Event of a pass that created Jobs.
+func LaunchMessage(created int, c Counts) string {
+	return fmt.Sprintf("created %s; %s pending, %d running", Plural(int64(created), "Job"), Plural(c.Pending, "run"), c.Running)
+}
+
+// Plural is "1 Job", "2 Jobs".
+func Plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // Record writes a pass's counts and conditions into status. Counts are
 // recomputed from the ledger and Jobs on every pass, never accumulated, so a
 // lost status write cannot skew them.
@@ -39,7 +52,7 @@ func Record(pb *v1alpha1.Playbook, plan Plan, paused bool, pauseReason string) {
 		MarkReady(pb, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, summary)
 		if c.Pending > 0 {
 			set(pb, v1alpha1.ReconcilingCondition, metav1.ConditionTrue, v1alpha1.ReasonProgressing,
-				fmt.Sprintf("%d runs wait for a launch slot (maxConcurrentJobs, maxLaunchesPerMinute)", c.Pending))
+				fmt.Sprintf("%s waiting for a launch slot (maxConcurrentJobs, maxLaunchesPerMinute)", Plural(c.Pending, "run")))
 		} else {
 			conditions.Remove(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
 		}
