@@ -147,14 +147,15 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	now := r.Clock.Now()
 	paused, pauseReason := r.paused(pb, personas)
 	slices := toLedger(owned)
+	// The API server rejected a Job of this spec: creating one again cannot
+	// succeed until the spec changes, so nothing new is decided and recorded
+	// runs wait for their Jobs. Outcomes are still recorded.
+	blocked := conditions.StalledBy(pb.Status.Conditions, pb.Generation, v1alpha1.ReasonJobCreateFailed)
 	plan := playbook.Compute(playbook.Input{
 		Spec: specFor(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
-		Limits: playbook.Limits{Paused: paused, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
+		Limits: playbook.Limits{Paused: paused || blocked, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
 	})
 	r.skipCreated(pb, &plan, jobs)
-	// The API server rejected a Job of this spec: creating it again cannot
-	// succeed until the spec changes. Outcomes are still recorded.
-	blocked := conditions.StalledBy(pb.Status.Conditions, pb.Generation, v1alpha1.ReasonJobCreateFailed)
 	if blocked {
 		plan.Launch = nil
 	}
