@@ -5,11 +5,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 )
 
@@ -38,9 +40,18 @@ func patchStatus(ctx context.Context, c client.Client, before, obj client.Object
 // object still see), and a Warning Event with the same reason. The caller then
 // returns no error: retrying cannot help, a change of the spec or of a
 // referenced object re-triggers.
+//
+// The Event is emitted when the object becomes stalled or the cause changes,
+// not on every reconcile that finds it still stalled (a Persona with an
+// invalid rule is reconciled on every sync of its namespace's DataSources).
 func stall(rec events.EventRecorder, obj client.Object, conds *[]metav1.Condition, s *conditions.Stalled, action, consequence string) {
+	prior := meta.FindStatusCondition(*conds, v1alpha1.StalledCondition)
+	known := prior != nil && prior.Status == metav1.ConditionTrue && prior.Reason == s.Reason &&
+		prior.Message == conditions.Truncate(s.Message, conditions.MaxMessageBytes)
 	conditions.MarkStalled(conds, obj.GetGeneration(), s, consequence)
-	warn(rec, obj, s.Reason, action, s.Message)
+	if !known {
+		warn(rec, obj, s.Reason, action, s.Message)
+	}
 }
 
 // warn emits a Warning Event, its note bounded as the Events API requires.
