@@ -13,6 +13,10 @@ const (
 	StalledCondition = "Stalled"
 	// StaleCondition is True when data is older than the owner's maxStaleness.
 	StaleCondition = "Stale"
+	// DegradedCondition is True when the object works but not fully: a
+	// DataSource's last sync rejected more than maxRejectPercent of its records
+	// (abnormal-true).
+	DegradedCondition = "Degraded"
 )
 
 // Reasons used in conditions. CamelCase, stable: alerts and tests match on them.
@@ -32,6 +36,8 @@ const (
 	ReasonEmptyResult        = "EmptyResult"
 	ReasonInvalidAttributes  = "InvalidAttributes"
 	ReasonSchemaConflict     = "SchemaConflict"
+	ReasonJobCreateFailed    = "JobCreateFailed"
+	ReasonRecordsRejected    = "RecordsRejected"
 )
 
 // ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,

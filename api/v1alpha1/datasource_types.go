@@ -157,6 +157,16 @@ type DataSourceSpec struct {
 	// +optional
 	MaxShrinkPercent int32 `json:"maxShrinkPercent,omitempty"`
 
+	// maxRejectPercent is the share of records a sync may reject (malformed, or
+	// failing the attribute mapping) before the DataSource reports it: above it,
+	// the Degraded condition is True with reason RecordsRejected and a Warning
+	// Event names the count. The accepted records still apply. Default 10.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxRejectPercent *int32 `json:"maxRejectPercent,omitempty"`
+
 	// maxStaleness sets the Stale condition when the last successful sync is older,
 	// so every consumer can tell the data is old. Unset: never stale.
 	// +kubebuilder:validation:Type=string
@@ -371,7 +381,8 @@ type DataSourceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// conditions: Ready, Reconciling, Stalled (config errors such as a bad Secret
-	// ref or query) and Stale (last success older than maxStaleness).
+	// ref or query), Stale (last success older than maxStaleness) and Degraded
+	// (the last sync rejected more than maxRejectPercent of its records).
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
@@ -379,10 +390,10 @@ type DataSourceStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// recordsAccepted is the number of records applied by the last good sync.
 	// +optional
-	RecordsAccepted int64 `json:"recordsAccepted,omitempty"`
+	RecordsAccepted int64 `json:"recordsAccepted"`
 	// recordsRejected is the number of records the last sync rejected.
 	// +optional
-	RecordsRejected int64 `json:"recordsRejected,omitempty"`
+	RecordsRejected int64 `json:"recordsRejected"`
 	// rejections are the first few rejected records of the last sync (at most 5).
 	// +kubebuilder:validation:MaxItems=5
 	// +optional
@@ -426,7 +437,7 @@ type DataSourceStatus struct {
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Entity",type=string,JSONPath=`.spec.entity`,priority=1
 // +kubebuilder:printcolumn:name="Records",type=integer,JSONPath=`.status.recordsAccepted`
-// +kubebuilder:printcolumn:name="Rejected",type=integer,JSONPath=`.status.recordsRejected`,priority=1
+// +kubebuilder:printcolumn:name="Rejected",type=integer,JSONPath=`.status.recordsRejected`
 // +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
@@ -477,4 +488,12 @@ func (s *DataSourceSpec) SyncTimeout() time.Duration {
 		return DefaultTimeout
 	}
 	return s.Timeout.Duration
+}
+
+// RejectLimit is maxRejectPercent with its default.
+func (s *DataSourceSpec) RejectLimit() int32 {
+	if s.MaxRejectPercent == nil {
+		return 10
+	}
+	return *s.MaxRejectPercent
 }

@@ -182,10 +182,10 @@ type PersonaStatus struct {
 	LastChange *MembershipChange `json:"lastChange,omitempty"`
 	// totalEntered counts entries since the persona was created.
 	// +optional
-	TotalEntered int64 `json:"totalEntered,omitempty"`
+	TotalEntered int64 `json:"totalEntered"`
 	// totalExited counts exits since the persona was created.
 	// +optional
-	TotalExited int64 `json:"totalExited,omitempty"`
+	TotalExited int64 `json:"totalExited"`
 	// slices is the number of PersonaMembership objects holding the members.
 	// +optional
 	Slices int32 `json:"slices,omitempty"`

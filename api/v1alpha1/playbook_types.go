@@ -113,7 +113,9 @@ type PlaybookStep struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +optional
 	DueAfter *metav1.Duration `json:"dueAfter,omitempty"`
-	// jobTemplate is the Job to create for this step.
+	// jobTemplate is the Job to create for this step. Its pod template's
+	// restartPolicy is Never when unset (a Job's pods may not use Always).
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.template.spec) || !has(self.spec.template.spec.restartPolicy) || self.spec.template.spec.restartPolicy != 'Always'",message="a Job's pod template restartPolicy must be Never or OnFailure, not Always (unset means Never)"
 	// +required
 	JobTemplate batchv1.JobTemplateSpec `json:"jobTemplate"`
 }

@@ -160,6 +160,11 @@ func (in *DataSourceSpec) DeepCopyInto(out *DataSourceSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.MaxRejectPercent != nil {
+		in, out := &in.MaxRejectPercent, &out.MaxRejectPercent
+		*out = new(int32)
+		**out = **in
+	}
 	if in.MaxStaleness != nil {
 		in, out := &in.MaxStaleness, &out.MaxStaleness
 		*out = new(v1.Duration)

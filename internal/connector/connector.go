@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/usersuccess/persona-operator/internal/conditions"
 )
 
 // Record is one record of a sync: field names and their raw values, in the order the
@@ -72,18 +74,14 @@ type RecordError struct {
 func (e *RecordError) Error() string { return fmt.Sprintf("record %d: %s", e.Num, e.Reason) }
 
 // ConfigError is a failure that retrying cannot fix: a bad URL, a query that does
-// not parse, a missing Secret key, an authentication failure. The controller sets
-// Stalled and waits for a spec or Secret change.
-type ConfigError struct {
-	Reason string // CamelCase, for the condition reason
-	Msg    string // human message without secrets or values
-}
-
-func (e *ConfigError) Error() string { return e.Msg }
+// not parse, a missing Secret key, an authentication failure. It is the
+// operator's one "the user must fix this" error: the controller sets Stalled
+// and emits a Warning Event, then waits for a spec or Secret change.
+type ConfigError = conditions.Stalled
 
 // Configf returns a ConfigError with a formatted message.
 func Configf(reason, format string, args ...any) error {
-	return &ConfigError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
+	return conditions.Stalledf(reason, format, args...)
 }
 
 // IsConfig reports whether err is (or wraps) a ConfigError.

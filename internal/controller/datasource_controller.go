@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
@@ -127,20 +126,15 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
 	if err != nil {
-		r.configError(ds, v1alpha1.ReasonInvalidAttributes, err.Error())
+		r.configError(ds, &conditions.Stalled{Reason: v1alpha1.ReasonInvalidAttributes, Message: err.Error()})
 		return nil
 	}
 	src, err := newSource(ctx, refReader{reader: r.APIReader, namespace: ds.Namespace}, ds)
+	if s, ok := conditions.AsStalled(err); ok {
+		r.configError(ds, s)
+		return nil
+	}
 	if err != nil {
-		var re *refError
-		if errors.As(err, &re) {
-			r.configError(ds, re.reason, re.msg)
-			return nil
-		}
-		if isConfig(err) {
-			r.configError(ds, configReason(err), err.Error())
-			return nil
-		}
 		return err
 	}
 
@@ -164,45 +158,48 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		}
 	}
 	datasource.Record(ds, out, applied, r.Clock.Now())
+	if s, ok := conditions.AsStalled(out.FetchErr); ok {
+		stall(r.Recorder, ds, &ds.Status.Conditions, s, "Sync", datasource.Keeping(&ds.Status))
+	}
 	if applied {
 		datasource.MarkConflicts(ds, ns.Conflicts()[ds.Name])
 	}
 	observeSync(ds, out, applied, unchanged)
 	r.event(ds, out, applied)
-	if out.FetchErr != nil && !isConfig(out.FetchErr) {
+	if out.FetchErr != nil && !conditions.IsStalled(out.FetchErr) {
 		return fmt.Errorf("sync failed: %w", out.FetchErr)
 	}
 	return nil
 }
 
-func (r *DataSourceReconciler) configError(ds *v1alpha1.DataSource, reason, msg string) {
-	datasource.MarkConfigError(ds, reason, msg, r.Clock.Now())
+// configError records a problem found before fetching (a missing Secret, an
+// invalid mapping): the user must fix it.
+func (r *DataSourceReconciler) configError(ds *v1alpha1.DataSource, s *conditions.Stalled) {
+	datasource.MarkAttempt(ds, r.Clock.Now())
+	stall(r.Recorder, ds, &ds.Status.Conditions, s, "Sync", datasource.Keeping(&ds.Status))
 	syncResults.WithLabelValues(ds.Namespace, ds.Name, "config_error").Inc()
-	r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
 }
 
 // event emits one Event per sync that did not simply succeed, and one when a
 // sync applied changed data; routine no-change syncs stay quiet.
 func (r *DataSourceReconciler) event(ds *v1alpha1.DataSource, out datasource.Outcome, applied bool) {
 	switch {
+	case conditions.IsStalled(out.FetchErr):
+		// stall emitted it.
 	case out.FetchErr != nil:
-		reason := configReason(out.FetchErr)
-		if reason == "" {
-			reason = v1alpha1.ReasonSourceDegraded
-		}
-		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, reason, "Sync", "sync failed: %s", out.FetchErr.Error())
+		warn(r.Recorder, ds, v1alpha1.ReasonSourceDegraded, "Sync", "sync failed: "+out.FetchErr.Error())
 	case !applied:
-		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, out.Decision.Reason, "Sync", "%s", out.Decision.Message)
+		warn(r.Recorder, ds, out.Decision.Reason, "Sync", out.Decision.Message)
+	}
+	if bad, msg := datasource.Rejected(&ds.Spec, out); bad && out.FetchErr == nil {
+		warn(r.Recorder, ds, v1alpha1.ReasonRecordsRejected, "Sync", msg)
 	}
 }
 
 // patchStatus writes status only when it changed, so a reconcile with nothing to
 // do makes no API write.
 func (r *DataSourceReconciler) patchStatus(ctx context.Context, before, ds *v1alpha1.DataSource) error {
-	if equality.Semantic.DeepEqual(before.Status, ds.Status) {
-		return nil
-	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, ds, client.MergeFrom(before)))
+	return patchStatus(ctx, r.Client, before, ds, &before.Status, &ds.Status, false)
 }
 
 // requeueAfter is the earlier of the next periodic sync and the moment the data

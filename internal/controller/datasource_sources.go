@@ -9,17 +9,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/connector/inline"
 	"github.com/usersuccess/persona-operator/internal/connector/postgres"
 )
-
-// refError is a Secret or ConfigMap problem the user must fix; it never holds a
-// Secret's contents.
-type refError struct{ reason, msg string }
-
-func (e *refError) Error() string { return e.msg }
 
 // refReader reads the Secrets and ConfigMaps a DataSource references, from its own
 // namespace only, straight from the API server: the manager does not cache
@@ -36,7 +31,7 @@ func (r refReader) secretKey(ctx context.Context, name, key, field string) ([]by
 	}
 	v, ok := s.Data[key]
 	if !ok {
-		return nil, &refError{v1alpha1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %q has no key %q", field, name, key)}
+		return nil, conditions.Stalledf(v1alpha1.ReasonSecretNotFound, "%s: Secret %q has no key %q", field, name, key)
 	}
 	return v, nil
 }
@@ -52,15 +47,15 @@ func (r refReader) configMapKey(ctx context.Context, name, key, field string) ([
 	if v, ok := cm.BinaryData[key]; ok {
 		return v, nil
 	}
-	return nil, &refError{"ConfigMapNotFound", fmt.Sprintf("%s: ConfigMap %q has no key %q", field, name, key)}
+	return nil, conditions.Stalledf("ConfigMapNotFound", "%s: ConfigMap %q has no key %q", field, name, key)
 }
 
 func (r refReader) refErr(err error, kind, name, field string) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return &refError{kind + "NotFound", fmt.Sprintf("%s: %s %q not found in namespace %q", field, kind, name, r.namespace)}
+		return conditions.Stalledf(kind+"NotFound", "%s: %s %q not found in namespace %q", field, kind, name, r.namespace)
 	case apierrors.IsForbidden(err):
-		return &refError{"Forbidden", fmt.Sprintf("%s: the manager may not read %s %q", field, kind, name)}
+		return conditions.Stalledf("Forbidden", "%s: the manager may not read %s %q", field, kind, name)
 	default:
 		return fmt.Errorf("%s: reading %s %q: %w", field, kind, name, err)
 	}
@@ -77,12 +72,12 @@ func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource) (conne
 	case v1alpha1.DataSourcePostgreSQL:
 		return newPostgres(ctx, r, spec.Postgres)
 	}
-	return nil, &refError{v1alpha1.ReasonInvalidSpec, fmt.Sprintf("spec.type %q is not supported", spec.Type)}
+	return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.type %q is not supported", spec.Type)
 }
 
 func newInline(ctx context.Context, r refReader, in *v1alpha1.InlineSource) (connector.Source, error) {
 	if in == nil {
-		return nil, &refError{v1alpha1.ReasonInvalidSpec, "spec.inline is required for type Inline"}
+		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.inline is required for type Inline")
 	}
 	data := []byte(in.Data)
 	if in.ConfigMapRef != nil {
@@ -97,7 +92,7 @@ func newInline(ctx context.Context, r refReader, in *v1alpha1.InlineSource) (con
 func newHTTP(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec) (connector.Source, error) {
 	h := spec.HTTP
 	if h == nil {
-		return nil, &refError{v1alpha1.ReasonInvalidSpec, "spec.http is required for type HTTP"}
+		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.http is required for type HTTP")
 	}
 	cfg := httpsrc.Config{
 		URL:              h.URL,
@@ -153,7 +148,7 @@ func newHTTP(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec) (c
 
 func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource) (connector.Source, error) {
 	if pg == nil {
-		return nil, &refError{v1alpha1.ReasonInvalidSpec, "spec.postgres is required for type PostgreSQL"}
+		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.postgres is required for type PostgreSQL")
 	}
 	dsn, err := r.secretKey(ctx, pg.DSNSecretRef.Name, pg.DSNSecretRef.Key, "spec.postgres.dsnSecretRef")
 	if err != nil {
@@ -189,7 +184,3 @@ func indexRefs(ds *v1alpha1.DataSource) (secrets, configMaps []string) {
 	}
 	return secrets, configMaps
 }
-
-func isConfig(err error) bool { return connector.IsConfig(err) }
-
-func configReason(err error) string { return connector.ConfigReason(err) }

@@ -77,7 +77,7 @@ var _ = Describe("kubectl", func() {
 	It("prints the documented columns and answers to short names", func() {
 		applySamples()
 		Expect(kubectl("get", "psn", "-n", ns)).To(MatchRegexp(`NAME\s+MEMBERS\s+ENTERED\s+EXITED\s+READY\s+AGE`))
-		Expect(kubectl("get", "dsrc", "-n", ns)).To(MatchRegexp(`NAME\s+TYPE\s+RECORDS\s+LAST SYNC\s+READY\s+AGE`))
+		Expect(kubectl("get", "dsrc", "-n", ns)).To(MatchRegexp(`NAME\s+TYPE\s+RECORDS\s+REJECTED\s+LAST SYNC\s+READY\s+AGE`))
 		Expect(kubectl("get", "pb", "-n", ns)).To(MatchRegexp(`NAME\s+PERSONA\s+RUNNING\s+SUCCEEDED\s+FAILED\s+READY\s+AGE`))
 		Expect(kubectl("get", "pb", "-n", ns)).To(ContainSubstring("stalled-onboarding-outreach   stalled-onboarding"))
 	})

@@ -6,6 +6,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
@@ -70,7 +71,7 @@ func observeSync(ds *v1alpha1.DataSource, out datasource.Outcome, applied, uncha
 	switch {
 	case applied && unchanged:
 		result = "unchanged"
-	case out.FetchErr != nil && isConfig(out.FetchErr):
+	case out.FetchErr != nil && conditions.IsStalled(out.FetchErr):
 		result = "config_error"
 	case out.FetchErr != nil:
 		result = "failed"

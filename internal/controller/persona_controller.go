@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +33,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
+	"github.com/usersuccess/persona-operator/internal/tracker"
 )
 
 // +kubebuilder:rbac:groups=personas.usersuccess.io,resources=personamemberships,verbs=get;list;watch;create;update;patch;delete
@@ -53,17 +53,27 @@ type PersonaReconciler struct {
 	Clock       clock.PassiveClock
 	Recorder    events.EventRecorder
 
-	tracker *sliceTracker
-	mu      sync.Mutex
-	cache   map[types.UID]compiledEntry
+	// writes are the slice writes the cache may not show yet.
+	writes tracker.Writes
+	// compiledRules caches each persona's programs per spec generation and schema.
+	compiledRules tracker.Memo[compiledEntry]
 }
 
-// compiledEntry caches a persona's programs per spec generation and schema.
+// compiledEntry is a persona's programs, or why they do not compile.
 type compiledEntry struct {
-	generation int64
-	schema     string
-	compiled   *persona.Compiled
-	err        error
+	compiled *persona.Compiled
+	err      error
+}
+
+// forget drops what the reconciler keeps in memory for a deleted persona.
+func (r *PersonaReconciler) forget(name types.NamespacedName) {
+	r.writes.Forget(name)
+	r.compiledRules.Forget(name)
+	forgetPersona(name.Namespace, name.Name)
+}
+
+func ownerOf(o client.Object) tracker.Owner {
+	return tracker.Owner{NamespacedName: client.ObjectKeyFromObject(o), UID: o.GetUID()}
 }
 
 // Reconcile evaluates one Persona and writes what changed.
@@ -75,14 +85,13 @@ func (r *PersonaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if err := reader.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
-			forgetPersona(req.Namespace, req.Name)
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
-		r.tracker.forget(p.UID)
-		forgetPersona(p.Namespace, p.Name)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if err := r.mirrorStage(ctx, &p); err != nil {
@@ -109,7 +118,8 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 	switch {
 	case sel.Invalid != nil:
-		persona.MarkInvalidRule(p, sel.Invalid.Error())
+		p.Status.ObservedGeneration = p.Generation
+		stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(sel.Invalid), "Evaluate", persona.Unchanged)
 		return ctrl.Result{}, nil // a spec or DataSource change re-triggers
 	case sel.Wait != "":
 		// Evaluating against a half-loaded store would make users exit.
@@ -125,10 +135,11 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	// the same name is ignored (garbage collection deletes it), never taken
 	// for this persona's membership nor written to.
 	slices := membership.Owned(p, list.Items)
-	if r.tracker.stale(p.UID, slices) {
+	cached := membershipGenerations(slices)
+	if r.writes.Stale(ownerOf(p), cached) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own writes to reach the cache
 	}
-	r.tracker.settle(p.UID, slices)
+	r.writes.Settle(ownerOf(p), cached)
 
 	playbooks, err := r.playbooks(ctx, p.Namespace)
 	if err != nil {
@@ -155,7 +166,8 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		}
 	})
 	if compileErr != nil {
-		persona.MarkInvalidRule(p, compileErr.Error())
+		p.Status.ObservedGeneration = p.Generation
+		stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(compileErr), "Evaluate", persona.Unchanged)
 		return ctrl.Result{}, nil // a spec or schema change re-triggers
 	}
 	if len(unpublished) > 0 {
@@ -233,13 +245,11 @@ func (r *PersonaReconciler) playbooks(ctx context.Context, namespace string) ([]
 // a rule that no longer compiles reports InvalidRule instead of failing.
 func (r *PersonaReconciler) compiled(p *v1alpha1.Persona, s rule.Schema) (*persona.Compiled, error) {
 	key := schemaKey(s)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.cache[p.UID]; ok && e.generation == p.Generation && e.schema == key {
+	if e, ok := r.compiledRules.Get(ownerOf(p), p.Generation, key); ok {
 		return e.compiled, e.err
 	}
 	c, err := persona.Compile(&p.Spec, s)
-	r.cache[p.UID] = compiledEntry{generation: p.Generation, schema: key, compiled: c, err: err}
+	r.compiledRules.Put(ownerOf(p), p.Generation, key, compiledEntry{compiled: c, err: err})
 	return c, err
 }
 
@@ -268,7 +278,7 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 		if err := r.Update(ctx, obj); err != nil {
 			return fmt.Errorf("updating PersonaMembership %s: %w", s.Name, err)
 		}
-		r.tracker.wrote(p.UID, obj.Name, obj.Generation)
+		r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
 	}
 	for _, s := range plan.Create {
 		obj := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{
@@ -281,7 +291,7 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 		if err := r.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating a PersonaMembership: %w", err)
 		}
-		r.tracker.wrote(p.UID, obj.Name, obj.Generation)
+		r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
 	}
 	for _, name := range plan.Delete {
 		obj := byName[name]
@@ -289,7 +299,7 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting PersonaMembership %s: %w", name, err)
 		}
-		r.tracker.wrote(p.UID, name, deletedGeneration)
+		r.writes.Wrote(ownerOf(p), name, tracker.Deleted)
 	}
 	return nil
 }
@@ -363,9 +373,6 @@ func (r *PersonaReconciler) mirrorStage(ctx context.Context, p *v1alpha1.Persona
 // but its own time and duration is written at most once per refresh interval,
 // so a no-op reconcile makes no API write.
 func (r *PersonaReconciler) patchStatus(ctx context.Context, before, p *v1alpha1.Persona) error {
-	if equality.Semantic.DeepEqual(before.Status, p.Status) {
-		return nil
-	}
 	if last := before.Status.LastEvaluationTime; last != nil && r.Clock.Since(last.Time) < refreshInterval(p) {
 		a, b := before.Status.DeepCopy(), p.Status.DeepCopy()
 		a.LastEvaluationTime, a.LastEvaluationDuration = nil, nil
@@ -375,8 +382,7 @@ func (r *PersonaReconciler) patchStatus(ctx context.Context, before, p *v1alpha1
 		}
 	}
 	// Optimistic lock: counters such as totalEntered are read-modify-write.
-	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
-	return client.IgnoreNotFound(r.Status().Patch(ctx, p, patch))
+	return patchStatus(ctx, r.Client, before, p, &before.Status, &p.Status, true)
 }
 
 func sliceSize(p *v1alpha1.Persona) int {
@@ -401,8 +407,6 @@ func (r *PersonaReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	r.tracker = newSliceTracker()
-	r.cache = map[types.UID]compiledEntry{}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Persona{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -448,12 +452,11 @@ func (r *PersonaReconciler) personasReadingPlaybooks(ctx context.Context, namesp
 		logf.FromContext(ctx).Error(err, "listing Personas for a playbook state change")
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var reqs []reconcile.Request
-	for _, p := range list.Items {
-		e, cached := r.cache[p.UID]
-		if readsPlaybooks(e, cached, p.Generation) {
+	for i := range list.Items {
+		p := &list.Items[i]
+		e, cached := r.compiledRules.Latest(ownerOf(p), p.Generation)
+		if readsPlaybooks(e, cached) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
 		}
 	}
@@ -462,9 +465,9 @@ func (r *PersonaReconciler) personasReadingPlaybooks(ctx context.Context, namesp
 
 // readsPlaybooks decides from a persona's compiled programs whether a change
 // of user.playbooks concerns it.
-func readsPlaybooks(e compiledEntry, cached bool, generation int64) bool {
+func readsPlaybooks(e compiledEntry, cached bool) bool {
 	switch {
-	case !cached || e.generation != generation:
+	case !cached:
 		return true // not compiled for this spec yet: evaluating tells
 	case e.err != nil:
 		return false // an invalid rule waits for a spec or schema change
@@ -484,4 +487,12 @@ func (r *PersonaReconciler) personasInNamespace(ctx context.Context, o client.Ob
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
 	}
 	return reqs
+}
+
+func membershipGenerations(items []v1alpha1.PersonaMembership) map[string]int64 {
+	out := make(map[string]int64, len(items))
+	for _, it := range items {
+		out[it.Name] = it.Generation
+	}
+	return out
 }

@@ -212,7 +212,6 @@ var _ = Describe("Persona controller", func() {
 		// The controller asks to be called back at that instant, not after the
 		// (longer) refresh interval.
 		r := &PersonaReconciler{Client: k8sClient, Store: store, Clock: personaClock, Recorder: events.NewFakeRecorder(10)}
-		r.tracker, r.cache = newSliceTracker(), map[types.UID]compiledEntry{}
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "renewing"}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.RequeueAfter).To(Equal(10 * day))
@@ -340,7 +339,6 @@ var _ = Describe("Persona controller", func() {
 		var writes atomic.Int32
 		counting := countingClient(&writes)
 		r := &PersonaReconciler{Client: counting, Store: store, Clock: personaClock, Recorder: events.NewFakeRecorder(10)}
-		r.tracker, r.cache = newSliceTracker(), map[types.UID]compiledEntry{}
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "everyone"}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.RequeueAfter).To(Equal(10 * time.Minute))

@@ -120,7 +120,6 @@ var _ = Describe("user.playbooks", func() {
 		By("a playbook pass that changes nothing writes nothing, not even to the store")
 		var writes atomic.Int32
 		r := &PlaybookReconciler{Client: countingClient(&writes), Store: store, Clock: playbookClock, Recorder: events.NewFakeRecorder(10), CreateWorkers: 1}
-		r.ledger, r.created, r.window = newSliceTracker(), map[types.UID]map[string]bool{}, map[types.UID][]launchMark{}
 		gen := store.Namespace(ns).Generation()
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "onboard"}})
 		Expect(err).NotTo(HaveOccurred())
@@ -159,7 +158,6 @@ var _ = Describe("user.playbooks", func() {
 		_, err := ds.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "users"}})
 		Expect(err).NotTo(HaveOccurred())
 		pr := &PersonaReconciler{Client: k8sClient, Store: fresh, Clock: personaClock, Recorder: events.NewFakeRecorder(10)}
-		pr.tracker, pr.cache = newSliceTracker(), map[types.UID]compiledEntry{}
 		req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "at-risk"}}
 		_, err = pr.Reconcile(ctx, req)
 		Expect(err).NotTo(HaveOccurred())
@@ -239,12 +237,11 @@ func TestReadsPlaybooks(t *testing.T) {
 		want   bool
 	}{
 		"never compiled (waiting for sources)": {want: true},
-		"compiled for an older spec":           {entry: compiledEntry{generation: 1, err: fmt.Errorf("old")}, cached: true, want: true},
-		"an invalid rule":                      {entry: compiledEntry{generation: 2, err: fmt.Errorf("bad")}, cached: true, want: false},
-		"a rule reading user.playbooks":        {entry: compiledEntry{generation: 2, compiled: compile(overdueRule)}, cached: true, want: true},
-		"a rule that does not":                 {entry: compiledEntry{generation: 2, compiled: compile(`user.id == "u1"`)}, cached: true, want: false},
+		"an invalid rule":                      {entry: compiledEntry{err: fmt.Errorf("bad")}, cached: true, want: false},
+		"a rule reading user.playbooks":        {entry: compiledEntry{compiled: compile(overdueRule)}, cached: true, want: true},
+		"a rule that does not":                 {entry: compiledEntry{compiled: compile(`user.id == "u1"`)}, cached: true, want: false},
 	} {
-		if got := readsPlaybooks(tc.entry, tc.cached, 2); got != tc.want {
+		if got := readsPlaybooks(tc.entry, tc.cached); got != tc.want {
 			t.Errorf("%s: readsPlaybooks = %v, want %v", name, got, tc.want)
 		}
 	}

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,7 +10,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,8 +29,10 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/membership"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/tracker"
 )
 
 // +kubebuilder:rbac:groups=personas.usersuccess.io,resources=playbookprogresses,verbs=get;list;watch;create;update;patch;delete
@@ -64,15 +64,17 @@ type PlaybookReconciler struct {
 	// DefaultJobCreateWorkers).
 	CreateWorkers int
 
-	ledger  *sliceTracker
-	mu      sync.Mutex
-	created map[types.UID]map[string]bool // Jobs this process created, not yet in the cache
-	window  map[types.UID][]launchMark    // recent launches, for maxLaunchesPerMinute
+	ledger  tracker.Writes // ledger writes the cache may not show yet
+	created tracker.Names  // Jobs this process created, not yet in the cache
+	window  tracker.Window // recent launches, for maxLaunchesPerMinute
 }
 
-type launchMark struct {
-	at time.Time
-	n  int
+// forget drops what the reconciler keeps in memory for a deleted playbook.
+func (r *PlaybookReconciler) forget(name types.NamespacedName) {
+	r.ledger.Forget(name)
+	r.created.Forget(name)
+	r.window.Forget(name)
+	forgetPlaybook(name.Namespace, name.Name)
 }
 
 // Reconcile runs one planning pass for a Playbook and applies it.
@@ -81,13 +83,14 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, &pb); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Garbage collection is deleting the playbook's Jobs: let them go.
-			forgetPlaybook(req.Namespace, req.Name)
+			r.forget(req.NamespacedName)
 			r.unpublish(req.Namespace, req.Name)
 			return ctrl.Result{}, r.releaseOrphans(ctx, req.Namespace, req.Name, "")
 		}
 		return ctrl.Result{}, err
 	}
 	if !pb.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName)
 		r.unpublish(pb.Namespace, pb.Name)
 		return ctrl.Result{}, nil
 	}
@@ -104,18 +107,22 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playbook) (ctrl.Result, error) {
 	personas, err := r.personas(ctx, pb)
-	if errors.Is(err, reconcile.TerminalError(nil)) {
+	if s, ok := conditions.AsStalled(err); ok {
 		// A broken trigger stops the playbook, not the personas that read
 		// its runs (they wait until it publishes).
+		stall(r.Recorder, pb, &pb.Status.Conditions, s, "Plan", "no Jobs are launched")
 		_, perr := r.publishLedger(ctx, pb)
-		return ctrl.Result{}, errors.Join(err, perr)
+		return ctrl.Result{}, perr
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	pb.Status.Personas = int32(len(personas))
 	if len(personas) == 0 {
-		playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonPersonaNotFound, "no persona matches the trigger")
+		msg := personaNotFound(pb)
+		conditions.Remove(&pb.Status.Conditions, v1alpha1.StalledCondition)
+		playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonPersonaNotFound, msg)
+		warn(r.Recorder, pb, v1alpha1.ReasonPersonaNotFound, "Plan", msg)
 		// A Persona event re-triggers; only overdue steps move by time.
 		wake, err := r.publishLedger(ctx, pb)
 		return r.wakeAt(wake, r.Clock.Now()), err
@@ -129,10 +136,10 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		return ctrl.Result{}, err
 	}
 	owned := membership.Owned(pb, progress.Items)
-	if r.ledger.staleGenerations(pb.UID, progressGenerations(owned)) {
+	if r.ledger.Stale(ownerOf(pb), progressGenerations(owned)) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own ledger writes to reach the cache
 	}
-	r.ledger.settleGenerations(pb.UID, progressGenerations(owned))
+	r.ledger.Settle(ownerOf(pb), progressGenerations(owned))
 	jobs, err := r.jobs(ctx, pb)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -141,32 +148,89 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	now := r.Clock.Now()
 	paused, pauseReason := r.paused(pb, personas)
 	slices := playbook.LedgerSlices(owned)
+	// The API server rejected a Job of this spec: creating one again cannot
+	// succeed until the spec changes, so nothing new is decided and recorded
+	// runs wait for their Jobs. Outcomes are still recorded.
+	blocked := conditions.StalledBy(pb.Status.Conditions, pb.Generation, v1alpha1.ReasonJobCreateFailed)
 	plan := playbook.Compute(playbook.Input{
 		Spec: playbook.SpecOf(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
-		Limits: playbook.Limits{Paused: paused, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
+		Limits: playbook.Limits{Paused: paused || blocked, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
 	})
-	r.skipCreated(pb.UID, &plan, jobs)
+	r.skipCreated(pb, &plan, jobs)
+	if blocked {
+		plan.Launch = nil
+	}
 	if err := r.writeLedger(ctx, pb, owned, plan); err != nil {
 		return ctrl.Result{}, err
 	}
 	// Published once the ledger holds it: user.playbooks never shows a run the
 	// ledger could lose.
 	r.publish(pb, plan.States)
-	launched, err := r.createJobs(ctx, pb, plan.Launch)
+	launched, createErr := r.createJobs(ctx, pb, plan.Launch)
 	r.recordLaunches(pb, launched, now)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	if err := r.release(ctx, pb.Namespace, plan.Release); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, errors.Join(createErr, err)
+	}
+	if !blocked {
+		conditions.Remove(&pb.Status.Conditions, v1alpha1.StalledCondition)
 	}
 	playbook.Record(pb, plan, paused, pauseReason)
 	observePlaybook(pb, plan.Counts, launched)
 	if launched > 0 {
-		r.Recorder.Eventf(pb, nil, corev1.EventTypeNormal, "Launched", "Launch",
-			"created %d Jobs; %d runs pending, %d running", launched, plan.Counts.Pending, plan.Counts.Running)
+		r.Recorder.Eventf(pb, nil, corev1.EventTypeNormal, "Launched", "Launch", "%s", playbook.LaunchMessage(launched, plan.Counts))
+	}
+	switch {
+	case createErr != nil:
+		return ctrl.Result{}, r.jobCreateFailed(pb, createErr)
+	case blocked:
+		c := meta.FindStatusCondition(pb.Status.Conditions, v1alpha1.StalledCondition)
+		playbook.MarkReady(pb, metav1.ConditionFalse, c.Reason, c.Message+"; "+jobsNotLaunched)
 	}
 	return r.requeue(pb, plan, paused, now), nil
+}
+
+const jobsNotLaunched = "no Jobs are launched until the spec changes"
+
+// jobCreateFailed reports Jobs the API server would not create. A rejected
+// template (Invalid, BadRequest) is the user's to fix: the playbook is Stalled
+// for this generation and launches nothing until the spec changes, instead of
+// retrying forever. Anything else (a quota, a webhook down) is retried with
+// the work queue's backoff. Either way Ready says why, with a Warning Event.
+func (r *PlaybookReconciler) jobCreateFailed(pb *v1alpha1.Playbook, err error) error {
+	msg := conditions.Truncate(err.Error(), conditions.MaxMessageBytes/2)
+	if permanentCreateError(err) {
+		stall(r.Recorder, pb, &pb.Status.Conditions, &conditions.Stalled{Reason: v1alpha1.ReasonJobCreateFailed, Message: msg}, "Launch", jobsNotLaunched)
+		return nil
+	}
+	playbook.MarkReady(pb, metav1.ConditionFalse, v1alpha1.ReasonJobCreateFailed, msg+"; retrying with backoff")
+	warn(r.Recorder, pb, v1alpha1.ReasonJobCreateFailed, "Launch", msg)
+	return err
+}
+
+// permanentCreateError: a create error that repeating the same request cannot fix.
+func permanentCreateError(err error) bool {
+	var agg interface{ Unwrap() []error }
+	errs := []error{err}
+	if errors.As(err, &agg) {
+		errs = agg.Unwrap()
+	}
+	for _, e := range errs {
+		if apierrors.IsInvalid(e) || apierrors.IsBadRequest(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// personaNotFound says which persona the trigger looks for.
+func personaNotFound(pb *v1alpha1.Playbook) string {
+	if ref := pb.Spec.PersonaRef; ref != nil {
+		return fmt.Sprintf("persona %q (spec.personaRef) not found in namespace %q", ref.Name, pb.Namespace)
+	}
+	if pb.Spec.PersonaSelector != nil {
+		return fmt.Sprintf("no persona in namespace %q matches spec.personaSelector", pb.Namespace)
+	}
+	return fmt.Sprintf("no persona in namespace %q has stage %q", pb.Namespace, pb.Spec.Stage)
 }
 
 // personas resolves the trigger to the Personas of the namespace it selects
@@ -174,7 +238,7 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 func (r *PlaybookReconciler) personas(ctx context.Context, pb *v1alpha1.Playbook) ([]v1alpha1.Persona, error) {
 	trigger, err := playbook.TriggerOf(&pb.Spec)
 	if err != nil {
-		return nil, reconcile.TerminalError(err)
+		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "%v", err)
 	}
 	var list v1alpha1.PersonaList
 	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace)); err != nil {
@@ -251,28 +315,14 @@ func (r *PlaybookReconciler) paused(pb *v1alpha1.Playbook, personas []v1alpha1.P
 // minute. The window lives in memory: after a restart the first minute may
 // launch up to one more minute's worth.
 func (r *PlaybookReconciler) budget(pb *v1alpha1.Playbook, now time.Time) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	marks := r.window[pb.UID]
-	kept := marks[:0]
-	used := 0
-	for _, m := range marks {
-		if now.Sub(m.at) < time.Minute {
-			kept = append(kept, m)
-			used += m.n
-		}
-	}
-	r.window[pb.UID] = kept
-	return max(int(pb.Spec.MaxLaunchesPerMinute)-used, 0)
+	return r.window.Budget(ownerOf(pb), int(pb.Spec.MaxLaunchesPerMinute), now)
 }
 
 func (r *PlaybookReconciler) recordLaunches(pb *v1alpha1.Playbook, n int, now time.Time) {
 	if n == 0 {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.window[pb.UID] = append(r.window[pb.UID], launchMark{at: now, n: n})
+	r.window.Record(ownerOf(pb), n, now)
 	t := metav1.NewTime(now)
 	pb.Status.LastLaunchTime = &t
 }
@@ -280,15 +330,11 @@ func (r *PlaybookReconciler) recordLaunches(pb *v1alpha1.Playbook, n int, now ti
 // skipCreated drops re-creations of Jobs this process created that the cache
 // does not show yet: they exist (our finalizer keeps them until recorded), so
 // creating them again would only cost an AlreadyExists round trip.
-func (r *PlaybookReconciler) skipCreated(uid types.UID, plan *playbook.Plan, cached map[string]playbook.Job) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	created := r.created[uid]
-	for name := range created {
-		if _, ok := cached[name]; ok {
-			delete(created, name) // the cache caught up
-		}
-	}
+func (r *PlaybookReconciler) skipCreated(pb *v1alpha1.Playbook, plan *playbook.Plan, cached map[string]playbook.Job) {
+	created := r.created.Pending(ownerOf(pb), func(name string) bool {
+		_, ok := cached[name]
+		return ok
+	})
 	kept := plan.Launch[:0]
 	for _, l := range plan.Launch {
 		if l.New || !created[l.Job] {
@@ -314,7 +360,7 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 		if err := r.Update(ctx, obj); err != nil {
 			return fmt.Errorf("updating PlaybookProgress %s: %w", s.Name, err)
 		}
-		r.ledger.wrote(pb.UID, obj.Name, obj.Generation)
+		r.ledger.Wrote(ownerOf(pb), obj.Name, obj.Generation)
 	}
 	for _, runs := range lp.Create {
 		obj := &v1alpha1.PlaybookProgress{ObjectMeta: metav1.ObjectMeta{
@@ -326,7 +372,7 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 		if err := r.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating a PlaybookProgress: %w", err)
 		}
-		r.ledger.wrote(pb.UID, obj.Name, obj.Generation)
+		r.ledger.Wrote(ownerOf(pb), obj.Name, obj.Generation)
 	}
 	return nil
 }
@@ -354,9 +400,9 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 				switch {
 				case err == nil:
 					created++
-					r.noteCreated(pb.UID, l.Job)
+					r.created.Add(ownerOf(pb), l.Job)
 				case apierrors.IsAlreadyExists(err):
-					r.noteCreated(pb.UID, l.Job)
+					r.created.Add(ownerOf(pb), l.Job)
 				default:
 					errs = append(errs, fmt.Errorf("creating Job %s: %w", l.Job, err))
 				}
@@ -370,15 +416,6 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 	close(work)
 	wg.Wait()
 	return created, errors.Join(errs...)
-}
-
-func (r *PlaybookReconciler) noteCreated(uid types.UID, name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.created[uid] == nil {
-		r.created[uid] = map[string]bool{}
-	}
-	r.created[uid][name] = true
 }
 
 // profiles snapshots the launched users' profiles as plain JSON values, in one
@@ -523,13 +560,11 @@ func (r *PlaybookReconciler) requeue(pb *v1alpha1.Playbook, plan playbook.Plan, 
 	}
 	if plan.Counts.Pending > 0 && !paused && plan.Counts.RunningJobs < int(pb.Spec.MaxConcurrentJobs) {
 		// Blocked by the rate limit only: retry when the oldest launch leaves the window.
-		r.mu.Lock()
-		if marks := r.window[pb.UID]; len(marks) > 0 {
-			if d := marks[0].at.Add(time.Minute).Sub(now); after == 0 || d < after {
+		if free := r.window.NextFree(ownerOf(pb)); !free.IsZero() {
+			if d := free.Sub(now); after == 0 || d < after {
 				after = d
 			}
 		}
-		r.mu.Unlock()
 	}
 	if after > 0 && after < time.Second {
 		after = time.Second
@@ -537,19 +572,11 @@ func (r *PlaybookReconciler) requeue(pb *v1alpha1.Playbook, plan playbook.Plan, 
 	return ctrl.Result{RequeueAfter: after}
 }
 
-// patchStatus writes status when it changed. The whole status goes in the
-// patch: every field is recomputed each pass, and a diff-only patch would never
-// store the zero counts kubectl's columns show.
+// patchStatus writes status when it changed; every field is recomputed each
+// pass.
 func (r *PlaybookReconciler) patchStatus(ctx context.Context, before, pb *v1alpha1.Playbook) error {
 	pb.Status.ObservedGeneration = pb.Generation
-	if equality.Semantic.DeepEqual(before.Status, pb.Status) {
-		return nil
-	}
-	body, err := json.Marshal(map[string]any{"status": pb.Status})
-	if err != nil {
-		return err
-	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, pb, client.RawPatch(types.MergePatchType, body)))
+	return patchStatus(ctx, r.Client, before, pb, &before.Status, &pb.Status, false)
 }
 
 func progressGenerations(items []v1alpha1.PlaybookProgress) map[string]int64 {
@@ -571,9 +598,6 @@ func (r *PlaybookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.CreateWorkers == 0 {
 		r.CreateWorkers = DefaultJobCreateWorkers
 	}
-	r.ledger = newSliceTracker()
-	r.created = map[types.UID]map[string]bool{}
-	r.window = map[types.UID][]launchMark{}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Playbook{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

@@ -14,8 +14,10 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/breaker"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/connector/inline"
+	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -150,6 +152,10 @@ func TestRunAndRecord(t *testing.T) {
 				t.Fatalf("applied = %v, want %v (%+v)", applied, tt.wantApply, out)
 			}
 			Record(d, out, applied, t0)
+			if s, ok := conditions.AsStalled(out.FetchErr); ok {
+				// What the controller does with a Stalled error (and an Event).
+				conditions.MarkStalled(&d.Status.Conditions, d.Generation, s, Keeping(&d.Status))
+			}
 			cond := func(typ string) string {
 				c := meta.FindStatusCondition(d.Status.Conditions, typ)
 				if c == nil {
@@ -176,13 +182,63 @@ func TestRunAndRecord(t *testing.T) {
 	}
 }
 
-func TestTruncateKeepsRunesWhole(t *testing.T) {
-	s := strings.Repeat("é", 10) // 2 bytes each
-	got := truncate(s, 8)
-	if !utf8.ValidString(got) || len(got) > 8 || !strings.HasSuffix(got, "...") {
-		t.Fatalf("truncate = %q", got)
+func TestRejectionReasonsAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 600) // 1200 bytes
+	src := failingRecord{reason: long}
+	out := Run(context.Background(), Request{Name: "crm", Source: src, Mapper: mapper(t), Now: func() time.Time { return t0 }})
+	if len(out.Rejections) != 1 {
+		t.Fatalf("rejections = %+v", out.Rejections)
 	}
-	if truncate("short", 8) != "short" {
-		t.Fatal("short strings are kept")
+	got := out.Rejections[0].Reason
+	if !utf8.ValidString(got) || len(got) > MaxRejectionBytes || !strings.HasSuffix(got, conditions.TruncatedMarker) {
+		t.Fatalf("rejection reason of %d bytes: %q", len(got), got)
+	}
+}
+
+type failingRecord struct{ reason string }
+
+func (f failingRecord) Fetch(_ context.Context, visit connector.Visitor) error {
+	return visit(connector.Record{}, &connector.RecordError{Num: 1, Reason: f.reason})
+}
+
+func TestRejected(t *testing.T) {
+	pct := func(n int32) *int32 { return &n }
+	first := []v1alpha1.RecordRejection{{Record: 2, Reason: `attribute "nps": not an int`}}
+	for _, tc := range []struct {
+		name               string
+		limit              *int32
+		accepted, rejected int64
+		want               bool
+		wantMsg            string
+	}{
+		{"none rejected", nil, 7, 0, false, ""},
+		{"5 of 7, default 10%", nil, 2, 5, true,
+			`5 of 7 records rejected (71.4%, more than maxRejectPercent 10%); first: record 2: attribute "nps": not an int`},
+		{"exactly at the limit", nil, 9, 1, false, ""},
+		{"just over the limit", nil, 89, 11, true, "11 of 100 records rejected (11%, more than maxRejectPercent 10%)"},
+		{"zero tolerates none", pct(0), 999, 1, true, "1 of 1000 records rejected (0.1%, more than maxRejectPercent 0%)"},
+		{"100 tolerates all", pct(100), 0, 5, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := &v1alpha1.DataSourceSpec{MaxRejectPercent: tc.limit}
+			o := Outcome{Accepted: tc.accepted, Rejected: tc.rejected, Data: &profile.SourceData{}}
+			if tc.rejected > 0 {
+				o.Rejections = first
+			}
+			got, msg := Rejected(spec, o)
+			if got != tc.want || !strings.HasPrefix(msg, tc.wantMsg) {
+				t.Fatalf("Rejected = %v %q, want %v %q", got, msg, tc.want, tc.wantMsg)
+			}
+			d := ds(nil)
+			d.Spec.MaxRejectPercent = tc.limit
+			Record(d, o, true, t0)
+			c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.DegradedCondition)
+			if tc.want != (c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1alpha1.ReasonRecordsRejected && c.Message == msg) {
+				t.Fatalf("Degraded = %+v, want rejected=%v", c, tc.want)
+			}
+			if ready := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ReadyCondition); ready.Status != metav1.ConditionTrue {
+				t.Fatalf("Ready = %+v: the accepted records applied", ready)
+			}
+		})
 	}
 }

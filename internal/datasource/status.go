@@ -8,19 +8,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
 )
 
-// Conditions are written with the object's generation so kstatus readers can
-// tell they are current.
 func setCondition(st *v1alpha1.DataSourceStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: truncate(msg, 32768), ObservedGeneration: gen,
-	})
+	conditions.Set(&st.Conditions, gen, typ, status, reason, msg)
 }
 
 // Record writes the result of a sync into status. applied says whether the
-// data went into the profile store.
+// data went into the profile store. A fetch that failed with a Stalled error
+// (connector.ConfigError) is the caller's to record, with its Event.
 func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 	st := &ds.Status
 	gen := ds.Generation
@@ -28,23 +26,21 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 	st.LastSyncTime = &t
 	st.LastSyncDuration = &metav1.Duration{Duration: o.Duration.Round(time.Millisecond)}
 	st.LastHandledReconcileAt = ds.Annotations[v1alpha1.ReconcileRequestAnnotation]
-	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ReconcilingCondition)
+	conditions.Remove(&st.Conditions, v1alpha1.ReconcilingCondition)
 
 	switch {
 	case o.FetchErr != nil && connector.IsConfig(o.FetchErr):
-		reason := connector.ConfigReason(o.FetchErr)
-		setCondition(st, gen, v1alpha1.StalledCondition, metav1.ConditionTrue, reason, o.FetchErr.Error())
-		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, keeping(st, o.FetchErr.Error()))
 		return
 	case o.FetchErr != nil:
-		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.StalledCondition)
+		conditions.Remove(&st.Conditions, v1alpha1.StalledCondition)
 		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonSourceDegraded,
 			keeping(st, "sync failed: "+o.FetchErr.Error()))
 		return
 	}
-	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.StalledCondition)
+	conditions.Remove(&st.Conditions, v1alpha1.StalledCondition)
 	st.RecordsRejected = o.Rejected
 	st.Rejections = o.Rejections
+	markRejected(ds, o)
 	if !applied {
 		st.HeldBackRecords = o.Accepted
 		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, o.Decision.Reason, o.Decision.Message)
@@ -61,32 +57,58 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 		fmt.Sprintf("applied %d records (%d rejected) in %s", o.Accepted, o.Rejected, st.LastSyncDuration.Duration))
 }
 
-// keeping adds what consumers still see to a failure message.
-func keeping(st *v1alpha1.DataSourceStatus, msg string) string {
-	if st.LastSuccessfulSyncTime == nil {
-		return msg + "; no data has been loaded yet"
+// Rejected says whether a sync rejected more than the spec's maxRejectPercent
+// of its records, and how many.
+func Rejected(spec *v1alpha1.DataSourceSpec, o Outcome) (bool, string) {
+	total := o.Accepted + o.Rejected
+	if o.Rejected == 0 || o.Rejected*100 <= int64(spec.RejectLimit())*total {
+		return false, ""
 	}
-	return fmt.Sprintf("%s; keeping the last good data (%d records from %s)",
-		msg, st.RecordsAccepted, st.LastSuccessfulSyncTime.UTC().Format(time.RFC3339))
+	msg := fmt.Sprintf("%d of %d records rejected (%.3g%%, more than maxRejectPercent %d%%)",
+		o.Rejected, total, float64(o.Rejected)*100/float64(total), spec.RejectLimit())
+	if len(o.Rejections) > 0 {
+		r := o.Rejections[0]
+		msg += fmt.Sprintf("; first: record %d: %s", r.Record, r.Reason)
+	}
+	return true, msg
 }
 
-// MarkConfigError records a problem found before fetching (a missing Secret, an
-// invalid mapping): the user must fix it.
-func MarkConfigError(ds *v1alpha1.DataSource, reason, msg string, now time.Time) {
+func markRejected(ds *v1alpha1.DataSource, o Outcome) {
+	if bad, msg := Rejected(&ds.Spec, o); bad {
+		setCondition(&ds.Status, ds.Generation, v1alpha1.DegradedCondition, metav1.ConditionTrue, v1alpha1.ReasonRecordsRejected, msg)
+		return
+	}
+	conditions.Remove(&ds.Status.Conditions, v1alpha1.DegradedCondition)
+}
+
+// keeping adds what consumers still see to a failure message.
+func keeping(st *v1alpha1.DataSourceStatus, msg string) string {
+	return msg + "; " + Keeping(st)
+}
+
+// Keeping says what consumers still see of a DataSource whose sync failed.
+func Keeping(st *v1alpha1.DataSourceStatus) string {
+	if st.LastSuccessfulSyncTime == nil {
+		return "no data has been loaded yet"
+	}
+	return fmt.Sprintf("keeping the last good data (%d records from %s)",
+		st.RecordsAccepted, st.LastSuccessfulSyncTime.UTC().Format(time.RFC3339))
+}
+
+// MarkAttempt records a sync attempt that stopped before fetching (a missing
+// Secret, an invalid mapping); the caller records why.
+func MarkAttempt(ds *v1alpha1.DataSource, now time.Time) {
 	st := &ds.Status
 	t := metav1.NewTime(now)
 	st.LastSyncTime = &t
 	st.LastHandledReconcileAt = ds.Annotations[v1alpha1.ReconcileRequestAnnotation]
-	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ReconcilingCondition)
-	setCondition(st, ds.Generation, v1alpha1.StalledCondition, metav1.ConditionTrue, reason, msg)
-	setCondition(st, ds.Generation, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, keeping(st, msg))
 }
 
 // MarkStaleness sets or clears the Stale condition.
 func MarkStaleness(ds *v1alpha1.DataSource, now time.Time) {
 	stale, since, _ := Staleness(ds, now)
 	if !stale {
-		meta.RemoveStatusCondition(&ds.Status.Conditions, v1alpha1.StaleCondition)
+		conditions.Remove(&ds.Status.Conditions, v1alpha1.StaleCondition)
 		return
 	}
 	msg := fmt.Sprintf("no successful sync since %s, longer than maxStaleness %s",

@@ -6,17 +6,20 @@ package datasource
 import (
 	"context"
 	"time"
-	"unicode/utf8"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/breaker"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
 // MaxRejections is how many rejected records status reports.
 const MaxRejections = 5
+
+// MaxRejectionBytes bounds a rejection's reason (the CRD's maxLength).
+const MaxRejectionBytes = 512
 
 // Outcome is the result of one sync.
 type Outcome struct {
@@ -55,7 +58,7 @@ func Run(ctx context.Context, req Request) Outcome {
 	reject := func(num int64, reason string) {
 		out.Rejected++
 		if len(out.Rejections) < MaxRejections {
-			out.Rejections = append(out.Rejections, v1alpha1.RecordRejection{Record: num, Reason: truncate(reason, 512)})
+			out.Rejections = append(out.Rejections, v1alpha1.RecordRejection{Record: num, Reason: conditions.Truncate(reason, MaxRejectionBytes)})
 		}
 	}
 	err := req.Source.Fetch(ctx, func(rec connector.Record, recErr *connector.RecordError) error {
@@ -82,16 +85,4 @@ func Run(ctx context.Context, req Request) Outcome {
 		Baseline: req.Baseline, Records: out.Accepted, MaxShrinkPercent: req.MaxShrinkPercent, Forced: req.Forced,
 	})
 	return out
-}
-
-// truncate bounds a status string to n bytes without splitting a UTF-8 rune.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }

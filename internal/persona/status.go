@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/membership"
 )
 
@@ -27,9 +27,7 @@ type Outcome struct {
 }
 
 func set(p *v1alpha1.Persona, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: p.Generation,
-	})
+	conditions.Set(&p.Status.Conditions, p.Generation, typ, status, reason, msg)
 }
 
 // Record writes an evaluation into status.
@@ -52,14 +50,18 @@ func Record(p *v1alpha1.Persona, o Outcome) {
 	st.Sources = o.Sources
 	st.DataFreshness = oldest(o.Sources)
 	entered, exited := int64(len(o.Change.Entered)), int64(len(o.Change.Exited))
-	if entered+exited > 0 {
+	switch {
+	case entered+exited > 0:
 		st.LastChange = &v1alpha1.MembershipChange{Entered: entered, Exited: exited, Time: &t}
 		st.TotalEntered += entered
 		st.TotalExited += exited
+	case st.LastChange == nil:
+		// No change yet: kubectl's Entered and Exited columns show 0, not blank.
+		st.LastChange = &v1alpha1.MembershipChange{}
 	}
 	st.LastHandledReconcileAt = p.Annotations[v1alpha1.ReconcileRequestAnnotation]
-	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ReconcilingCondition)
-	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.StalledCondition)
+	conditions.Remove(&st.Conditions, v1alpha1.ReconcilingCondition)
+	conditions.Remove(&st.Conditions, v1alpha1.StalledCondition)
 	set(p, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
 		fmt.Sprintf("%d members (%d entered, %d exited in the last change); %d profiles failed to evaluate",
 			st.Members, lastEntered(st), lastExited(st), o.Eval.Errors))
@@ -88,7 +90,7 @@ func markStale(p *v1alpha1.Persona, sources []v1alpha1.SourceFreshness) {
 		}
 	}
 	if len(stale) == 0 {
-		meta.RemoveStatusCondition(&p.Status.Conditions, v1alpha1.StaleCondition)
+		conditions.Remove(&p.Status.Conditions, v1alpha1.StaleCondition)
 		return
 	}
 	set(p, v1alpha1.StaleCondition, metav1.ConditionTrue, v1alpha1.ReasonDataStale,
@@ -97,16 +99,17 @@ func markStale(p *v1alpha1.Persona, sources []v1alpha1.SourceFreshness) {
 
 // MarkWaiting says the persona waits for its DataSources; membership is unchanged.
 func MarkWaiting(p *v1alpha1.Persona, msg string) {
-	meta.RemoveStatusCondition(&p.Status.Conditions, v1alpha1.StalledCondition)
-	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonWaitingForSources, msg+"; membership is unchanged")
+	conditions.Remove(&p.Status.Conditions, v1alpha1.StalledCondition)
+	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonWaitingForSources, msg+"; "+Unchanged)
 }
 
-// MarkInvalidRule says the rule (or an insight) does not compile against the
-// namespace's schema; membership is unchanged.
-func MarkInvalidRule(p *v1alpha1.Persona, msg string) {
-	p.Status.ObservedGeneration = p.Generation
-	set(p, v1alpha1.StalledCondition, metav1.ConditionTrue, v1alpha1.ReasonInvalidRule, msg)
-	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonInvalidRule, msg+"; membership is unchanged")
+// Unchanged is what a persona that cannot be evaluated still shows.
+const Unchanged = "membership is unchanged"
+
+// InvalidRule is the Stalled error of a rule (or an insight) that does not
+// compile against the namespace's schema.
+func InvalidRule(err error) *conditions.Stalled {
+	return &conditions.Stalled{Reason: v1alpha1.ReasonInvalidRule, Message: err.Error()}
 }
 
 func sample(members map[string]membership.Member) []string {

@@ -88,6 +88,11 @@ func BuildJob(pb *v1alpha1.Playbook, l Launch, profile Profile) *batchv1.Job {
 		{Name: EnvStep, Value: step.Name},
 	}, userEnv(l.Runs, pb.Spec.UsersPerJob > 1, profile)...)
 	spec := &job.Spec.Template.Spec
+	if spec.RestartPolicy == "" {
+		// A Job's pods must not restart in place (the API server rejects
+		// Always, and a template without a policy means Always).
+		spec.RestartPolicy = corev1.RestartPolicyNever
+	}
 	for i := range spec.InitContainers {
 		spec.InitContainers[i].Env = append(spec.InitContainers[i].Env, env...)
 	}

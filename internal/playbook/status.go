@@ -3,10 +3,10 @@ package playbook
 import (
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 )
 
 // MarkReady sets the Ready condition (and clears Reconciling when not ready:
@@ -14,14 +14,25 @@ import (
 func MarkReady(pb *v1alpha1.Playbook, status metav1.ConditionStatus, reason, msg string) {
 	set(pb, v1alpha1.ReadyCondition, status, reason, msg)
 	if status != metav1.ConditionTrue {
-		meta.RemoveStatusCondition(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
+		conditions.Remove(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
 	}
 }
 
 func set(pb *v1alpha1.Playbook, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&pb.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: pb.Generation,
-	})
+	conditions.Set(&pb.Status.Conditions, pb.Generation, typ, status, reason, msg)
+}
+
+// LaunchMessage is the note of the Event of a pass that created Jobs.
+func LaunchMessage(created int, c Counts) string {
+	return fmt.Sprintf("created %s; %s pending, %d running", Plural(int64(created), "Job"), Plural(c.Pending, "run"), c.Running)
+}
+
+// Plural is "1 Job", "2 Jobs".
+func Plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // Record writes a pass's counts and conditions into status. Counts are
@@ -41,9 +52,9 @@ func Record(pb *v1alpha1.Playbook, plan Plan, paused bool, pauseReason string) {
 		MarkReady(pb, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, summary)
 		if c.Pending > 0 {
 			set(pb, v1alpha1.ReconcilingCondition, metav1.ConditionTrue, v1alpha1.ReasonProgressing,
-				fmt.Sprintf("%d runs wait for a launch slot (maxConcurrentJobs, maxLaunchesPerMinute)", c.Pending))
+				fmt.Sprintf("%s waiting for a launch slot (maxConcurrentJobs, maxLaunchesPerMinute)", Plural(c.Pending, "run")))
 		} else {
-			meta.RemoveStatusCondition(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
+			conditions.Remove(&pb.Status.Conditions, v1alpha1.ReconcilingCondition)
 		}
 	}
 }

@@ -90,7 +90,7 @@ func pageName(u *url.URL, page int) string {
 func onPage(u *url.URL, page int, err error) error {
 	var ce *connector.ConfigError
 	if errors.As(err, &ce) {
-		return connector.Configf(ce.Reason, "%s: %s", pageName(u, page), ce.Msg)
+		return connector.Configf(ce.Reason, "%s: %s", pageName(u, page), ce.Message)
 	}
 	return err
 }
