@@ -2,7 +2,6 @@ package attr
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -29,7 +28,7 @@ func FromCEL(v ref.Val) (any, error) {
 	case types.Timestamp:
 		return x.Time.UTC(), nil
 	case types.Duration:
-		return time.Duration(x.Duration), nil
+		return x.Duration, nil
 	case types.Null:
 		return nil, nil
 	case *types.Err:

@@ -262,7 +262,11 @@ func TestEndpointOnlyServesTLS(t *testing.T) {
 		}
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{}}}
-	if _, err := c.Get("https://" + server.Address() + "/"); err == nil || !strings.Contains(err.Error(), "certificate") {
+	resp, err = c.Get("https://" + server.Address() + "/")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a client that does not trust the self-signed certificate connected: %v", err)
 	}
 }

@@ -89,7 +89,7 @@ func newProvider(s Schema) (*provider, error) {
 // addPlaybookRun declares the type of a user.playbooks entry. Its fields are
 // read from the profile.PlaybookState the entry's Value is.
 func (p *provider) addPlaybookRun() error {
-	var names []string
+	names := make([]string, 0, len(profile.PlaybookStateFields))
 	for n := range profile.PlaybookStateFields {
 		names = append(names, n)
 	}

@@ -78,6 +78,9 @@ type Cluster struct {
 	Client    client.WithWatch
 	Clientset *kubernetes.Clientset
 	webhooks  bool
+	// kubectl is the control plane's kubectl and the flags that point it at
+	// the API server as an admin.
+	kubectl []string
 }
 
 // NewScheme holds the built-in kinds and the project's API.
@@ -118,6 +121,16 @@ func Start(opts Options) (*Cluster, error) {
 	if c.Clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, errors.Join(err, env.Stop())
 	}
+	// kubectl runs as an admin of its own (a client certificate in system:masters).
+	admin, err := env.ControlPlane.AddUser(envtest.User{Name: "kubectl-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, errors.Join(err, env.Stop())
+	}
+	k, err := admin.Kubectl()
+	if err != nil {
+		return nil, errors.Join(err, env.Stop())
+	}
+	c.kubectl = append([]string{k.Path}, k.Opts...)
 	return c, nil
 }
 
@@ -173,8 +186,7 @@ func (c *Cluster) Namespace(ctx context.Context, prefix string) (string, error) 
 // Kubectl runs the kubectl built beside the control plane, as its admin,
 // from the repository root (so repository paths resolve).
 func (c *Cluster) Kubectl(args ...string) (stdout, stderr string, err error) {
-	k := c.Env.ControlPlane.KubeCtl()
-	cmd := exec.Command(k.Path, append(append([]string(nil), k.Opts...), args...)...)
+	cmd := exec.Command(c.kubectl[0], append(append([]string(nil), c.kubectl[1:]...), args...)...)
 	cmd.Dir = RepoPath()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
