@@ -7,7 +7,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -73,9 +72,5 @@ func fetchPersona(ns, name string) *v1alpha1.Persona {
 
 // personaReady is the persona's Ready condition as "Status/Reason".
 func personaReady(ns, name string) string {
-	c := meta.FindStatusCondition(fetchPersona(ns, name).Status.Conditions, v1alpha1.ReadyCondition)
-	if c == nil {
-		return ""
-	}
-	return string(c.Status) + "/" + c.Reason
+	return cluster.Condition(fetchPersona(ns, name).Status.Conditions, v1alpha1.ReadyCondition)
 }
