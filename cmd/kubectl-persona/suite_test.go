@@ -14,27 +14,19 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/controller"
-	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
 	"github.com/usersuccess/persona-operator/internal/query/querytest"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
+	"github.com/usersuccess/persona-operator/internal/testutil/operatortest"
 )
 
 // The end-to-end suite runs the plugin's commands in-process against a real
@@ -63,74 +55,30 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+	if !cluster.Available() {
 		fmt.Println("KUBEBUILDER_ASSETS is not set: the end-to-end tests are skipped (make test sets it)")
 		os.Exit(m.Run())
 	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
+	c, err := cluster.Start(cluster.Options{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the control plane:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	suite.cfg, suite.k8s, suite.cs = c.Config, c.Client, c.Clientset
 	ctx, cancel := context.WithCancel(context.Background())
-	suite.startErr = startManager(ctx, cfg)
+	op, err := operatortest.Start(ctx, c, operatortest.Options{Query: true})
+	if err != nil {
+		suite.startErr = err
+	} else {
+		suite.server = op.Query
+	}
 	code := m.Run()
 	cancel()
-	_ = env.Stop()
+	_ = c.Stop()
 	if suite.dir != "" {
 		_ = os.RemoveAll(suite.dir)
 	}
 	os.Exit(code)
-}
-
-// startManager runs the controllers and the query endpoint, as cmd/main.go
-// wires them.
-func startManager(ctx context.Context, cfg *rest.Config) error {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	var err error
-	suite.cfg = cfg
-	if suite.k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		return err
-	}
-	if suite.cs, err = kubernetes.NewForConfig(cfg); err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
-	if err != nil {
-		return err
-	}
-	store := profile.NewStore()
-	events := make(chan event.GenericEvent, 1024)
-	if err := (&controller.DataSourceReconciler{StoreEvents: events, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Store: store, Recorder: mgr.GetEventRecorder("datasource-controller")}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controller.PersonaReconciler{APIReader: mgr.GetAPIReader(), StoreEvents: events, Client: mgr.GetClient(),
-		Store: store, Recorder: mgr.GetEventRecorder("persona-controller")}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controller.PlaybookReconciler{Client: mgr.GetClient(), Store: store,
-		Recorder: mgr.GetEventRecorder("playbook-controller")}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if suite.server, err = query.Setup(mgr, store, query.Options{BindAddress: "127.0.0.1:0"}); err != nil {
-		return err
-	}
-	go func() { _ = mgr.Start(ctx) }()
-	select {
-	case <-suite.server.Listening():
-		return nil
-	case <-time.After(time.Minute):
-		return fmt.Errorf("the query endpoint did not start")
-	}
 }
 
 // fixtureYAML is the namespace's data: accounts renewing in 30 and 200 days,
@@ -263,7 +211,7 @@ spec:
 // with it: two members, their runs in the playbooks' ledgers.
 func setup(t *testing.T) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+	if !cluster.Available() {
 		t.Skip("needs KUBEBUILDER_ASSETS (a control plane)")
 	}
 	if suite.startErr != nil {
@@ -360,7 +308,7 @@ func identities(ctx context.Context) error {
 		return err
 	}
 	suite.dir = dir
-	role, err := querytest.RepoClusterRole(ctx, suite.cs, filepath.Join("..", "..", "config", "rbac", "query_reader_role.yaml"))
+	role, err := querytest.RepoClusterRole(ctx, suite.cs, cluster.RepoPath("config", "rbac", "query_reader_role.yaml"))
 	if err != nil {
 		return err
 	}

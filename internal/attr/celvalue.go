@@ -118,7 +118,7 @@ func FromCEL(v ref.Val) (any, error) {
 	case types.Timestamp:
 		return x.Time.UTC(), nil
 	case types.Duration:
-		return time.Duration(x.Duration), nil
+		return x.Duration, nil
 	case types.Null:
 		return nil, nil
 	case *types.Err:

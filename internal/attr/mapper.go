@@ -143,11 +143,11 @@ func (m *Mapper) compileColumn(a *v1alpha1.AttributeMapping, env **cel.Env) (col
 	}
 	ast, iss := (*env).Compile(a.Expression)
 	if iss.Err() != nil {
-		return col, fmt.Errorf("expression: %v", iss.Err())
+		return col, fmt.Errorf("expression: %w", iss.Err())
 	}
 	prg, err := (*env).Program(ast, cel.CostLimit(expressionCostLimit))
 	if err != nil {
-		return col, fmt.Errorf("expression: %v", err)
+		return col, fmt.Errorf("expression: %w", err)
 	}
 	col.program = prg
 	m.needsRecordMap = true
@@ -329,7 +329,7 @@ func (m *Mapper) value(c *column, rec connector.Record, recordMap map[string]any
 	}
 	v, err := Convert(raw, c.decl.Type)
 	if err != nil {
-		return nil, fmt.Errorf("attribute %q (field %q): %v", c.decl.Name, c.from, err)
+		return nil, fmt.Errorf("attribute %q (field %q): %w", c.decl.Name, c.from, err)
 	}
 	return v, nil
 }

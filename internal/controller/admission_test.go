@@ -1,57 +1,26 @@
 package controller
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	. "github.com/onsi/gomega/gstruct"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // These specs check what the CRD schemas alone (OpenAPI markers and
 // x-kubernetes-validations) accept and reject, against a real kube-apiserver.
 
-// decodeYAML returns every object of a (multi-document) YAML stream.
-func decodeYAML(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
-}
-
-// sampleFiles lists every object manifest under config/samples (kustomization
-// files excluded).
+// sampleFiles lists config/samples' manifests: the spec tree is built from
+// them, before any spec runs.
 func sampleFiles() []string {
-	var files []string
-	root := filepath.Join("..", "..", "config", "samples")
-	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(path, ".yaml") && filepath.Base(path) != "kustomization.yaml" {
-			files = append(files, path)
-		}
-		return nil
-	})
+	files, err := cluster.SampleFiles()
 	if err != nil {
 		panic(err)
 	}
@@ -120,7 +89,7 @@ var _ = Describe("Admission", func() {
 	BeforeEach(func() { ns = newNamespace() })
 
 	create := func(manifest string, m mutation) error {
-		objs, err := decodeYAML([]byte(manifest))
+		objs, err := cluster.DecodeYAML([]byte(manifest))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(objs).To(HaveLen(1))
 		obj := objs[0]
@@ -138,7 +107,7 @@ var _ = Describe("Admission", func() {
 			for _, f := range files {
 				data, err := os.ReadFile(f)
 				Expect(err).NotTo(HaveOccurred())
-				objs, err := decodeYAML(data)
+				objs, err := cluster.DecodeYAML(data)
 				Expect(err).NotTo(HaveOccurred())
 				for _, o := range objs {
 					kinds[o.GetKind()] = true
@@ -152,7 +121,7 @@ var _ = Describe("Admission", func() {
 			It("accepts "+filepath.ToSlash(f), func() {
 				data, err := os.ReadFile(f)
 				Expect(err).NotTo(HaveOccurred())
-				objs, err := decodeYAML(data)
+				objs, err := cluster.DecodeYAML(data)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(objs).NotTo(BeEmpty())
 				for _, obj := range objs {

@@ -28,6 +28,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // userSource is a User DataSource of id, account, nps and role.
@@ -69,11 +70,7 @@ func fetchDS(ns, name string) *v1alpha1.DataSource {
 
 // condition returns a condition's "Status/Reason", or "" when absent.
 func condition(ns, name, typ string) string {
-	c := meta.FindStatusCondition(fetchDS(ns, name).Status.Conditions, typ)
-	if c == nil {
-		return ""
-	}
-	return string(c.Status) + "/" + c.Reason
+	return cluster.Condition(fetchDS(ns, name).Status.Conditions, typ)
 }
 
 // storeUsers returns the profile ids of a namespace, sorted.

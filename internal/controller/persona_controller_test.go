@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // personaUsers is a User DataSource with role, nps and lastLogin.
@@ -71,11 +72,7 @@ func fetchPersona(ns, name string) *v1alpha1.Persona {
 }
 
 func personaReady(ns, name string) string {
-	c := meta.FindStatusCondition(fetchPersona(ns, name).Status.Conditions, v1alpha1.ReadyCondition)
-	if c == nil {
-		return ""
-	}
-	return string(c.Status) + "/" + c.Reason
+	return cluster.Condition(fetchPersona(ns, name).Status.Conditions, v1alpha1.ReadyCondition)
 }
 
 // storedMembers reads the persona's members from its slices.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/playbook"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // The Playbook specs drive membership by hand: the Persona has no DataSources
@@ -157,11 +158,7 @@ func playbookCounts(ns string) string {
 }
 
 func playbookReady(ns string) string {
-	c := meta.FindStatusCondition(fetchPlaybook(ns).Status.Conditions, v1alpha1.ReadyCondition)
-	if c == nil {
-		return ""
-	}
-	return string(c.Status) + "/" + c.Reason
+	return cluster.Condition(fetchPlaybook(ns).Status.Conditions, v1alpha1.ReadyCondition)
 }
 
 func ledgerPhases(ns string) map[string]v1alpha1.RunPhase {

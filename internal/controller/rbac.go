@@ -1,4 +1,3 @@
-// Package controller holds the reconcilers of persona-operator and their envtest suite.
 package controller
 
 // The manager's ClusterRole, generated into config/rbac/role.yaml by controller-gen.

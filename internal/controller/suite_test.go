@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,39 +12,28 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/webhook"
 )
 
-// The suite starts one real etcd + kube-apiserver (built from sources by
-// hack/build-controlplane.sh; `make test` points KUBEBUILDER_ASSETS at them) and
-// installs the generated CRDs. Each spec works in a namespace of its own.
+// The suite starts one real etcd + kube-apiserver with the generated CRDs and
+// the admission webhook (internal/testutil/cluster) and runs this package's
+// reconcilers in a manager. Each spec works in a namespace of its own.
 var (
 	ctx       context.Context
 	cancel    context.CancelFunc
-	testEnv   *envtest.Environment
-	cfg       *rest.Config
+	testEnv   *cluster.Cluster
 	k8sClient client.Client
-	scheme    = runtime.NewScheme()
+	scheme    *runtime.Scheme
 	// store is the manager's profile store, inspected by the specs.
 	store *profile.Store
 	// personaClock drives the Persona controller, so specs can move time.
@@ -53,7 +41,7 @@ var (
 	// playbookClock drives the Playbook controller (overdue steps, rate limits).
 	playbookClock = clocktesting.NewFakeClock(time.Now())
 	// stopManager stops the running manager (restartManager starts a new one).
-	stopManager context.CancelFunc
+	stopManager func()
 	// managerLogs holds everything the manager logged, so specs can check that no
 	// secret ever reaches a log line.
 	managerLogs = &syncBuffer{}
@@ -90,21 +78,10 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, managerLogs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
 	ctx, cancel = context.WithCancel(context.TODO())
 
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(personasv1alpha1.AddToScheme(scheme)).To(Succeed())
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "..", "config", "webhook", "manifests.yaml")}},
-	}
 	var err error
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred(), "start the control plane; run `make test`, which builds it into bin/k8s")
-	Expect(cfg).NotTo(BeNil())
-
-	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	testEnv, err = cluster.Start(cluster.Options{Webhooks: true})
 	Expect(err).NotTo(HaveOccurred())
+	k8sClient, scheme = testEnv.Client, testEnv.Scheme
 
 	startManager()
 })
@@ -119,20 +96,9 @@ func restartManager() {
 // startManager runs the controllers in the background against the test control
 // plane, with a fresh profile store.
 func startManager() {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// The same controllers are registered again after a restart.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
-			Host:    testEnv.WebhookInstallOptions.LocalServingHost,
-			Port:    testEnv.WebhookInstallOptions.LocalServingPort,
-			CertDir: testEnv.WebhookInstallOptions.LocalServingCertDir,
-		}),
-	})
-	Expect(webhook.SetupPersonaWebhook(mgr)).To(Succeed())
+	mgr, err := testEnv.NewManager()
 	Expect(err).NotTo(HaveOccurred())
+	Expect(webhook.SetupPersonaWebhook(mgr)).To(Succeed())
 	store = profile.NewStore()
 	storeEvents := make(chan event.GenericEvent, 1024)
 	Expect((&DataSourceReconciler{
@@ -156,39 +122,29 @@ func startManager() {
 		Clock:    playbookClock,
 		Recorder: mgr.GetEventRecorder("playbook-controller"),
 	}).SetupWithManager(mgr)).To(Succeed())
-	mgrCtx, cancelMgr := context.WithCancel(ctx)
-	done := make(chan struct{})
-	stopManager = func() { cancelMgr(); <-done }
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mgrCtx)).To(Succeed())
-	}()
+	stop := cluster.Run(ctx, mgr)
+	stopManager = func() {
+		GinkgoHelper()
+		Expect(stop()).To(Succeed())
+	}
 }
 
 var _ = AfterSuite(func() {
+	if stopManager != nil {
+		stopManager()
+	}
 	cancel()
 	if testEnv != nil {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
 
-// newNamespace creates a namespace with a generated name for one spec. envtest has
-// no namespace controller, so namespaces are never really removed; fresh names keep
-// specs independent.
+// newNamespace creates a namespace with a generated name for one spec.
 func newNamespace() string {
 	GinkgoHelper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
-	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	return ns.Name
-}
-
-func readAll(r io.Reader) (string, error) {
-	if r == nil {
-		return "", nil
-	}
-	b, err := io.ReadAll(r)
-	return string(b), err
+	ns, err := testEnv.Namespace(ctx, "test-")
+	Expect(err).NotTo(HaveOccurred())
+	return ns
 }
 
 // countingClient wraps the test client and counts every API write, for the

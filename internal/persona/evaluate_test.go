@@ -7,27 +7,15 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
-	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
 var now = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 
 func load(t *testing.T, n *profile.Namespace, name string, spec v1alpha1.DataSourceSpec, fields []string, rows ...[]any) {
 	t.Helper()
-	m, err := attr.NewMapper(&spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := profile.NewBuilder(name, 0, m, len(rows))
-	for i, r := range rows {
-		mapped, err := m.Map(connector.Record{Num: int64(i + 1), Fields: fields, Values: r})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Add(mapped)
-	}
-	n.Apply(b.Finish())
+	n.Apply(profiletest.Rows(t, name, spec, fields, rows...))
 }
 
 // store: u1's account renews in 100 days (enters a 90-day window in 10), u2's

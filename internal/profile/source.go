@@ -74,10 +74,10 @@ func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Buil
 		Accounts:     map[string]storedRow{},
 		Signals:      map[string][]any{},
 	}
-	switch {
-	case d.Entity == v1alpha1.EntityAccount:
+	switch d.Entity {
+	case v1alpha1.EntityAccount:
 		d.Accounts = make(map[string]storedRow, sizeHint)
-	case d.Entity == v1alpha1.EntitySignal:
+	case v1alpha1.EntitySignal:
 		d.Signals = make(map[string][]any, sizeHint/4)
 	default:
 		d.Users = make(map[string]storedRow, sizeHint)

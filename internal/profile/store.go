@@ -47,7 +47,7 @@ type Namespace struct {
 	gen      uint64
 
 	// playbooks is the published run state per playbook and user, from which
-	// the built-in PlaybooksSource is rebuilt (builtin.go). notify tells the
+	// the built-in PlaybooksSource is rebuilt (playbookstate.go). notify tells the
 	// store's feeds that a built-in contribution changed.
 	playbooks map[string]map[string]PlaybookState
 	notify    func()

@@ -484,15 +484,23 @@ func TestCachingReviewer(t *testing.T) {
 	}
 	// Denials and invalid tokens expire first: a fix to RBAC is seen quickly.
 	clock = clock.Add(DefaultCacheTTLs.Deny)
-	c.Authenticate(ctx, goodToken)
-	c.Authenticate(ctx, badToken)
-	c.Authorize(ctx, Identity{Name: "u"}, Access{Name: "allowed"})
-	c.Authorize(ctx, Identity{Name: "u"}, Access{Name: "denied"})
+	for _, tok := range []string{goodToken, badToken} {
+		if _, _, err := c.Authenticate(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"allowed", "denied"} {
+		if _, err := c.Authorize(ctx, Identity{Name: "u"}, Access{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if inner.authn != 3 || inner.authz != 3 {
 		t.Errorf("after the deny TTL: %d/%d calls, want 3/3", inner.authn, inner.authz)
 	}
 	// Another identity is another question.
-	c.Authorize(ctx, Identity{Name: "v"}, Access{Name: "allowed"})
+	if _, err := c.Authorize(ctx, Identity{Name: "v"}, Access{Name: "allowed"}); err != nil {
+		t.Fatal(err)
+	}
 	if inner.authz != 4 {
 		t.Errorf("a different identity reused another's answer")
 	}

@@ -58,12 +58,12 @@ func Setup(mgr manager.Manager, store *profile.Store, opts Options) (*Server, er
 		ttls = DefaultCacheTTLs
 	}
 	elected := mgr.Elected()
-	log := mgr.GetLogger().WithName("query")
+	logger := mgr.GetLogger().WithName("query")
 	h := NewHandler(Handler{
 		Reviewer: &CachingReviewer{Inner: APIReviewer{TokenReviews: authn, SubjectAccessReviews: authz}, TTLs: ttls},
 		Store:    store,
 		Reader:   mgr.GetClient(),
-		Log:      log,
+		Log:      logger,
 		Ready: func() bool {
 			select {
 			case <-elected:
@@ -73,7 +73,7 @@ func Setup(mgr manager.Manager, store *profile.Store, opts Options) (*Server, er
 			}
 		},
 	}, maxConcurrent(opts.MaxConcurrent))
-	s := &Server{Options: opts, Handler: h, Log: log}
+	s := &Server{Options: opts, Handler: h, Log: logger}
 	return s, mgr.Add(s)
 }
 

@@ -89,7 +89,11 @@ func TestServerCertDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, stop := serve(t, Options{CertDir: dir})
-	defer stop()
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if s.CertificatePEM() != nil {
 		t.Error("a server with a certificate directory also made a self-signed one")
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,27 +16,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query/querytest"
 	"github.com/usersuccess/persona-operator/internal/queryapi"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
 
-// The envtest suite checks the endpoint against a real kube-apiserver: tokens
-// of real ServiceAccounts (TokenRequest), real RBAC, real TokenReview and
-// SubjectAccessReview. KUBEBUILDER_ASSETS points at bin/k8s/<version>.
+// The envtest suite checks the endpoint against a real kube-apiserver
+// (internal/testutil/cluster): tokens of real ServiceAccounts (TokenRequest),
+// real RBAC, real TokenReview and SubjectAccessReview.
 var (
-	apiCfg    *rest.Config
 	k8s       client.Client
 	clientset *kubernetes.Clientset
 	server    *Server
@@ -45,50 +38,35 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+	if !cluster.Available() {
 		fmt.Println("KUBEBUILDER_ASSETS is not set: the envtest specs are skipped (make test sets it)")
 		os.Exit(m.Run())
 	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
+	c, err := cluster.Start(cluster.Options{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the control plane:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	suiteErr = startSuite(ctx, cfg)
+	suiteErr = startSuite(ctx, c)
 	code := m.Run()
 	cancel()
-	_ = env.Stop()
+	_ = c.Stop()
 	os.Exit(code)
 }
 
 // startSuite runs a manager with only the query endpoint; its store is filled
 // directly (the plugin's suite fills it through the real controllers).
-func startSuite(ctx context.Context, cfg *rest.Config) error {
-	apiCfg = cfg
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	var err error
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		return err
-	}
-	if clientset, err = kubernetes.NewForConfig(cfg); err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+func startSuite(ctx context.Context, c *cluster.Cluster) error {
+	k8s, clientset = c.Client, c.Clientset
+	mgr, err := c.NewManager()
 	if err != nil {
 		return err
 	}
 	if server, err = Setup(mgr, suiteStore, Options{BindAddress: "127.0.0.1:0"}); err != nil {
 		return err
 	}
-	go func() { _ = mgr.Start(ctx) }()
+	cluster.Run(ctx, mgr)
 	select {
 	case <-server.Listening():
 		return nil
@@ -101,7 +79,7 @@ var suiteStore = profile.NewStore()
 
 func envtestOnly(t *testing.T) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+	if !cluster.Available() {
 		t.Skip("needs KUBEBUILDER_ASSETS (a control plane)")
 	}
 	if suiteErr != nil {
@@ -206,7 +184,7 @@ func TestEndpointAuthenticatesAndAuthorizesWithTheAPIServer(t *testing.T) {
 	envtestOnly(t)
 	ns := namespaceWithData(t)
 	other := namespaceWithData(t)
-	reader, err := querytest.RepoClusterRole(context.Background(), clientset, filepath.Join("..", "..", "config", "rbac", "query_reader_role.yaml"))
+	reader, err := querytest.RepoClusterRole(context.Background(), clientset, cluster.RepoPath("config", "rbac", "query_reader_role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +262,11 @@ func TestEndpointOnlyServesTLS(t *testing.T) {
 		}
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{}}}
-	if _, err := c.Get("https://" + server.Address() + "/"); err == nil || !strings.Contains(err.Error(), "certificate") {
+	resp, err = c.Get("https://" + server.Address() + "/")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a client that does not trust the self-signed certificate connected: %v", err)
 	}
 }

@@ -204,8 +204,7 @@ func TestFlattenKeepsOrderAndTerms(t *testing.T) {
 		if len(p.terms) != 4 || !p.allTerms {
 			t.Fatalf("terms = %d (all %v), want the 4 operands of one &&", len(p.terms), p.allTerms)
 		}
-		p, err = Compile(`user.nps <= 6 && user.nps > account.seats`, v.Schema())
-		if err == nil {
+		if _, err := Compile(`user.nps <= 6 && user.nps > account.seats`, v.Schema()); err == nil {
 			t.Fatal("account.seats is not declared in the fixture: want a compile error")
 		}
 		p, err = Compile(`user.nps <= 6 && (user.nps * 2 > user.nps || !has(user.nps))`, v.Schema())

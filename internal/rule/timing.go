@@ -119,9 +119,9 @@ func (a *analyzer) usesNow(e ast.Expr) bool {
 	return found
 }
 
-func (a *analyzer) fail(format string, args ...any) {
+func (a *analyzer) fail(reason string) {
 	if a.reason == "" {
-		a.reason = fmt.Sprintf(format, args...)
+		a.reason = reason
 	}
 }
 

@@ -197,7 +197,7 @@ func (l *jobLog) follow(ctx context.Context, c client.WithWatch, ns, rv string) 
 		}
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
-				l.fail(fmt.Errorf("the Job watch failed at resourceVersion %s: %v", rv, apierrors.FromObject(ev.Object)))
+				l.fail(fmt.Errorf("the Job watch failed at resourceVersion %s: %w", rv, apierrors.FromObject(ev.Object)))
 				w.Stop()
 				return
 			}

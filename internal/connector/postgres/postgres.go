@@ -185,8 +185,9 @@ func leaves(err error) []error {
 }
 
 func leafTypes(err error) string {
-	var types []string
-	for _, e := range leaves(err) {
+	errs := leaves(err)
+	types := make([]string, 0, len(errs))
+	for _, e := range errs {
 		types = append(types, fmt.Sprintf("%T", e))
 	}
 	return strings.Join(types, ", ")

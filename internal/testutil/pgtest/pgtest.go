@@ -38,7 +38,7 @@ func Start() (*Server, error) {
 	}
 	script := filepath.Join(root, "hack", "postgres.sh")
 	if out, err := exec.Command(script, "install").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("hack/postgres.sh install: %v\n%s", err, out)
+		return nil, fmt.Errorf("hack/postgres.sh install: %w\n%s", err, out)
 	}
 	// The free port is only free until someone else binds it (parallel test
 	// packages start servers too): retry with a new port.
@@ -66,7 +66,7 @@ func start(root, script string) (*Server, error) {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			err = fmt.Errorf("%v: %s", err, ee.Stderr)
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
 		}
 		_ = exec.Command(script, "stop", s.dir).Run()
 		_ = os.RemoveAll(tmp)
@@ -147,7 +147,7 @@ func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		out, err := exec.Command(filepath.Join(s.root, "hack", "postgres.sh"), "stop", s.dir).CombinedOutput()
 		if err != nil {
-			s.stopErr = fmt.Errorf("hack/postgres.sh stop: %v: %s", err, out)
+			s.stopErr = fmt.Errorf("hack/postgres.sh stop: %w: %s", err, out)
 		}
 		_ = os.RemoveAll(filepath.Dir(s.dir))
 	})

@@ -17,22 +17,41 @@ import (
 // spec or record the mapper rejects.
 func SourceData(t testing.TB, name string, spec v1alpha1.DataSourceSpec, records ...map[string]any) *profile.SourceData {
 	t.Helper()
-	m, err := attr.NewMapper(&spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := profile.NewBuilder(name, 0, m, len(records))
+	recs := make([]connector.Record, len(records))
 	for i, r := range records {
-		rec := connector.Record{Num: int64(i + 1)}
 		keys := make([]string, 0, len(r))
 		for k := range r {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			rec.Fields = append(rec.Fields, k)
-			rec.Values = append(rec.Values, r[k])
+			recs[i].Fields = append(recs[i].Fields, k)
+			recs[i].Values = append(recs[i].Values, r[k])
 		}
+	}
+	return build(t, name, spec, recs)
+}
+
+// Rows is SourceData for records given as a table: one header (fields) and
+// rows of raw values in its order, as a CSV source reads them.
+func Rows(t testing.TB, name string, spec v1alpha1.DataSourceSpec, fields []string, rows ...[]any) *profile.SourceData {
+	t.Helper()
+	recs := make([]connector.Record, len(rows))
+	for i, r := range rows {
+		recs[i] = connector.Record{Fields: fields, Values: r}
+	}
+	return build(t, name, spec, recs)
+}
+
+func build(t testing.TB, name string, spec v1alpha1.DataSourceSpec, records []connector.Record) *profile.SourceData {
+	t.Helper()
+	m, err := attr.NewMapper(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := profile.NewBuilder(name, 0, m, len(records))
+	for i, rec := range records {
+		rec.Num = int64(i + 1)
 		mapped, err := m.Map(rec)
 		if err != nil {
 			t.Fatalf("%s record %d: %v", name, i+1, err)

@@ -1,4 +1,4 @@
-package controller
+package acceptance
 
 import (
 	"os"
@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // The samples are the product's first impression: every persona in them must
@@ -17,7 +18,7 @@ import (
 var _ = Describe("config/samples", func() {
 	It("evaluates every sample persona, and answers the headline question", func() {
 		ns := newNamespace()
-		root := filepath.Join("..", "..", "config", "samples")
+		root := cluster.RepoPath("config", "samples")
 		data, err := os.ReadFile(filepath.Join(root, "kustomization.yaml"))
 		Expect(err).NotTo(HaveOccurred())
 		var k struct{ Resources []string }
@@ -25,7 +26,7 @@ var _ = Describe("config/samples", func() {
 		for _, f := range k.Resources {
 			data, err := os.ReadFile(filepath.Join(root, f))
 			Expect(err).NotTo(HaveOccurred())
-			objs, err := decodeYAML(data)
+			objs, err := cluster.DecodeYAML(data)
 			Expect(err).NotTo(HaveOccurred())
 			for _, o := range objs {
 				o.SetNamespace(ns)

@@ -1,4 +1,4 @@
-package controller
+package acceptance
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -29,6 +28,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // The docs are part of the product: these specs keep their examples honest.
@@ -55,7 +55,7 @@ import (
 // docsWithCommands are the pages whose console blocks the specs run.
 var docsWithCommands = []string{"quickstart.md", "membership.md", "operations.md", "connectors.md"}
 
-var repoRoot = filepath.Join("..", "..")
+var repoRoot = cluster.RepoPath()
 
 // docBlock is one fenced block of a Markdown file.
 type docBlock struct {
@@ -307,7 +307,7 @@ var _ = Describe("docs", func() {
 						}
 						args[i] = a
 					}
-					out, errOut, err := runKubectl(args[1:])
+					out, errOut, err := testEnv.Kubectl(args[1:]...)
 					GinkgoWriter.Printf("$ %s\n%s%s", strings.Join(args, " "), out, errOut)
 					Expect(err).NotTo(HaveOccurred(), "%s:%d: %q failed: %s", b.file, c.line, c.text, errOut)
 					ran++
@@ -547,18 +547,6 @@ func splitCommand(s string) ([]string, error) {
 		return nil, errors.New("empty command")
 	}
 	return words, nil
-}
-
-// runKubectl runs the control plane's kubectl from the repository root, so
-// repository paths in the docs resolve.
-func runKubectl(args []string) (string, string, error) {
-	k := testEnv.ControlPlane.KubeCtl()
-	cmd := exec.Command(k.Path, append(append([]string(nil), k.Opts...), args...)...)
-	cmd.Dir = repoRoot
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
 }
 
 // walkJSON calls fn for every key and value of a decoded JSON document.

@@ -1,4 +1,4 @@
-package controller
+package acceptance
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
 // These specs run the kubectl built beside the control plane against it, as a user
@@ -16,23 +18,22 @@ var _ = Describe("kubectl", func() {
 
 	kubectl := func(args ...string) string {
 		GinkgoHelper()
-		k := testEnv.ControlPlane.KubeCtl()
-		stdout, stderr, err := k.Run(args...)
-		out, _ := readAll(stdout)
-		errOut, _ := readAll(stderr)
+		out, errOut, err := testEnv.Kubectl(args...)
 		Expect(err).NotTo(HaveOccurred(), "kubectl %v: %s", args, errOut)
 		return out
 	}
 
 	applySamples := func() {
 		GinkgoHelper()
-		for _, f := range sampleFiles() {
+		files, err := cluster.SampleFiles()
+		Expect(err).NotTo(HaveOccurred())
+		for _, f := range files {
 			if filepath.Base(filepath.Dir(f)) != "samples" {
 				continue // connector references need Secrets; admission specs cover them
 			}
 			data, err := os.ReadFile(f)
 			Expect(err).NotTo(HaveOccurred())
-			objs, err := decodeYAML(data)
+			objs, err := cluster.DecodeYAML(data)
 			Expect(err).NotTo(HaveOccurred())
 			for _, obj := range objs {
 				obj.SetNamespace(ns)
@@ -46,8 +47,8 @@ var _ = Describe("kubectl", func() {
 		GinkgoHelper()
 		var out string
 		Eventually(func() error {
-			stdout, _, err := testEnv.ControlPlane.KubeCtl().Run("explain", what)
-			out, _ = readAll(stdout)
+			var err error
+			out, _, err = testEnv.Kubectl("explain", what)
 			return err
 		}).Should(Succeed())
 		return out
