@@ -193,7 +193,7 @@ $(CONTROLLER_GEN): $(LOCALBIN)
 helm: $(LOCALBIN) ## Build helm from its Go module (hack/helm) into bin/ (cold: minutes; then skipped).
 	@[ -f "$(HELM)-$(HELM_VERSION)" ] && [ "$$(readlink -- "$(HELM)" 2>/dev/null)" = "helm-$(HELM_VERSION)" ] || { \
 		set -e; echo "building helm $(HELM_VERSION) from module sources (hack/helm)"; start=$$(date +%s); \
-		(cd hack/helm && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$(HELM)-$(HELM_VERSION).tmp" helm.sh/helm/v4/cmd/helm); \
+		(cd hack/helm && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" -o "$(HELM)-$(HELM_VERSION).tmp" helm.sh/helm/v4/cmd/helm); \
 		mv "$(HELM)-$(HELM_VERSION).tmp" "$(HELM)-$(HELM_VERSION)"; echo "built helm in $$(( $$(date +%s) - start ))s"; }
 	@ln -sf "helm-$(HELM_VERSION)" "$(HELM)"
 
