@@ -97,6 +97,7 @@ verify: ## Fail if `make manifests generate fmt` changes tracked files.
 	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@(cd hack/tools && go mod tidy -diff >/dev/null) || { echo "hack/tools/go.mod is not tidy"; exit 1; }
 	@(cd hack/kwok && go mod tidy -diff >/dev/null) || { echo "hack/kwok/go.mod is not tidy"; exit 1; }
+	@(cd hack/helm && go mod tidy -diff >/dev/null) || { echo "hack/helm/go.mod is not tidy"; exit 1; }
 	@if [ -n "$$(git status --porcelain --untracked-files=no)" ] || [ -n "$$(git ls-files --others --exclude-standard config api internal cmd)" ]; then \
 		echo "generated files are out of date: run 'make manifests generate fmt' and commit:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; \
@@ -131,10 +132,22 @@ docker-push: ## Push the manager image.
 CONTAINER_TOOL ?= docker
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Render CRDs, RBAC and the manager Deployment into dist/install.yaml.
+build-installer: manifests generate kustomize ## Render CRDs, RBAC and the manager Deployment into dist/install.yaml (tracked files untouched).
 	mkdir -p dist
-	cd config/manager && $(KUSTOMIZE) edit set image controller=${IMG}
-	$(KUSTOMIZE) build config/default > dist/install.yaml
+	KUSTOMIZE=$(KUSTOMIZE) hack/render-config.sh ${IMG} > dist/install.yaml
+
+# The image the chart generator finds and replaces with the image value.
+CHART_IMAGE_SENTINEL = persona-operator-chart-image-sentinel:0
+
+.PHONY: helm-chart
+helm-chart: manifests kustomize ## Generate the Helm chart from config/default into dist/chart/persona-operator (hack/helmchart).
+	KUSTOMIZE=$(KUSTOMIZE) hack/render-config.sh $(CHART_IMAGE_SENTINEL) | \
+		go run ./hack/helmchart -image-sentinel $(CHART_IMAGE_SENTINEL) -image ${IMG} -out dist/chart
+
+.PHONY: test-helm
+test-helm: helm-chart helm controlplane ## helm lint, helm template, and kubectl apply --dry-run=server of the chart against a real kube-apiserver.
+	HELM=$(HELM) CHART=$(shell pwd)/dist/chart/persona-operator KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" \
+		go test ./hack/helmchart/ -run TestChartDryRun -count=1 -v
 
 ##@ Deployment
 
@@ -152,8 +165,7 @@ uninstall: manifests kustomize ## Uninstall CRDs.
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy the manager to the cluster in ~/.kube/config.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=${IMG}
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+	KUSTOMIZE=$(KUSTOMIZE) hack/render-config.sh ${IMG} | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Undeploy the manager.
@@ -169,10 +181,13 @@ KUBECTL ?= $(LOCALBIN)/k8s/$(K8S_VERSION)/kubectl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
 
 KUSTOMIZE_VERSION ?= v5.8.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# Keep in step with hack/helm/go.mod.
+HELM_VERSION ?= v4.3.1
 
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
@@ -188,6 +203,14 @@ $(CONTROLLER_GEN): $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint into bin/ (several minutes the first time).
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: helm
+helm: $(LOCALBIN) ## Build helm from its Go module (hack/helm) into bin/ (cold: minutes; then skipped).
+	@[ -f "$(HELM)-$(HELM_VERSION)" ] && [ "$$(readlink -- "$(HELM)" 2>/dev/null)" = "helm-$(HELM_VERSION)" ] || { \
+		set -e; echo "building helm $(HELM_VERSION) from module sources (hack/helm)"; start=$$(date +%s); \
+		(cd hack/helm && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" -o "$(HELM)-$(HELM_VERSION).tmp" helm.sh/helm/v4/cmd/helm); \
+		mv "$(HELM)-$(HELM_VERSION).tmp" "$(HELM)-$(HELM_VERSION)"; echo "built helm in $$(( $$(date +%s) - start ))s"; }
+	@ln -sf "helm-$(HELM_VERSION)" "$(HELM)"
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary

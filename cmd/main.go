@@ -3,6 +3,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
 	"os"
 	"strings"
@@ -25,6 +26,7 @@ import (
 
 	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/controller"
+	"github.com/usersuccess/persona-operator/internal/leaderpod"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
 	"github.com/usersuccess/persona-operator/internal/webhook"
@@ -48,6 +50,7 @@ func main() {
 	var enableWebhooks bool
 	var webhookCertPath string
 	var queryAddr, queryCertPath, watchNamespaces, leaderElectionID string
+	var labelLeaderPod bool
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -65,6 +68,9 @@ func main() {
 		"binds to, served over HTTPS with TokenReview and SubjectAccessReview; 0 disables it.")
 	flag.StringVar(&queryCertPath, "query-cert-path", "",
 		"Directory with tls.crt and tls.key for the query endpoint (default: a self-signed certificate made at start).")
+	flag.BoolVar(&labelLeaderPod, "label-leader-pod", false,
+		"Label the elected replica's pod "+leaderpod.Label+"=<leader-election-id> (POD_NAME and POD_NAMESPACE from the downward API), "+
+			"so the query Service routes to the leader only: the other replicas have no profiles to answer with.")
 	flag.StringVar(&leaderElectionID, "leader-election-id", "persona-operator.usersuccess.io",
 		"Name of the leader-election Lease; managers sharded with --namespaces need one each.")
 	flag.StringVar(&watchNamespaces, "namespaces", "",
@@ -171,6 +177,15 @@ func main() {
 		}
 	}
 
+	controller.SetupReadinessMetrics(mgr)
+
+	if labelLeaderPod {
+		if err := setupLeaderPodLabel(mgr, leaderElectionID); err != nil {
+			setupLog.Error(err, "unable to set up the leader pod label")
+			os.Exit(1)
+		}
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		setupLog.Error(err, "unable to set up health check")
 		os.Exit(1)
@@ -185,4 +200,18 @@ func main() {
 		setupLog.Error(err, "problem running manager")
 		os.Exit(1)
 	}
+}
+
+// setupLeaderPodLabel adds the Runnable that labels the leader's pod, with a
+// direct client: caching pods would watch every pod of the namespace.
+func setupLeaderPodLabel(mgr ctrl.Manager, id string) error {
+	ns, name := os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME")
+	if ns == "" || name == "" {
+		return errors.New("--label-leader-pod needs POD_NAME and POD_NAMESPACE (the downward API's metadata.name and metadata.namespace)")
+	}
+	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(&leaderpod.Labeler{Client: c, Namespace: ns, Name: name, Value: id})
 }

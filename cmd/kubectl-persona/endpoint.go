@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -21,8 +20,10 @@ import (
 
 // endpointClient calls the manager's query endpoint.
 type endpointClient struct {
-	base  *url.URL
-	http  *http.Client
+	base *url.URL
+	// http adds the credentials (client-go's transport).
+	http *http.Client
+	// token is the kubeconfig's static token, if any: scrubbed from errors.
 	token string
 }
 
@@ -30,7 +31,10 @@ type endpointClient struct {
 // preview over a large namespace takes a few seconds.
 const defaultTimeout = 2 * time.Minute
 
-// endpointClient builds the client from the flags and the kubeconfig's token.
+// endpointClient builds the client from the flags and the kubeconfig's
+// credentials: client-go's own transport, so whatever the kubeconfig uses to
+// get a token (a static token or token file, an exec plugin such as a cloud
+// provider's or an OIDC login helper, an auth-provider) works as for kubectl.
 func (o *options) endpointClient() (*endpointClient, error) {
 	base, err := endpointURL(o.endpoint)
 	if err != nil {
@@ -40,20 +44,23 @@ func (o *options) endpointClient() (*endpointClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the kubeconfig: %w", err)
 	}
-	token, err := bearerToken(cfg)
-	if err != nil {
-		return nil, err
-	}
 	tlsCfg, err := o.endpointTLS()
 	if err != nil {
 		return nil, err
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = defaultTimeout
+	ecfg, err := endpointConfig(cfg, base, tlsCfg)
+	if err != nil {
+		return nil, err
 	}
-	transport := &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}
-	return &endpointClient{base: base, token: token, http: &http.Client{Transport: transport, Timeout: timeout}}, nil
+	hc, err := rest.HTTPClientFor(ecfg)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the query endpoint's client: %w", err)
+	}
+	hc.Timeout = cfg.Timeout
+	if hc.Timeout <= 0 {
+		hc.Timeout = defaultTimeout
+	}
+	return &endpointClient{base: base, token: cfg.BearerToken, http: hc}, nil
 }
 
 func endpointURL(raw string) (*url.URL, error) {
@@ -76,48 +83,47 @@ func endpointURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// bearerToken is the kubeconfig's token: the endpoint authenticates callers by
-// TokenReview, so client certificates cannot be used.
-func bearerToken(cfg *rest.Config) (string, error) {
+// endpointConfig is the kubeconfig's authentication aimed at the endpoint:
+// the same token source, the endpoint's own address and server trust. The
+// endpoint authenticates callers by TokenReview, which checks bearer tokens
+// only, so a kubeconfig whose only credential is a client certificate (or
+// basic auth) is refused here with a clear error rather than by a 401.
+func endpointConfig(cfg *rest.Config, base *url.URL, tlsCfg rest.TLSClientConfig) (*rest.Config, error) {
 	if cfg.Impersonate.UserName != "" || cfg.Impersonate.UID != "" || len(cfg.Impersonate.Groups) > 0 {
-		return "", errors.New("impersonation (--as, --as-group, --as-uid) is not supported by the query endpoint: it authorizes the token's own identity")
+		return nil, errors.New("impersonation (--as, --as-group, --as-uid) is not supported by the query endpoint: it authorizes the token's own identity")
 	}
-	if cfg.BearerToken != "" {
-		return cfg.BearerToken, nil
+	if cfg.BearerToken == "" && cfg.BearerTokenFile == "" && cfg.ExecProvider == nil && cfg.AuthProvider == nil {
+		return nil, errors.New("the kubeconfig has no bearer token for this context: the query endpoint checks callers with " +
+			"TokenReview, which accepts bearer tokens only (a static token, a token file, or one from an exec or auth-provider " +
+			"plugin), not client certificates; use such a context, or pass --token")
 	}
-	if cfg.BearerTokenFile != "" {
-		b, err := os.ReadFile(cfg.BearerTokenFile)
-		if err != nil {
-			return "", fmt.Errorf("reading the kubeconfig's token file: %w", err)
-		}
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
-		}
-		return "", fmt.Errorf("the kubeconfig's token file %s is empty", cfg.BearerTokenFile)
-	}
-	return "", errors.New("the kubeconfig has no bearer token for this context (client certificates and exec or auth-provider " +
-		"credentials are not sent to the query endpoint): use a context with a token, or pass --token")
+	out := rest.AnonymousClientConfig(cfg)
+	out.Host = base.String()
+	out.TLSClientConfig = tlsCfg
+	out.BearerToken, out.BearerTokenFile = cfg.BearerToken, cfg.BearerTokenFile
+	out.ExecProvider, out.AuthProvider, out.AuthConfigPersister = cfg.ExecProvider, cfg.AuthProvider, cfg.AuthConfigPersister
+	return out, nil
 }
 
-func (o *options) endpointTLS() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+// endpointTLS is the trust of the endpoint's certificate from the flags:
+// kubectl's own --certificate-authority is the API server's.
+func (o *options) endpointTLS() (rest.TLSClientConfig, error) {
 	switch {
 	case o.endpointCA != "" && o.endpointInsecure:
-		return nil, errors.New("--endpoint-certificate-authority and --endpoint-insecure-skip-tls-verify are mutually exclusive")
+		return rest.TLSClientConfig{}, errors.New("--endpoint-certificate-authority and --endpoint-insecure-skip-tls-verify are mutually exclusive")
 	case o.endpointInsecure:
-		cfg.InsecureSkipVerify = true
+		return rest.TLSClientConfig{Insecure: true}, nil
 	case o.endpointCA != "":
 		pem, err := os.ReadFile(o.endpointCA)
 		if err != nil {
-			return nil, fmt.Errorf("--endpoint-certificate-authority: %w", err)
+			return rest.TLSClientConfig{}, fmt.Errorf("--endpoint-certificate-authority: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--endpoint-certificate-authority %s: no PEM certificate in it", o.endpointCA)
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return rest.TLSClientConfig{}, fmt.Errorf("--endpoint-certificate-authority %s: no PEM certificate in it", o.endpointCA)
 		}
-		cfg.RootCAs = pool
+		return rest.TLSClientConfig{CAData: pem}, nil
 	}
-	return cfg, nil
+	return rest.TLSClientConfig{}, nil
 }
 
 // do sends one request and decodes the JSON answer into out. An error answer
@@ -138,7 +144,6 @@ func (c *endpointClient) do(ctx context.Context, method, path string, query url.
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -181,7 +186,8 @@ func (e *apiError) Error() string {
 	hint := ""
 	switch e.code {
 	case http.StatusUnauthorized:
-		hint = " (the API server did not accept the token sent: check the kubeconfig context or --token)"
+		hint = " (the API server did not accept the token sent: check the kubeconfig context or --token; " +
+			"an exec plugin that returns a client certificate instead of a token cannot be used)"
 	case http.StatusForbidden:
 		hint = " (a Role granting get on personas/explain and personas/preview is needed; see docs/kubectl-persona.md)"
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
@@ -70,39 +71,46 @@ func TestEndpointURL(t *testing.T) {
 	}
 }
 
-func TestBearerToken(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+func TestEndpointConfig(t *testing.T) {
+	base, err := endpointURL("https://127.0.0.1:8444")
+	if err != nil {
 		t.Fatal(err)
 	}
-	empty := filepath.Join(t.TempDir(), "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	exec := &clientcmdapi.ExecConfig{Command: "get-token", APIVersion: "client.authentication.k8s.io/v1", InteractiveMode: clientcmdapi.NeverExecInteractiveMode}
+	apiServer := rest.TLSClientConfig{CAData: []byte("api server CA"), CertData: []byte("cert"), KeyData: []byte("key")}
 	tests := []struct {
 		name string
 		cfg  rest.Config
-		want string
 		err  string
 	}{
-		{name: "token", cfg: rest.Config{BearerToken: "abc"}, want: "abc"},
-		{name: "token file", cfg: rest.Config{BearerTokenFile: file}, want: "from-file"},
-		{name: "empty token file", cfg: rest.Config{BearerTokenFile: empty}, err: "is empty"},
-		{name: "missing token file", cfg: rest.Config{BearerTokenFile: file + ".nope"}, err: "reading the kubeconfig's token file"},
-		{name: "client certificate", cfg: rest.Config{TLSClientConfig: rest.TLSClientConfig{CertData: []byte("x")}}, err: "has no bearer token"},
+		{name: "token", cfg: rest.Config{BearerToken: "abc", TLSClientConfig: apiServer}},
+		{name: "token file", cfg: rest.Config{BearerTokenFile: "/tmp/token"}},
+		{name: "exec plugin", cfg: rest.Config{ExecProvider: exec}},
+		{name: "auth provider", cfg: rest.Config{AuthProvider: &clientcmdapi.AuthProviderConfig{Name: "oidc"}}},
+		{name: "client certificate only", cfg: rest.Config{TLSClientConfig: apiServer}, err: "the kubeconfig has no bearer token"},
+		{name: "basic auth", cfg: rest.Config{Username: "u", Password: "p"}, err: "not client certificates"},
 		{name: "impersonation", cfg: rest.Config{BearerToken: "abc", Impersonate: rest.ImpersonationConfig{UserName: "bob"}}, err: "impersonation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := bearerToken(&tt.cfg)
+			got, err := endpointConfig(&tt.cfg, base, rest.TLSClientConfig{Insecure: true})
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Errorf("error %v, want one containing %q", err, tt.err)
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Errorf("= %q, %v; want %q", got, err, tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The credentials go along; the API server's address, trust and
+			// client certificate do not.
+			if got.Host != "https://127.0.0.1:8444" || !got.Insecure || got.CAData != nil || got.CertData != nil || got.KeyData != nil {
+				t.Errorf("endpoint config %+v", got)
+			}
+			if got.BearerToken != tt.cfg.BearerToken || got.BearerTokenFile != tt.cfg.BearerTokenFile ||
+				got.ExecProvider != tt.cfg.ExecProvider || got.AuthProvider != tt.cfg.AuthProvider {
+				t.Errorf("credentials not carried over: %+v", got)
 			}
 		})
 	}
@@ -132,7 +140,7 @@ func TestEndpointTLSFlags(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || cfg.InsecureSkipVerify != tt.o.endpointInsecure {
+		if err != nil || cfg.Insecure != tt.o.endpointInsecure {
 			t.Errorf("%+v: %v %v", tt.o, cfg, err)
 		}
 	}
