@@ -44,6 +44,9 @@ type SourceData struct {
 	Records int64
 	// Digest identifies the content, whatever the record order.
 	Digest string
+	// sum is the digest as a number: the sum of every stored row's hash, so an
+	// incremental sync can take a row's hash out and put its new one in.
+	sum uint64
 }
 
 // storedRow is a row with its digest contribution, so a duplicate record can
@@ -117,16 +120,26 @@ func (b *Builder) Add(m attr.Mapped) {
 // does not depend on record order (a query may return rows reordered).
 func (b *Builder) Finish() *SourceData {
 	d := b.data
-	var out [8]byte
-	binary.BigEndian.PutUint64(out[:], b.digest)
-	d.Digest = "xxh64:" + hex.EncodeToString(out[:])
+	d.sum = b.digest
+	d.Digest = digestString(b.digest)
 	return d
+}
+
+func digestString(sum uint64) string {
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], sum)
+	return "xxh64:" + hex.EncodeToString(out[:])
 }
 
 // row hashes a mapped row into the digest and converts its values to CEL.
 func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 	h := b.hashRow(kind, r.Key, r.AccountID, r.Values)
 	b.digest += h
+	return b.stored(r, h)
+}
+
+// stored converts a hashed row's values to CEL.
+func (b *Builder) stored(r *attr.Row, h uint64) storedRow {
 	for i, v := range r.Values {
 		r.Values[i] = toCEL(v)
 	}
