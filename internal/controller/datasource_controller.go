@@ -174,7 +174,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
 		Baseline: ds.Status.RecordsAccepted, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
-		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode),
+		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
 	})
 	applied := out.FetchErr == nil && out.Decision.Apply
 	unchanged := false

@@ -56,6 +56,9 @@ type Request struct {
 	MaxShrinkPercent int32
 	Forced           bool
 	Now              func() time.Time
+	// Previous is the source's data in the store, whose unchanged rows a full
+	// sync reuses (profile.Builder.Reuse); nil on a first load.
+	Previous *profile.SourceData
 	// Incremental is set for a source with a watermark column.
 	Incremental *Incremental
 }
@@ -83,6 +86,7 @@ func Run(ctx context.Context, req Request) Outcome {
 		delta = profile.NewDeltaBuilder(req.Name, req.Mapper)
 	} else {
 		full = profile.NewBuilder(req.Name, req.Priority, req.Mapper, int(req.Baseline))
+		full.Reuse(req.Previous)
 	}
 	reject := func(num int64, reason string) {
 		out.Rejected++

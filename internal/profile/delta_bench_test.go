@@ -2,6 +2,7 @@ package profile
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/usersuccess/persona-operator/internal/attr"
@@ -79,4 +80,52 @@ func BenchmarkApply1M(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkResyncPeak1M measures the heap a full re-sync of a million users
+// holds on top of the stored source just before the store swaps it (1% of the
+// rows changed): a second full copy, or, reusing unchanged rows, a map and
+// the changes. Reported as retained-MB.
+func BenchmarkResyncPeak1M(b *testing.B) {
+	const rows, changed = 1_000_000, 10_000
+	m, err := attr.NewMapper(&usersSpec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	build := func(recs []connector.Record, prev *SourceData) *SourceData {
+		bld := NewBuilder("users", 0, m, len(recs))
+		bld.Reuse(prev)
+		for _, r := range recs {
+			mapped, err := m.Map(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bld.Add(mapped)
+		}
+		return bld.Finish()
+	}
+	stored := build(benchRecords(rows, 0), nil)
+	for _, reuse := range []bool{false, true} {
+		b.Run(fmt.Sprintf("reuse=%v", reuse), func(b *testing.B) {
+			for range b.N {
+				recs := benchRecords(rows, changed)
+				var ms runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				before := ms.HeapAlloc
+				var prev *SourceData
+				if reuse {
+					prev = stored
+				}
+				next := build(recs, prev)
+				recs = nil
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(ms.HeapAlloc-before)/1e6, "retained-MB")
+				runtime.KeepAlive(next)
+				runtime.KeepAlive(recs)
+			}
+		})
+	}
+	runtime.KeepAlive(stored)
 }

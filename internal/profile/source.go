@@ -61,6 +61,21 @@ type Builder struct {
 	data    *SourceData
 	digest  uint64
 	scratch []byte
+	prev    *SourceData // the source's stored data, whose unchanged rows are reused
+}
+
+// Reuse makes the builder keep prev's row for every record that has not
+// changed (same key, same hash) instead of the freshly mapped one, which
+// becomes garbage at once. A full re-sync then holds one copy of the
+// source's rows plus its changes, not two full copies, until the store swaps
+// the data: at a million users the second copy is most of the sync's peak
+// memory. prev must be the source's data as the store holds it, and no delta
+// may be applied to it while the builder runs (syncs of one DataSource are
+// serialized).
+func (b *Builder) Reuse(prev *SourceData) {
+	if prev != nil && prev.SignalDecl == nil && !prev.Builtin {
+		b.prev = prev
+	}
 }
 
 // NewBuilder starts the SourceData of one sync, with the mapper's declarations.
@@ -135,6 +150,15 @@ func digestString(sum uint64) string {
 func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 	h := b.hashRow(kind, r.Key, r.AccountID, r.Values)
 	b.digest += h
+	if b.prev != nil {
+		prev := b.prev.Users
+		if kind == 'a' {
+			prev = b.prev.Accounts
+		}
+		if old, ok := prev[r.Key]; ok && old.hash == h {
+			return old
+		}
+	}
 	return b.stored(r, h)
 }
 
