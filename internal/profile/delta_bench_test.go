@@ -118,7 +118,6 @@ func BenchmarkResyncPeak1M(b *testing.B) {
 					prev = stored
 				}
 				next := build(recs, prev)
-				recs = nil
 				runtime.GC()
 				runtime.ReadMemStats(&ms)
 				b.ReportMetric(float64(ms.HeapAlloc-before)/1e6, "retained-MB")
