@@ -9,6 +9,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
 // Conditions are written with the object's generation so kstatus readers can
@@ -60,7 +61,10 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 		st.LastHandledForceApply = v
 	}
 	recordIncremental(ds, o, t)
-	if o.Delta != nil && o.Applied != nil {
+	if o.Delta != nil {
+		if o.Applied == nil { // the caller did not say what it changed: keep the counts
+			o.Applied = &profile.DeltaResult{Records: st.RecordsAccepted, Digest: st.Digest}
+		}
 		st.RecordsAccepted = o.Applied.Records
 		st.Digest = o.Applied.Digest
 		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
