@@ -411,3 +411,36 @@ func TestChanges(t *testing.T) {
 		t.Errorf("a column that is not in the query: %v, want an undefined-column config error", err)
 	}
 }
+
+// TestListen: the listener calls back on a NOTIFY of its channel (a name that
+// needs quoting), and
+// returns once its context is done.
+func TestListen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Listen(ctx, readerDSN(), "Persona Changes", func(context.Context) { got <- struct{}{} })
+	}()
+	deadline := time.After(20 * time.Second)
+	for seen := false; !seen; {
+		// Repeated until seen: the listener may not be connected yet.
+		if err := srv.Exec(ctx, `NOTIFY "Persona Changes"`); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			seen = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no callback for a NOTIFY")
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen did not return after its context was cancelled")
+	}
+}
