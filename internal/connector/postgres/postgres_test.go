@@ -413,8 +413,7 @@ func TestChanges(t *testing.T) {
 }
 
 // TestListen: the listener calls back on a NOTIFY of its channel (a name that
-// needs quoting), and
-// returns once its context is done.
+// needs quoting), and returns once its context is done.
 func TestListen(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan struct{}, 16)
