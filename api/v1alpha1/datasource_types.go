@@ -362,8 +362,9 @@ type PostgresIncremental struct {
 	FullResyncInterval *metav1.Duration `json:"fullResyncInterval,omitempty"`
 	// notifyChannel, when set, makes the manager LISTEN on this channel (one
 	// connection per DataSource) and sync at once when the database NOTIFYs it,
-	// instead of waiting for the interval. The payload is ignored.
-	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// instead of waiting for the interval. The payload is ignored. Lower case:
+	// PostgreSQL folds an unquoted NOTIFY name to lower case.
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	NotifyChannel string `json:"notifyChannel,omitempty"`

@@ -420,12 +420,12 @@ func TestListen(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Listen(ctx, readerDSN(), "Persona Changes", func(context.Context) { got <- struct{}{} })
+		Listen(ctx, readerDSN(), "persona changes", func(context.Context) { got <- struct{}{} })
 	}()
 	deadline := time.After(20 * time.Second)
 	for seen := false; !seen; {
 		// Repeated until seen: the listener may not be connected yet.
-		if err := srv.Exec(ctx, `NOTIFY "Persona Changes"`); err != nil {
+		if err := srv.Exec(ctx, `NOTIFY "persona changes"`); err != nil {
 			t.Fatal(err)
 		}
 		select {
