@@ -134,6 +134,18 @@ func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace
 	}
 }
 
+// applyFull applies a full sync. An Inline or ConfigMap source is edited by
+// hand a few rows at a time: only the rows that differ from the stored data
+// are applied (the result is the same as replacing it whole).
+func (r *DataSourceReconciler) applyFull(ns *profile.Namespace, ds *v1alpha1.DataSource, data *profile.SourceData) {
+	if ds.Spec.Type == v1alpha1.DataSourceInline {
+		if d := profile.Diff(ns.Source(ds.Name), data); d != nil && ns.ApplyDelta(d).Applied {
+			return
+		}
+	}
+	ns.Apply(data)
+}
+
 // incremental is how Run reads an incremental source's records, nil for
 // others.
 func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incremental {
@@ -197,7 +209,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		digest, _, loaded := ns.Loaded(ds.Name)
 		unchanged = loaded && digest == out.Data.Digest
 		if !unchanged {
-			ns.Apply(out.Data)
+			r.applyFull(ns, ds, out.Data)
 			r.notify(ctx, ds.Namespace, ds.Name)
 		}
 	}

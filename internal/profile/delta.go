@@ -181,3 +181,46 @@ func keyCount(src *SourceData) int64 {
 	}
 	return int64(len(src.Users))
 }
+
+// Diff returns the delta that turns prev into next, two full syncs of the same
+// source, so a full sync of a source whose rows mostly did not change (an
+// Inline or ConfigMap source edited by hand) touches only the changed rows in
+// the store. It returns nil when the two cannot be diffed: a first load, a
+// Signal or built-in source, or declarations, entity or priority that differ
+// (the merge plan changes: the data must be applied whole).
+func Diff(prev, next *SourceData) *Delta {
+	if prev == nil || next == nil || prev.Name != next.Name || prev.SignalDecl != nil || next.SignalDecl != nil ||
+		prev.Builtin || next.Builtin || prev.Entity != next.Entity || prev.Priority != next.Priority ||
+		!sameDecls(prev.UserDecls, next.UserDecls) || !sameDecls(prev.AccountDecls, next.AccountDecls) {
+		return nil
+	}
+	return &Delta{Name: next.Name, Entity: next.Entity,
+		users: diffRows(prev.Users, next.Users), accounts: diffRows(prev.Accounts, next.Accounts)}
+}
+
+func diffRows(prev, next map[string]storedRow) map[string]deltaOp {
+	ops := map[string]deltaOp{}
+	for key, r := range next {
+		if old, ok := prev[key]; !ok || old.hash != r.hash {
+			ops[key] = deltaOp{row: r}
+		}
+	}
+	for key := range prev {
+		if _, ok := next[key]; !ok {
+			ops[key] = deltaOp{del: true}
+		}
+	}
+	return ops
+}
+
+func sameDecls(a, b []attr.Decl) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -276,3 +276,48 @@ func TestBuilderReuse(t *testing.T) {
 		t.Errorf("profiles:\n%s\nwant:\n%s", g, w)
 	}
 }
+
+// TestDiffEqualsApply: a sequence of full syncs applied as diffs against the
+// stored data leaves the store as applying the last one whole does.
+func TestDiffEqualsApply(t *testing.T) {
+	prop := func(seed int64) bool {
+		rng := rand.New(rand.NewSource(seed))
+		keys := 1 + rng.Intn(30)
+		sync := func() []map[string]any {
+			var rows []map[string]any
+			for i := rng.Intn(keys + 1); i > 0; i-- {
+				rows = append(rows, map[string]any{"id": fmt.Sprintf("u%d", rng.Intn(keys)), "nps": rng.Intn(3),
+					"role": "r", "account": fmt.Sprintf("a%d", rng.Intn(2))})
+			}
+			return rows
+		}
+		got := newNamespace()
+		got.Apply(source(t, "users", 0, usersSpec, sync()...))
+		var last *SourceData
+		for i := 1 + rng.Intn(5); i > 0; i-- {
+			last = source(t, "users", 0, usersSpec, sync()...)
+			d := Diff(got.Source("users"), last)
+			if d == nil {
+				t.Logf("seed %d: no diff between two syncs of one spec", seed)
+				return false
+			}
+			got.ApplyDelta(d)
+		}
+		want := newNamespace()
+		want.Apply(last)
+		gd, _, _ := got.Loaded("users")
+		if g, w := dump(got, nil), dump(want, nil); g != w || gd != last.Digest {
+			t.Logf("seed %d: diffs:\n%s\n(%s)\nwhole:\n%s\n(%s)", seed, g, gd, w, last.Digest)
+			return false
+		}
+		return true
+	}
+	if err := quick.Check(prop, &quick.Config{MaxCount: 300}); err != nil {
+		t.Fatal(err)
+	}
+	// Another priority or declarations: applied whole.
+	a := source(t, "users", 0, usersSpec)
+	if Diff(a, source(t, "users", 1, usersSpec)) != nil || Diff(a, source(t, "users", 0, surveySpec)) != nil || Diff(nil, a) != nil {
+		t.Error("diffed data whose merge plan differs")
+	}
+}
