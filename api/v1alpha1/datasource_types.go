@@ -78,6 +78,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || has(self.signal)",message="entity Signal requires spec.signal"
 // +kubebuilder:validation:XValidation:rule="self.entity == 'Signal' || !has(self.signal)",message="spec.signal is only allowed with entity Signal"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Account' || has(self.key.accountId)",message="entity Account requires spec.key.accountId"
+// +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.postgres) || !has(self.postgres.incremental)",message="spec.postgres.incremental is not supported for entity Signal (a signal row has no key to upsert)"
 type DataSourceSpec struct {
 	// type selects the connector; exactly the matching one of inline, http or
 	// postgres must be set.
@@ -328,6 +329,71 @@ type PostgresSource struct {
 	// +kubebuilder:validation:MaxLength=65536
 	// +required
 	Query string `json:"query"`
+	// incremental, when set, makes every sync after the first full load ask only
+	// for the rows changed since the last one (a watermark column), applied as
+	// upserts and deletes; a periodic full reconcile removes rows that vanished.
+	// Not for entity Signal (its rows have no key to upsert).
+	// +optional
+	Incremental *PostgresIncremental `json:"incremental,omitempty"`
+}
+
+// PostgresIncremental configures watermark polling of a PostgreSQL query.
+type PostgresIncremental struct {
+	// watermarkColumn is a timestamp column of the query's result that every
+	// insert and update sets (e.g. updated_at, maintained by a trigger). An
+	// incremental sync runs SELECT * FROM (<query>) q WHERE <column> >= $1
+	// ORDER BY <column>, with $1 the last watermark minus the overlap.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	WatermarkColumn string `json:"watermarkColumn"`
+	// overlap is how far before the last watermark an incremental sync starts
+	// again, so that rows committed late with an earlier timestamp (a long
+	// transaction) are not missed. Rows read twice are applied once.
+	// +kubebuilder:default="5s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +optional
+	Overlap *metav1.Duration `json:"overlap,omitempty"`
+	// deletedColumn is a boolean column of the query's result: a row where it is
+	// true is a soft-deleted user or account and is removed from this source
+	// (and left out of a full load).
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	DeletedColumn string `json:"deletedColumn,omitempty"`
+	// fullResyncInterval is how often a full load replaces everything, removing
+	// rows that were hard-deleted (an incremental sync cannot see them).
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="fullResyncInterval must be at least 1m"
+	// +optional
+	FullResyncInterval *metav1.Duration `json:"fullResyncInterval,omitempty"`
+	// notifyChannel, when set, makes the manager LISTEN on this channel (one
+	// connection per DataSource) and sync at once when the database NOTIFYs it,
+	// instead of waiting for the interval. The payload is ignored. Lower case:
+	// PostgreSQL folds an unquoted NOTIFY name to lower case.
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	NotifyChannel string `json:"notifyChannel,omitempty"`
+}
+
+// OverlapDuration is spec.overlap with its default.
+func (p *PostgresIncremental) OverlapDuration() time.Duration {
+	if p.Overlap == nil {
+		return 5 * time.Second
+	}
+	return p.Overlap.Duration
+}
+
+// FullResync is spec.fullResyncInterval with its default.
+func (p *PostgresIncremental) FullResync() time.Duration {
+	if p.FullResyncInterval == nil || p.FullResyncInterval.Duration <= 0 {
+		return 24 * time.Hour
+	}
+	return p.FullResyncInterval.Duration
 }
 
 // AttributeMapping declares one attribute: its name and type in Persona rules and
@@ -427,6 +493,30 @@ type DataSourceStatus struct {
 	// held back (0 when the last sync was applied).
 	// +optional
 	HeldBackRecords int64 `json:"heldBackRecords,omitempty"`
+	// incremental is where an incremental source stands (spec.postgres.incremental).
+	// +optional
+	Incremental *IncrementalStatus `json:"incremental,omitempty"`
+}
+
+// IncrementalStatus is where an incremental source stands.
+type IncrementalStatus struct {
+	// watermark is the largest watermark column value applied so far; the next
+	// incremental sync asks for rows from it minus the overlap. A restart does a
+	// full load first (the profile store is in memory), then continues.
+	// +optional
+	Watermark *metav1.Time `json:"watermark,omitempty"`
+	// lastFullSyncTime is when the last full load was applied.
+	// +optional
+	LastFullSyncTime *metav1.Time `json:"lastFullSyncTime,omitempty"`
+	// lastMode is Full or Incremental: what the last applied sync was.
+	// +optional
+	LastMode string `json:"lastMode,omitempty"`
+	// lastUpserts and lastDeletes count the rows the last incremental sync
+	// upserted and removed.
+	// +optional
+	LastUpserts int64 `json:"lastUpserts,omitempty"`
+	// +optional
+	LastDeletes int64 `json:"lastDeletes,omitempty"`
 }
 
 // DataSource pulls user, account or signal records from a connector and merges them

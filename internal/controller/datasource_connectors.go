@@ -14,6 +14,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/connector/inline"
 	"github.com/usersuccess/persona-operator/internal/connector/postgres"
+	"github.com/usersuccess/persona-operator/internal/datasource"
 )
 
 // refReader reads the Secrets and ConfigMaps a DataSource references, from its own
@@ -62,7 +63,7 @@ func (r refReader) refErr(err error, kind, name, field string) error {
 }
 
 // newSource builds the connector for a DataSource, resolving its references.
-func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource) (connector.Source, error) {
+func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode) (connector.Source, error) {
 	spec := &ds.Spec
 	switch spec.Type {
 	case v1alpha1.DataSourceInline:
@@ -70,7 +71,7 @@ func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource) (conne
 	case v1alpha1.DataSourceHTTP:
 		return newHTTP(ctx, r, spec)
 	case v1alpha1.DataSourcePostgreSQL:
-		return newPostgres(ctx, r, spec.Postgres)
+		return newPostgres(ctx, r, spec.Postgres, mode)
 	}
 	return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.type %q is not supported", spec.Type)
 }
@@ -146,7 +147,7 @@ func newHTTP(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec) (c
 	return httpsrc.New(cfg)
 }
 
-func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource) (connector.Source, error) {
+func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource, mode datasource.Mode) (connector.Source, error) {
 	if pg == nil {
 		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.postgres is required for type PostgreSQL")
 	}
@@ -154,7 +155,11 @@ func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource) 
 	if err != nil {
 		return nil, err
 	}
-	return postgres.New(postgres.Config{DSN: string(dsn), Query: pg.Query}), nil
+	cfg := postgres.Config{DSN: string(dsn), Query: pg.Query}
+	if mode.Delta {
+		cfg.Changes = &postgres.Changes{WatermarkColumn: pg.Incremental.WatermarkColumn, Since: mode.Since}
+	}
+	return postgres.New(cfg), nil
 }
 
 // indexRefs lists the Secrets and ConfigMaps a DataSource references, for the

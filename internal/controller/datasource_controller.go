@@ -25,6 +25,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
@@ -51,6 +52,8 @@ type DataSourceReconciler struct {
 	// StoreEvents, when set, receives an event each time a namespace's profiles
 	// change, for the Persona controller.
 	StoreEvents chan<- event.GenericEvent
+
+	listen *listeners // LISTEN connections (notifyChannel)
 }
 
 // notify tells the Persona controller that a namespace's profiles changed.
@@ -74,6 +77,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var ds v1alpha1.DataSource
 	if err := r.Get(ctx, req.NamespacedName, &ds); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.listen.stop(req.NamespacedName)
 			r.remove(ctx, ns, req)
 			forgetDataSource(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
@@ -81,6 +85,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	if !ds.DeletionTimestamp.IsZero() {
+		r.listen.stop(req.NamespacedName)
 		r.remove(ctx, ns, req)
 		forgetDataSource(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
@@ -94,11 +99,15 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	sched := datasource.Plan(&ds, loaded, refsVersion, now)
+	if r.listen.take(req.NamespacedName) {
+		sched = sched.Notified(&ds)
+	}
+	listening := r.ensureListener(ctx, &ds)
 
 	var syncErr error
 	if sched.Due {
 		log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
-		syncErr = r.sync(ctx, ns, &ds, sched.Forced)
+		syncErr = r.sync(ctx, ns, &ds, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
 		ds.Status.ReferencesVersion = refsVersion
 	}
 	datasource.MarkStaleness(&ds, r.Clock.Now())
@@ -110,7 +119,11 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// A transient failure: the work queue retries with exponential backoff.
 		return ctrl.Result{}, syncErr
 	}
-	return ctrl.Result{RequeueAfter: r.requeueAfter(&ds)}, nil
+	after := r.requeueAfter(&ds)
+	if !listening && (after == 0 || after > 2*time.Second) {
+		after = 2 * time.Second // start the listener once the manager runs
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
@@ -120,16 +133,40 @@ func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace
 	}
 }
 
+// applyFull applies a full sync. An Inline or ConfigMap source is edited by
+// hand a few rows at a time: only the rows that differ from the stored data
+// are applied (the result is the same as replacing it whole).
+func (r *DataSourceReconciler) applyFull(ns *profile.Namespace, ds *v1alpha1.DataSource, data *profile.SourceData) {
+	if ds.Spec.Type == v1alpha1.DataSourceInline {
+		if d := profile.Diff(ns.Source(ds.Name), data); d != nil && ns.ApplyDelta(d).Applied {
+			return
+		}
+	}
+	ns.Apply(data)
+}
+
+// incremental is how Run reads an incremental source's records, nil for
+// others.
+func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incremental {
+	pg := ds.Spec.Postgres
+	if pg == nil || pg.Incremental == nil {
+		return nil
+	}
+	return &datasource.Incremental{
+		WatermarkField: pg.Incremental.WatermarkColumn, DeletedField: pg.Incremental.DeletedColumn, Delta: mode.Delta,
+	}
+}
+
 // sync runs one sync and records it in ds.Status. It returns an error only for
 // transient failures worth a backoff retry.
-func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, forced bool) error {
+func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, forced bool, mode datasource.Mode) error {
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
 	if err != nil {
 		r.configError(ds, &conditions.Stalled{Reason: v1alpha1.ReasonInvalidAttributes, Message: err.Error()})
 		return nil
 	}
-	src, err := newSource(ctx, refReader{reader: r.APIReader, namespace: ds.Namespace}, ds)
+	src, err := newSource(ctx, refReader{reader: r.APIReader, namespace: ds.Namespace}, ds, mode)
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
 		return nil
@@ -143,17 +180,30 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
 		Baseline: ds.Status.RecordsAccepted, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
-		Forced: forced, Now: r.Clock.Now,
+		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
 	})
 	applied := out.FetchErr == nil && out.Decision.Apply
 	unchanged := false
-	if applied {
+	switch {
+	case applied && out.Delta != nil:
+		res := ns.ApplyDelta(out.Delta)
+		if !res.Applied {
+			// The store lost the source since the mode was chosen (it was
+			// removed and re-created): load it in full on the retry.
+			return fmt.Errorf("the profile store no longer holds %s/%s: retrying with a full load", ds.Namespace, ds.Name)
+		}
+		out.Applied = &res
+		unchanged = res.Upserted+res.Deleted == 0
+		if !unchanged {
+			r.notify(ctx, ds.Namespace, ds.Name)
+		}
+	case applied:
 		// Same content as what the store holds: leave the store (and its
 		// generation) alone, so personas are not re-evaluated for nothing.
 		digest, _, loaded := ns.Loaded(ds.Name)
 		unchanged = loaded && digest == out.Data.Digest
 		if !unchanged {
-			ns.Apply(out.Data)
+			r.applyFull(ns, ds, out.Data)
 			r.notify(ctx, ds.Namespace, ds.Name)
 		}
 	}
@@ -281,6 +331,10 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	r.listen = newListeners()
+	if err := mgr.Add(r.listen); err != nil {
+		return err
+	}
 	workers := r.MaxConcurrentSyncs
 	if workers <= 0 {
 		workers = 4
@@ -290,6 +344,7 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.referencing(dataSourceSecretIndex))).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referencing(dataSourceConfigMapIndex))).
+		WatchesRawSource(source.Channel(r.listen.events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: workers,
 			// Failed syncs back off from 1s to 5m: a failing source is not hammered.

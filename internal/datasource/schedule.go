@@ -78,3 +78,58 @@ func Staleness(ds *v1alpha1.DataSource, now time.Time) (stale bool, since time.T
 	at = since.Add(ds.Spec.MaxStaleness.Duration)
 	return !now.Before(at), since, at
 }
+
+// Sync modes of an incremental source, as status.incremental.lastMode shows.
+const (
+	ModeFull        = "Full"
+	ModeIncremental = "Incremental"
+)
+
+// Mode is how to run a due sync of an incremental source.
+type Mode struct {
+	// Delta: read only the rows changed since Since; otherwise a full load.
+	Delta bool
+	Since time.Time
+	Why   string
+}
+
+// IncrementalMode decides whether a due sync may be incremental. Only a source
+// whose data the store holds, loaded from the same spec and references, with
+// a watermark, and whose last full load is recent enough, may read a delta;
+// anything else (a restart, a spec or Secret change, a forced apply, the
+// periodic full reconcile) loads everything, which also removes hard-deleted
+// rows an incremental sync cannot see.
+func IncrementalMode(ds *v1alpha1.DataSource, loaded, forced bool, refsVersion string, now time.Time) Mode {
+	pg := ds.Spec.Postgres
+	if pg == nil || pg.Incremental == nil {
+		return Mode{Why: "not incremental"}
+	}
+	st := &ds.Status
+	inc := st.Incremental
+	switch {
+	case !loaded:
+		return Mode{Why: "first load"}
+	case inc == nil || inc.LastFullSyncTime == nil:
+		return Mode{Why: "no full load yet"}
+	case inc.Watermark == nil:
+		return Mode{Why: "no watermark yet (no row had one)"}
+	case ds.Generation != st.ObservedGeneration:
+		return Mode{Why: "spec changed"}
+	case refsVersion != st.ReferencesVersion:
+		return Mode{Why: "a referenced Secret changed"}
+	case forced:
+		return Mode{Why: "force-apply requested"}
+	case !now.Before(inc.LastFullSyncTime.Add(pg.Incremental.FullResync())):
+		return Mode{Why: "fullResyncInterval elapsed"}
+	}
+	return Mode{Delta: true, Since: inc.Watermark.Add(-pg.Incremental.OverlapDuration()), Why: "rows changed since the watermark"}
+}
+
+// Notified is the schedule once the database notified a change
+// (spec.postgres.incremental.notifyChannel): due now, unless suspended.
+func (s Schedule) Notified(ds *v1alpha1.DataSource) Schedule {
+	if s.Due || ds.Spec.Suspend {
+		return s
+	}
+	return Schedule{Due: true, Why: "the database notified a change"}
+}

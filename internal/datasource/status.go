@@ -10,6 +10,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
 func setCondition(st *v1alpha1.DataSourceStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
@@ -43,18 +44,66 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 	markRejected(ds, o)
 	if !applied {
 		st.HeldBackRecords = o.Accepted
+		if o.Delta != nil {
+			// What the source would hold with the delta's deletes applied.
+			st.HeldBackRecords = max(st.RecordsAccepted-o.Deletes, 0)
+		}
 		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, o.Decision.Reason, o.Decision.Message)
 		return
 	}
 	st.HeldBackRecords = 0
-	st.RecordsAccepted = o.Accepted
-	st.Digest = o.Data.Digest
 	st.LastSuccessfulSyncTime = &t
 	if v := ds.Annotations[v1alpha1.ForceApplyAnnotation]; v != "" {
 		st.LastHandledForceApply = v
 	}
+	recordIncremental(ds, o, t)
+	if o.Delta != nil {
+		if o.Applied == nil { // the caller did not say what it changed: keep the counts
+			o.Applied = &profile.DeltaResult{Records: st.RecordsAccepted, Digest: st.Digest}
+		}
+		st.RecordsAccepted = o.Applied.Records
+		st.Digest = o.Applied.Digest
+		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
+			fmt.Sprintf("incremental sync: %d rows read, %d upserted, %d deleted (%d rejected) in %s; %d records",
+				o.Accepted+o.Deletes, o.Applied.Upserted, o.Applied.Deleted, o.Rejected, st.LastSyncDuration.Duration, o.Applied.Records))
+		return
+	}
+	st.RecordsAccepted = o.Accepted
+	st.Digest = o.Data.Digest
 	setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
 		fmt.Sprintf("applied %d records (%d rejected) in %s", o.Accepted, o.Rejected, st.LastSyncDuration.Duration))
+}
+
+// recordIncremental moves an incremental source's watermark after an applied
+// sync: a full load sets it to the largest value it read, a delta only ever
+// moves it forward. A held-back or failed sync leaves it, so the next one
+// asks for the same rows again.
+func recordIncremental(ds *v1alpha1.DataSource, o Outcome, now metav1.Time) {
+	if ds.Spec.Postgres == nil || ds.Spec.Postgres.Incremental == nil {
+		ds.Status.Incremental = nil
+		return
+	}
+	inc := ds.Status.Incremental
+	if inc == nil {
+		inc = &v1alpha1.IncrementalStatus{}
+		ds.Status.Incremental = inc
+	}
+	wm := metav1.NewTime(o.Watermark.UTC())
+	if o.Delta == nil {
+		inc.LastMode, inc.LastFullSyncTime, inc.LastUpserts, inc.LastDeletes = ModeFull, &now, 0, 0
+		inc.Watermark = nil
+		if !o.Watermark.IsZero() {
+			inc.Watermark = &wm
+		}
+		return
+	}
+	inc.LastMode = ModeIncremental
+	if o.Applied != nil {
+		inc.LastUpserts, inc.LastDeletes = o.Applied.Upserted, o.Applied.Deleted
+	}
+	if !o.Watermark.IsZero() && (inc.Watermark == nil || o.Watermark.After(inc.Watermark.Time)) {
+		inc.Watermark = &wm
+	}
 }
 
 // Rejected says whether a sync rejected more than the spec's maxRejectPercent

@@ -5,6 +5,7 @@ package datasource
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
@@ -34,6 +35,17 @@ type Outcome struct {
 	Rejected   int64
 	Rejections []v1alpha1.RecordRejection
 	Duration   time.Duration
+
+	// Delta is the result of an incremental sync (Request.Incremental.Delta),
+	// in place of Data.
+	Delta *profile.Delta
+	// Applied is what applying Delta changed, set by the caller once applied.
+	Applied *profile.DeltaResult
+	// Deletes counts the soft-deleted rows of an incremental sync.
+	Deletes int64
+	// Watermark is the largest watermark value read (zero: none, or the
+	// source is not incremental).
+	Watermark time.Time
 }
 
 // Request is everything one sync needs.
@@ -47,6 +59,23 @@ type Request struct {
 	MaxShrinkPercent int32
 	Forced           bool
 	Now              func() time.Time
+	// Previous is the source's data in the store, whose unchanged rows a full
+	// sync reuses (profile.Builder.Reuse); nil on a first load.
+	Previous *profile.SourceData
+	// Incremental is set for a source with a watermark column.
+	Incremental *Incremental
+}
+
+// Incremental says how to read an incremental source's records.
+type Incremental struct {
+	// WatermarkField is the timestamp field whose largest value is the next
+	// watermark.
+	WatermarkField string
+	// DeletedField, when set, is a boolean field: true marks a soft-deleted
+	// row, removed by a delta and left out of a full load.
+	DeletedField string
+	// Delta: this sync reads only changed rows, to be applied as a delta.
+	Delta bool
 }
 
 // Run fetches every record, maps it, and asks the circuit breaker whether the
@@ -54,7 +83,14 @@ type Request struct {
 func Run(ctx context.Context, req Request) Outcome {
 	start := req.Now()
 	var out Outcome
-	b := profile.NewBuilder(req.Name, req.Priority, req.Mapper, int(req.Baseline))
+	var full *profile.Builder
+	var delta *profile.DeltaBuilder
+	if inc := req.Incremental; inc != nil && inc.Delta {
+		delta = profile.NewDeltaBuilder(req.Name, req.Mapper)
+	} else {
+		full = profile.NewBuilder(req.Name, req.Priority, req.Mapper, int(req.Baseline))
+		full.Reuse(req.Previous)
+	}
 	reject := func(num int64, reason string) {
 		out.Rejected++
 		if len(out.Rejections) < MaxRejections {
@@ -66,12 +102,35 @@ func Run(ctx context.Context, req Request) Outcome {
 			reject(recErr.Num, recErr.Reason)
 			return nil
 		}
+		deleted := false
+		if inc := req.Incremental; inc != nil {
+			var err error
+			if deleted, err = out.incremental(inc, rec); err != nil {
+				if connector.IsConfig(err) {
+					return err
+				}
+				reject(rec.Num, err.Error())
+				return nil
+			}
+		}
+		if deleted && full != nil {
+			return nil // a soft-deleted row is not part of the source
+		}
 		m, err := req.Mapper.Map(rec)
 		if err != nil {
 			reject(rec.Num, err.Error())
 			return nil
 		}
-		b.Add(m)
+		switch {
+		case full != nil:
+			full.Add(m)
+		case deleted:
+			out.Deletes++
+			delta.Delete(m)
+		default:
+			out.Accepted++
+			delta.Upsert(m)
+		}
 		return nil
 	})
 	out.Duration = req.Now().Sub(start)
@@ -79,10 +138,70 @@ func Run(ctx context.Context, req Request) Outcome {
 		out.FetchErr = err
 		return out
 	}
-	out.Data = b.Finish()
+	if delta != nil {
+		out.Delta = delta.Finish()
+		out.Decision = DeltaDecision(req.Baseline, out.Deletes, req.MaxShrinkPercent, req.Forced)
+		return out
+	}
+	out.Data = full.Finish()
 	out.Accepted = out.Data.Records
 	out.Decision = breaker.Decide(breaker.Input{
 		Baseline: req.Baseline, Records: out.Accepted, MaxShrinkPercent: req.MaxShrinkPercent, Forced: req.Forced,
 	})
 	return out
+}
+
+// incremental reads a record's watermark (keeping the largest) and whether it
+// is soft-deleted. A missing watermark field is a configuration error; a row
+// whose values have the wrong type is rejected.
+func (out *Outcome) incremental(inc *Incremental, rec connector.Record) (deleted bool, err error) {
+	v, ok := rec.Get(inc.WatermarkField)
+	if !ok {
+		return false, connector.Configf(v1alpha1.ReasonInvalidSpec,
+			"spec.postgres.incremental.watermarkColumn: the query has no column %q", inc.WatermarkField)
+	}
+	switch t := v.(type) {
+	case nil: // never changes the watermark; an incremental sync cannot see it
+	case time.Time:
+		if t.After(out.Watermark) {
+			out.Watermark = t
+		}
+	default:
+		return false, fmt.Errorf("watermark column %q is a %T, not a timestamp", inc.WatermarkField, v)
+	}
+	if inc.DeletedField == "" {
+		return false, nil
+	}
+	d, ok := rec.Get(inc.DeletedField)
+	if !ok {
+		return false, connector.Configf(v1alpha1.ReasonInvalidSpec,
+			"spec.postgres.incremental.deletedColumn: the query has no column %q", inc.DeletedField)
+	}
+	switch b := d.(type) {
+	case nil:
+		return false, nil
+	case bool:
+		return b, nil
+	}
+	return false, fmt.Errorf("deleted column %q is a %T, not a boolean", inc.DeletedField, d)
+}
+
+// DeltaDecision is the circuit breaker's verdict on an incremental sync: its
+// deletes count against the baseline as a shrinking full sync's missing
+// records do, so a delta that deletes more than maxShrinkPercent of the
+// source is held back. Upserts alone never are.
+func DeltaDecision(baseline, deletes int64, maxShrinkPercent int32, forced bool) breaker.Decision {
+	if forced || deletes == 0 {
+		return breaker.Decision{Apply: true}
+	}
+	remaining := max(baseline-deletes, 0)
+	d := breaker.Decide(breaker.Input{Baseline: baseline, Records: remaining, MaxShrinkPercent: maxShrinkPercent})
+	if d.Apply || d.Reason != breaker.ReasonSuspiciousShrink {
+		return d
+	}
+	d.Reason = breaker.ReasonSuspiciousShrink
+	d.Message = fmt.Sprintf("the incremental sync deletes %d of the %d records last applied (%d%%, maxShrinkPercent %d); "+
+		"keeping the last good data. To accept it, set the personas.usersuccess.io/force-apply annotation",
+		deletes, baseline, breaker.ShrinkPercent(baseline, remaining), maxShrinkPercent)
+	return d
 }

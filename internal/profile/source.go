@@ -44,6 +44,9 @@ type SourceData struct {
 	Records int64
 	// Digest identifies the content, whatever the record order.
 	Digest string
+	// sum is the digest as a number: the sum of every stored row's hash, so an
+	// incremental sync can take a row's hash out and put its new one in.
+	sum uint64
 }
 
 // storedRow is a row with its digest contribution, so a duplicate record can
@@ -58,6 +61,21 @@ type Builder struct {
 	data    *SourceData
 	digest  uint64
 	scratch []byte
+	prev    *SourceData // the source's stored data, whose unchanged rows are reused
+}
+
+// Reuse makes the builder keep prev's row for every record that has not
+// changed (same key, same hash) instead of the freshly mapped one, which
+// becomes garbage at once. A full re-sync then holds one copy of the
+// source's rows plus its changes, not two full copies, until the store swaps
+// the data: at a million users the second copy is most of the sync's peak
+// memory. prev must be the source's data as the store holds it, and no delta
+// may be applied to it while the builder runs (syncs of one DataSource are
+// serialized).
+func (b *Builder) Reuse(prev *SourceData) {
+	if prev != nil && prev.SignalDecl == nil && !prev.Builtin {
+		b.prev = prev
+	}
 }
 
 // NewBuilder starts the SourceData of one sync, with the mapper's declarations.
@@ -117,16 +135,35 @@ func (b *Builder) Add(m attr.Mapped) {
 // does not depend on record order (a query may return rows reordered).
 func (b *Builder) Finish() *SourceData {
 	d := b.data
-	var out [8]byte
-	binary.BigEndian.PutUint64(out[:], b.digest)
-	d.Digest = "xxh64:" + hex.EncodeToString(out[:])
+	d.sum = b.digest
+	d.Digest = digestString(b.digest)
 	return d
+}
+
+func digestString(sum uint64) string {
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], sum)
+	return "xxh64:" + hex.EncodeToString(out[:])
 }
 
 // row hashes a mapped row into the digest and converts its values to CEL.
 func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 	h := b.hashRow(kind, r.Key, r.AccountID, r.Values)
 	b.digest += h
+	if b.prev != nil {
+		prev := b.prev.Users
+		if kind == 'a' {
+			prev = b.prev.Accounts
+		}
+		if old, ok := prev[r.Key]; ok && old.hash == h {
+			return old
+		}
+	}
+	return b.stored(r, h)
+}
+
+// stored converts a hashed row's values to CEL.
+func (b *Builder) stored(r *attr.Row, h uint64) storedRow {
 	for i, v := range r.Values {
 		r.Values[i] = attr.ToCEL(v)
 	}

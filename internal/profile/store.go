@@ -178,6 +178,18 @@ func (n *Namespace) Loaded(name string) (digest string, records int64, ok bool) 
 	return n.sources[slot].Digest, n.sources[slot].Records, true
 }
 
+// Source returns the source's data as the store holds it (nil: not loaded),
+// for Builder.Reuse. It is read-only: the store swaps it whole on Apply and
+// changes it only through ApplyDelta.
+func (n *Namespace) Source(name string) *SourceData {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if slot, ok := n.slots[name]; ok {
+		return n.sources[slot]
+	}
+	return nil
+}
+
 // Generation increases with every Apply and Remove.
 func (n *Namespace) Generation() uint64 {
 	n.mu.RLock()

@@ -79,7 +79,9 @@ func createFixtures(ctx context.Context) error {
 		`INSERT INTO typed VALUES (` + strings.Join(vals, ", ") + `)`,
 		`INSERT INTO typed (id) VALUES ('u2')`,
 		`CREATE TABLE many AS SELECT g AS n, 'u' || g AS id FROM generate_series(1, 50000) g`,
-		`GRANT SELECT ON typed, many TO reader`,
+		`CREATE TABLE changing AS SELECT 'u' || g AS id, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' AS updated_at
+			FROM generate_series(1, 10) g`,
+		`GRANT SELECT ON typed, many, changing TO reader`,
 	} {
 		if err := srv.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("%s: %w", sql, err)
@@ -384,4 +386,60 @@ func BenchmarkSync1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*rows/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/sync")
+}
+
+// TestChanges: an incremental sync wraps the query, asks for the rows at or
+// after the watermark, in watermark order, whatever the query's own order and
+// a trailing semicolon; an odd column name is quoted, not spliced.
+func TestChanges(t *testing.T) {
+	since := time.Date(2026, 1, 1, 0, 8, 0, 0, time.UTC)
+	recs, err := collect(t, Config{DSN: readerDSN(), Query: "SELECT id, updated_at FROM changing ORDER BY id DESC;  ",
+		Changes: &Changes{WatermarkColumn: "updated_at", Since: since}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, r.Values[0].(string))
+	}
+	if got := strings.Join(ids, ","); got != "u8,u9,u10" {
+		t.Errorf("rows %s, want u8,u9,u10", got)
+	}
+	_, err = collect(t, Config{DSN: readerDSN(), Query: "SELECT id FROM changing",
+		Changes: &Changes{WatermarkColumn: `x"; DROP TABLE changing; --`, Since: since}})
+	if !connector.IsConfig(err) || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("a column that is not in the query: %v, want an undefined-column config error", err)
+	}
+}
+
+// TestListen: the listener calls back on a NOTIFY of its channel (a name that
+// needs quoting), and returns once its context is done.
+func TestListen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Listen(ctx, readerDSN(), "persona changes", func(context.Context) { got <- struct{}{} })
+	}()
+	deadline := time.After(20 * time.Second)
+	for seen := false; !seen; {
+		// Repeated until seen: the listener may not be connected yet.
+		if err := srv.Exec(ctx, `NOTIFY "persona changes"`); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			seen = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no callback for a NOTIFY")
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen did not return after its context was cancelled")
+	}
 }

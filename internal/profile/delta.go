@@ -1,0 +1,226 @@
+package profile
+
+import (
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
+)
+
+// Delta is the change one incremental sync makes to a source: rows to upsert
+// and keys to delete, per entity. Within a delta the last operation on a key
+// wins, as in a full sync.
+//
+// Only User and Account sources take deltas: a Signal source's rows have no
+// key of their own (many rows per user), so only a full sync can replace them.
+type Delta struct {
+	Name     string
+	Entity   v1alpha1.Entity
+	users    map[string]deltaOp
+	accounts map[string]deltaOp
+}
+
+// deltaOp is an upsert (del false) or a delete of one key.
+type deltaOp struct {
+	row storedRow
+	del bool
+}
+
+// DeltaBuilder accumulates mapped records into a Delta.
+type DeltaBuilder struct {
+	d *Delta
+	b Builder // for its row hashing and CEL conversion, shared with full syncs
+}
+
+// NewDeltaBuilder starts the Delta of one incremental sync of a source.
+func NewDeltaBuilder(name string, m *attr.Mapper) *DeltaBuilder {
+	return &DeltaBuilder{d: &Delta{
+		Name: name, Entity: m.Entity(), users: map[string]deltaOp{}, accounts: map[string]deltaOp{},
+	}}
+}
+
+// Upsert records a changed (or new) record: its user and/or account row
+// replaces the stored one.
+func (db *DeltaBuilder) Upsert(m attr.Mapped) {
+	if m.User != nil {
+		h := db.b.hashRow('u', m.User.Key, m.User.AccountID, m.User.Values)
+		db.d.users[m.User.Key] = deltaOp{row: db.b.stored(m.User, h)}
+	}
+	if m.Account != nil {
+		h := db.b.hashRow('a', m.Account.Key, m.Account.AccountID, m.Account.Values)
+		db.d.accounts[m.Account.Key] = deltaOp{row: db.b.stored(m.Account, h)}
+	}
+}
+
+// Delete records a deleted record: the keys it maps to leave the source. For
+// a User source the user row goes; an Account source's row goes.
+func (db *DeltaBuilder) Delete(m attr.Mapped) {
+	switch {
+	case db.d.Entity == v1alpha1.EntityAccount && m.Account != nil:
+		db.d.accounts[m.Account.Key] = deltaOp{del: true}
+	case m.User != nil:
+		db.d.users[m.User.Key] = deltaOp{del: true}
+	}
+}
+
+// Finish returns the delta.
+func (db *DeltaBuilder) Finish() *Delta { return db.d }
+
+// Len is the number of keys the delta touches.
+func (d *Delta) Len() int { return len(d.users) + len(d.accounts) }
+
+// Deletes is the number of deletes in the delta (whether or not the keys are
+// stored): what the circuit breaker counts against the baseline.
+func (d *Delta) Deletes() int64 {
+	var n int64
+	for _, op := range d.users {
+		if op.del {
+			n++
+		}
+	}
+	for _, op := range d.accounts {
+		if op.del {
+			n++
+		}
+	}
+	return n
+}
+
+// DeltaResult is what applying a delta changed.
+type DeltaResult struct {
+	// Applied is false when the source holds no data yet (or is a Signal
+	// source): the caller must do a full sync instead.
+	Applied bool
+	// Upserted and Deleted count the keys whose stored row changed or left;
+	// rows re-read unchanged (the overlap) count in neither.
+	Upserted, Deleted int64
+	// Generation is the namespace's generation afterwards; it only moves when
+	// something changed, so personas are not re-evaluated for nothing.
+	Generation uint64
+	// Records and Digest describe the source's data afterwards, as a full sync
+	// of the same rows would (one record per key).
+	Records int64
+	Digest  string
+}
+
+// ApplyDelta applies an incremental sync to the source's stored data in
+// place: no second copy of the source is built, and the cost is in proportion
+// to the delta, not to the source or the namespace.
+func (n *Namespace) ApplyDelta(d *Delta) DeltaResult {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	slot, ok := n.slots[d.Name]
+	if !ok || n.sources[slot].SignalDecl != nil || n.sources[slot].Builtin {
+		return DeltaResult{Generation: n.gen}
+	}
+	src := n.sources[slot]
+	res := DeltaResult{Applied: true}
+	// A full sync's Records counts records, duplicates included; a source
+	// that takes deltas is counted by key from now on, as ApplyDelta keeps it.
+	src.Records = keyCount(src)
+	applyOps(src, &src.Users, n.users, slot, d.users, &res)
+	applyOps(src, &src.Accounts, n.accounts, slot, d.accounts, &res)
+	src.Records = keyCount(src)
+	src.Digest = digestString(src.sum)
+	if res.Upserted+res.Deleted > 0 {
+		n.invalidate()
+		n.gen++
+	}
+	res.Generation, res.Records, res.Digest = n.gen, src.Records, src.Digest
+	return res
+}
+
+// applyOps applies one entity's operations to the source's rows and to the
+// namespace's entries for the source's slot.
+func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*entry, slot int,
+	ops map[string]deltaOp, res *DeltaResult) {
+	if len(ops) == 0 {
+		return
+	}
+	if *rows == nil {
+		*rows = map[string]storedRow{}
+	}
+	for key, op := range ops {
+		old, had := (*rows)[key]
+		if op.del {
+			if !had {
+				continue
+			}
+			src.sum -= old.hash
+			delete(*rows, key)
+			if e := entries[key]; e != nil {
+				e.set(slot, nil)
+				if e.empty() {
+					delete(entries, key)
+				}
+			}
+			res.Deleted++
+			continue
+		}
+		if had && old.hash == op.row.hash {
+			continue // read again through the overlap, unchanged
+		}
+		if had {
+			src.sum -= old.hash
+		}
+		src.sum += op.row.hash
+		(*rows)[key] = op.row
+		e, ok := entries[key]
+		if !ok {
+			e = &entry{}
+			entries[key] = e
+		}
+		e.set(slot, op.row.Row)
+		res.Upserted++
+	}
+}
+
+// keyCount is a source's record count by key: its accounts for an Account
+// source, its users otherwise (a User source's account rows come with them).
+func keyCount(src *SourceData) int64 {
+	if src.Entity == v1alpha1.EntityAccount {
+		return int64(len(src.Accounts))
+	}
+	return int64(len(src.Users))
+}
+
+// Diff returns the delta that turns prev into next, two full syncs of the same
+// source, so a full sync of a source whose rows mostly did not change (an
+// Inline or ConfigMap source edited by hand) touches only the changed rows in
+// the store. It returns nil when the two cannot be diffed: a first load, a
+// Signal or built-in source, or declarations, entity or priority that differ
+// (the merge plan changes: the data must be applied whole).
+func Diff(prev, next *SourceData) *Delta {
+	if prev == nil || next == nil || prev.Name != next.Name || prev.SignalDecl != nil || next.SignalDecl != nil ||
+		prev.Builtin || next.Builtin || prev.Entity != next.Entity || prev.Priority != next.Priority ||
+		!sameDecls(prev.UserDecls, next.UserDecls) || !sameDecls(prev.AccountDecls, next.AccountDecls) {
+		return nil
+	}
+	return &Delta{Name: next.Name, Entity: next.Entity,
+		users: diffRows(prev.Users, next.Users), accounts: diffRows(prev.Accounts, next.Accounts)}
+}
+
+func diffRows(prev, next map[string]storedRow) map[string]deltaOp {
+	ops := map[string]deltaOp{}
+	for key, r := range next {
+		if old, ok := prev[key]; !ok || old.hash != r.hash {
+			ops[key] = deltaOp{row: r}
+		}
+	}
+	for key := range prev {
+		if _, ok := next[key]; !ok {
+			ops[key] = deltaOp{del: true}
+		}
+	}
+	return ops
+}
+
+func sameDecls(a, b []attr.Decl) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
