@@ -175,11 +175,17 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		return err
 	}
 
+	// The breaker compares with what the store holds: the cached status may
+	// not show the last sync's count yet (a spec edited right after a sync).
+	baseline := ds.Status.RecordsAccepted
+	if _, records, loaded := ns.Loaded(ds.Name); loaded {
+		baseline = records
+	}
 	syncCtx, cancel := context.WithTimeout(ctx, ds.Spec.SyncTimeout())
 	defer cancel()
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
-		Baseline: ds.Status.RecordsAccepted, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
+		Baseline: baseline, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
 		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
 	})
 	applied := out.FetchErr == nil && out.Decision.Apply
