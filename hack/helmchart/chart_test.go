@@ -58,10 +58,19 @@ func TestChartDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	if _, stderr, err := env.ControlPlane.KubeCtl().Run("create", "namespace", ns); err != nil {
+	// kubectl as an admin of its own (a client certificate in system:masters).
+	admin, err := env.ControlPlane.AddUser(envtest.User{Name: "chart-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := kubectl.Run("create", "namespace", ns); err != nil {
 		t.Fatalf("creating the namespace: %v\n%s", err, readAll(stderr))
 	}
-	stdout, stderr, err := env.ControlPlane.KubeCtl().Run("apply", "--server-side", "--dry-run=server", "-f", file)
+	stdout, stderr, err := kubectl.Run("apply", "--server-side", "--dry-run=server", "-f", file)
 	if err != nil {
 		t.Fatalf("kubectl apply --dry-run=server: %v\n%s", err, readAll(stderr))
 	}

@@ -142,10 +142,10 @@ func templates(docs []doc, sentinel string) (map[string][]byte, error) {
 			deployments++
 			var err error
 			if t, err = replaceOnce(t, "image: "+sentinel, "image: {{ .Values.image | quote }}"); err != nil {
-				return nil, fmt.Errorf("Deployment %s: %w", d.name, err)
+				return nil, fmt.Errorf("the Deployment %s: %w", d.name, err)
 			}
 			if n := len(replicasLine.FindAllString(t, -1)); n != 1 {
-				return nil, fmt.Errorf("Deployment %s: %d spec.replicas lines, want 1", d.name, n)
+				return nil, fmt.Errorf("the Deployment %s: %d spec.replicas lines, want 1", d.name, n)
 			}
 			t = replicasLine.ReplaceAllString(t, "  replicas: {{ .Values.replicas }}")
 		case "CustomResourceDefinition":

@@ -28,8 +28,8 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
-	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/conditions"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/tracker"
