@@ -174,7 +174,7 @@ func loadPostgres(ctx context.Context, dsn string, cfg Config, log io.Writer) er
 	}
 	fmt.Fprintf(log, "gendata: %d accounts, %d users, %d feature requests (seed %d, now %s) loaded into PostgreSQL "+
 		"(generate %.1fs, COPY %.1fs, indexes %.1fs)\n", append(counts, cfg.Seed, cfg.Now.Format(time.RFC3339),
-		tGen.Seconds(), tCopy.Seconds(), (time.Since(t0) - tGen - tCopy).Seconds())...)
+		tGen.Seconds(), tCopy.Seconds(), (time.Since(t0)-tGen-tCopy).Seconds())...)
 	return nil
 }
 
