@@ -62,7 +62,7 @@ run() {
   # Our PID: should this script be killed, the server stops when it is gone.
   dsn=$("$root/hack/postgres.sh" start "$pgdir" "$pg_port" $$)
   t=$(now_s)
-  "$bench_dir/gendata" -postgres "$dsn" -users "$users" -accounts "$accounts"
+  "$bench_dir/gendata" -postgres "$dsn" -users "$users" -accounts "$accounts" -request-rate "${REQUEST_RATE:-2.5}"
   log "data loaded in $(since "$t")s"
 
   "$root/hack/localcluster.sh" up >/dev/null

@@ -84,6 +84,16 @@ type Config struct {
 	Users, Accounts int
 	Seed            uint64
 	Now             time.Time
+	// RequestRate scales how many users ask for features and how many each
+	// asks for; 0 means 1, the demo's.
+	RequestRate float64
+}
+
+func (g *generator) requestRate() float64 {
+	if g.cfg.RequestRate <= 0 {
+		return 1
+	}
+	return g.cfg.RequestRate
 }
 
 func run(args []string, log io.Writer) error {
@@ -95,6 +105,8 @@ func run(args []string, log io.Writer) error {
 	users := fs.Int("users", DefaultUsers, "number of users")
 	accounts := fs.Int("accounts", DefaultAccounts, "number of accounts (at most -users: every account has a user)")
 	seed := fs.Uint64("seed", DefaultSeed, "random seed")
+	requestRate := fs.Float64("request-rate", 1, "scale how many users request features and how many each "+
+		"(1: the demo's, about 0.3 requests per user; 2.5: about one)")
 	nowFlag := fs.String("now", "", "the time the data is relative to, RFC 3339 or YYYY-MM-DD (default: today 00:00 UTC)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,7 +122,10 @@ func run(args []string, log io.Writer) error {
 			return err
 		}
 	}
-	cfg := Config{Users: *users, Accounts: *accounts, Seed: *seed, Now: now}
+	if *requestRate <= 0 {
+		return fmt.Errorf("-request-rate %v: want a positive factor", *requestRate)
+	}
+	cfg := Config{Users: *users, Accounts: *accounts, Seed: *seed, Now: now, RequestRate: *requestRate}
 	if *pgDSN != "" {
 		return loadPostgres(context.Background(), *pgDSN, cfg, log)
 	}
@@ -731,14 +746,14 @@ func (g *generator) genRequests(r *rng) []request {
 		if blocker {
 			p = 0.92
 		}
-		if !r.chance(min(p, 0.95)) {
+		if !r.chance(min(p*g.requestRate(), 0.95)) {
 			continue
 		}
 		weights := generalRequestWeights
 		if stakeholder {
 			weights = enterpriseRequestWeights
 		}
-		n := 1 + r.geometric(0.6, 3)
+		n := 1 + r.geometric(0.6*g.requestRate(), 3)
 		var picked []string
 		// Unhappy enterprise decision makers have one blocker in common: the
 		// compliance audit needs a complete audit log.

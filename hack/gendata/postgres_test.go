@@ -114,12 +114,15 @@ func TestLoadPostgres(t *testing.T) {
 	}
 
 	// No file budget: 20000 users (users.ndjson would be over 900 KiB) load,
-	// replacing the tables.
-	if err := run([]string{"-postgres", dsn, "-now", testNow, "-users", "20000", "-accounts", "2000"}, &log); err != nil {
+	// replacing the tables; -request-rate 2.5 gives about one request per user.
+	if err := run([]string{"-postgres", dsn, "-now", testNow, "-users", "20000", "-accounts", "2000", "-request-rate", "2.5"}, &log); err != nil {
 		t.Fatalf("gendata -postgres -users 20000: %v", err)
 	}
 	if n := count(`SELECT count(*) FROM users`); n != 20000 {
 		t.Errorf("after the second load: %d users, want 20000", n)
+	}
+	if n := count(`SELECT count(*) FROM feature_requests`); n < 16000 || n > 24000 {
+		t.Errorf("-request-rate 2.5: %d feature requests for 20000 users, want about one each", n)
 	}
 	// -out and -postgres together are refused.
 	out := filepath.Join(t.TempDir(), "x")
