@@ -184,13 +184,13 @@ func run(ctx context.Context, o options) (err error) {
 	if err := b.apply(ctx); err != nil {
 		return err
 	}
-	go b.mem.run(wctx, c, o.namespace)
 	lat := newLatencies()
 	b.mem.onMember = func(persona, id string, at time.Time) {
 		if persona == latencyPersona {
 			lat.seen(lat.member, id, at)
 		}
 	}
+	go b.mem.run(wctx, c, o.namespace)
 	go watchJobs(wctx, c, o.namespace, latencyPlaybook, func(id string, at time.Time) { lat.seen(lat.job, id, at) })
 
 	if err := b.waitReady(ctx, t0); err != nil {
@@ -213,6 +213,10 @@ func run(ctx context.Context, o options) (err error) {
 	idleFrom := time.Now()
 	time.Sleep(o.idle)
 	idle := b.rss.between(idleFrom, time.Now())
+	if len(idle) == 0 {
+		_, err := b.rss.last()
+		return fmt.Errorf("no RSS sample while idle: %w", err)
+	}
 	cpuIdle, _ := cpuSeconds(o.pid)
 	b.rep.add("steady RSS over %s idle (sources re-syncing): median %s (min %s, max %s, %d samples); manager CPU %.1fs in it",
 		o.idle, mib(quantile(idle, 0.5)), mib(slices.Min(idle)), mib(slices.Max(idle)), len(idle), cpuIdle-cpuLoad)
@@ -230,7 +234,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	all := b.rss.between(t0, time.Now())
+	all := append(b.rss.between(t0, time.Now()), last.rss)
 	b.rep.add("manager RSS peak: VmHWM %s (highest 250 ms sample %s); RSS at the end %s", mib(last.hwm),
 		mib(slices.Max(all)), mib(last.rss))
 	return nil
@@ -353,16 +357,13 @@ func (b *bench) expected(ctx context.Context) (map[string]map[string]struct{}, e
 		if err != nil {
 			return nil, fmt.Errorf("persona %s: %w", name, err)
 		}
-		set := map[string]struct{}{}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return nil, err
-			}
-			set[id] = struct{}{}
-		}
-		if err := rows.Err(); err != nil {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			return nil, fmt.Errorf("persona %s: %w", name, err)
+		}
+		set := make(map[string]struct{}, len(ids))
+		for _, id := range ids {
+			set[id] = struct{}{}
 		}
 		out[name] = set
 	}
@@ -406,9 +407,9 @@ func (b *bench) printCounts(want map[string]map[string]struct{}) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		got := b.mem.members(n)
+		got, slices := b.mem.members(n), b.mem.sliceCount(n)
 		m, e := setDiff(got, want[n])
-		b.rep.add("  persona %-36s SQL %7d  slices %7d  missing %d  extra %d", n, len(want[n]), len(got), m, e)
+		b.rep.add("  persona %-36s SQL %7d  in %4d slices %7d  missing %d  extra %d", n, len(want[n]), slices, len(got), m, e)
 	}
 }
 

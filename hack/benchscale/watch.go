@@ -129,6 +129,12 @@ func (m *memberships) members(persona string) map[string]struct{} {
 	return out
 }
 
+func (m *memberships) sliceCount(persona string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.slices[persona])
+}
+
 // watchJobs calls onJob with the user of every one-user playbook Job of the
 // playbook as it is first seen.
 func watchJobs(ctx context.Context, c client.WithWatch, ns, playbookName string, onJob func(userID string, at time.Time)) {
