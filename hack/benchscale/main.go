@@ -592,7 +592,7 @@ func (b *bench) heapProfile(ctx context.Context) error {
 			continue
 		}
 		b.rep.add("  %s", l)
-		if !strings.HasPrefix(l, "Showing") && !strings.Contains(l, "flat%") {
+		if !strings.HasPrefix(l, "Showing") && !strings.HasPrefix(l, "Dropped") && !strings.Contains(l, "flat%") {
 			shown++
 		}
 		if shown == 10 {
