@@ -83,6 +83,15 @@ test-e2e: controlplane-e2e build ## End to end on a fresh local cluster (own sta
 	@LOCALCLUSTER_DIR=$(E2E_DIR) go test -tags e2e ./test/e2e/ -v -count=1 -timeout 20m; rc=$$?; \
 		LOCALCLUSTER_DIR=$(E2E_DIR) hack/localcluster.sh down; exit $$rc
 
+USERS ?= 100000
+.PHONY: bench-scale
+bench-scale: controlplane build ## Scale benchmark of one manager (USERS=1000000): PostgreSQL, bare control plane, RSS, latency, churn, heap profile; see docs/benchmarks.md.
+	@USERS=$(USERS) hack/bench-scale.sh run
+
+.PHONY: bench-scale-down
+bench-scale-down: ## Stop whatever a killed bench-scale left running (manager, control plane, PostgreSQL).
+	@hack/bench-scale.sh down
+
 .PHONY: cluster-smoke
 cluster-smoke: controlplane-e2e ## Check the local control plane: 50 Jobs complete, a failing Job fails; prints timings.
 	@hack/localcluster-smoke.sh

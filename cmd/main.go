@@ -49,7 +49,7 @@ func main() {
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
-	var queryAddr, queryCertPath, watchNamespaces, leaderElectionID string
+	var queryAddr, queryCertPath, watchNamespaces, leaderElectionID, pprofAddr string
 	var labelLeaderPod bool
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -76,6 +76,8 @@ func main() {
 	flag.StringVar(&watchNamespaces, "namespaces", "",
 		"Comma-separated namespaces this manager serves (its caches see nothing else); empty: every namespace. "+
 			"Run one manager per group of namespaces to shard the profile store.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "The address Go's pprof endpoints (/debug/pprof/) bind to, "+
+		"plain HTTP without authentication: use a loopback address (127.0.0.1:6060). Empty (default) disables them.")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
 	flag.IntVar(&jobCreateWorkers, "playbook-job-create-workers", controller.DefaultJobCreateWorkers,
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
@@ -117,6 +119,7 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       leaderElectionID,
 		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{CertDir: webhookCertPath, TLSOpts: tlsOpts}),

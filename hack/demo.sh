@@ -10,9 +10,12 @@
 #         and the answer to the headline question
 #   down  stop the manager and the local control plane; leaves no process behind
 #   check-down  exit non-zero if any process of the demo (manager, control plane) still runs
+#
+# Sourced (hack/bench-scale.sh does), it only defines its functions: install,
+# start_manager [EXTRA_FLAG...], stop_manager, manager_pid, k.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state=${LOCALCLUSTER_DIR:-$root/.localcluster}
 ns=${DEMO_NAMESPACE:-usersuccess-demo}
 kubectl=${KUBECTL:-$root/bin/k8s/v1.37.2/kubectl}
@@ -43,6 +46,8 @@ stop_manager() {
   rm -f "$state/pids/manager.pid"
 }
 
+# start_manager [EXTRA_FLAG...] starts the manager as a local process; extra
+# flags are appended to the demo's.
 start_manager() {
   if manager_pid >/dev/null; then
     log "manager already running"
@@ -58,7 +63,7 @@ start_manager() {
   echo "https://127.0.0.1:$port" >"$state/query-endpoint"
   KUBECONFIG=$state/manager.kubeconfig nohup "$manager" --enable-webhooks=false --leader-elect=false \
     --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 \
-    --query-bind-address="127.0.0.1:$port" --query-cert-path="$state/pki/query" \
+    --query-bind-address="127.0.0.1:$port" --query-cert-path="$state/pki/query" "$@" \
     >"$state/logs/manager.log" 2>&1 &
   echo $! >"$state/pids/manager.pid"
   log "manager started (log: $state/logs/manager.log; query endpoint https://127.0.0.1:$port)"
@@ -87,6 +92,9 @@ install() {
   k create clusterrolebinding persona-demo-manager --clusterrole=manager-role --user="$manager_user" \
     --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
   k create namespace "$ns" --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+  # Only kube-controller-manager makes the default ServiceAccount (a bare
+  # control plane, LOCALCLUSTER_COMPONENTS="etcd kube-apiserver", runs no pod).
+  [ -e "$state/pids/kube-controller-manager.pid" ] || return 0
   local i
   for i in $(seq 1 100); do
     k -n "$ns" get serviceaccount default >/dev/null 2>&1 && break
@@ -154,6 +162,9 @@ plugin_tour() {
   echo "\$ kubectl persona -n $ns preview -f $edited   # the sample with user.nps <= 8"
   persona preview -f "$edited"
 }
+
+# Sourced: functions only.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-}" in
   up)

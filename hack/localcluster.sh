@@ -27,6 +27,9 @@
 #   LOCALCLUSTER_UP_TIMEOUT         seconds `up` waits for each readiness step (default 90)
 #   LOCALCLUSTER_STOP_TIMEOUT       seconds `down` waits after TERM before KILL (default 10)
 #   LOCALCLUSTER_KEEP_ON_FAILURE=1  leave processes running when `up` fails (debugging)
+#   LOCALCLUSTER_COMPONENTS         what `up` starts (default: all five); "etcd kube-apiserver"
+#                                   is a bare control plane (no Job ever runs; no fake node, no
+#                                   default ServiceAccounts), for benchmarks of the operator
 #   CONTROLPLANE_BIN                binary dir (as for hack/build-controlplane.sh)
 set -euo pipefail
 
@@ -37,8 +40,13 @@ up_timeout=${LOCALCLUSTER_UP_TIMEOUT:-90}
 stop_timeout=${LOCALCLUSTER_STOP_TIMEOUT:-10}
 nodes=${LOCALCLUSTER_NODES:-1}
 node_pods=${LOCALCLUSTER_NODE_PODS:-1000}
-# Start order; `down` stops in reverse.
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# Start order; `down` stops in reverse, every one that runs whatever `up` started.
+all_components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+read -r -a components <<<"${LOCALCLUSTER_COMPONENTS:-${all_components[*]}}"
+[ "${components[*]:0:2}" = "etcd kube-apiserver" ] ||
+  { echo "localcluster: LOCALCLUSTER_COMPONENTS must start with 'etcd kube-apiserver'" >&2; exit 2; }
+# has COMPONENT: `up` starts it.
+has() { [[ " ${components[*]} " == *" $1 "* ]]; }
 # The operator's own identity; config/rbac/role.yaml is bound to it by the caller.
 manager_user=system:serviceaccount:persona-system:persona-controller-manager
 manager_groups=system:serviceaccounts,system:serviceaccounts:persona-system,system:authenticated
@@ -174,8 +182,8 @@ running_count() {
 
 cmd_down() {
   local c pid pids=() deadline
-  for ((i = ${#components[@]} - 1; i >= 0; i--)); do
-    c=${components[i]}
+  for ((i = ${#all_components[@]} - 1; i >= 0; i--)); do
+    c=${all_components[i]}
     if pid=$(pid_of "$c"); then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$c:$pid")
@@ -242,7 +250,7 @@ cmd_up() {
     cmd_down
   fi
 
-  bindir=$("$root/hack/build-controlplane.sh" etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kwok)
+  bindir=$("$root/hack/build-controlplane.sh" kubectl "${components[@]}")
 
   # Anything that fails from here on leaves no half-started cluster behind.
   trap 'rc=$?; if [ "$rc" != 0 ]; then log "up failed (logs: $state/logs)"; if [ "${LOCALCLUSTER_KEEP_ON_FAILURE:-}" != 1 ]; then cmd_down; fi; fi' EXIT
@@ -342,38 +350,43 @@ EOF
   #   controllers; without a `default` ServiceAccount a namespace rejects every pod.
   # --secure-port=0: no health endpoint needed, and no port to collide.
   # --kube-api-qps/burst and more Job/GC workers: bulk tests would crawl at 20/30.
-  start kube-controller-manager \
-    --kubeconfig="$state/controller-manager.kubeconfig" \
-    --use-service-account-credentials=true \
-    --service-account-private-key-file="$pki/sa.key" \
-    --root-ca-file="$pki/ca.crt" \
-    --leader-elect=false \
-    --secure-port=0 \
-    --enable-garbage-collector=true \
-    --kube-api-qps=500 \
-    --kube-api-burst=1000 \
-    --concurrent-job-syncs=10 \
-    --concurrent-gc-syncs=20
+  if has kube-controller-manager; then
+    start kube-controller-manager \
+      --kubeconfig="$state/controller-manager.kubeconfig" \
+      --use-service-account-credentials=true \
+      --service-account-private-key-file="$pki/sa.key" \
+      --root-ca-file="$pki/ca.crt" \
+      --leader-elect=false \
+      --secure-port=0 \
+      --enable-garbage-collector=true \
+      --kube-api-qps=500 \
+      --kube-api-burst=1000 \
+      --concurrent-job-syncs=10 \
+      --concurrent-gc-syncs=20
+  fi
 
-  start kube-scheduler \
-    --config="$state/scheduler.yaml" \
-    --secure-port=0
+  if has kube-scheduler; then
+    start kube-scheduler \
+      --config="$state/scheduler.yaml" \
+      --secure-port=0
+  fi
 
   # kwok has no built-in behaviour once given a config: stages.yaml is all of it.
   # It manages only nodes annotated kwok.x-k8s.io/node=fake, i.e. the ones made
   # below, and renews their Leases so the node lifecycle controller never taints
   # them. A /16 pod CIDR: kwok's default /24 runs out of pod IPs at ~250 pods.
-  start kwok \
-    --kubeconfig="$state/admin.kubeconfig" \
-    --config="$root/hack/kwok/stages.yaml" \
-    --manage-all-nodes=false \
-    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --node-lease-duration-seconds=40 \
-    --cidr=10.244.0.0/16 \
-    --node-ip=127.0.0.1
+  if has kwok; then
+    start kwok \
+      --kubeconfig="$state/admin.kubeconfig" \
+      --config="$root/hack/kwok/stages.yaml" \
+      --manage-all-nodes=false \
+      --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+      --node-lease-duration-seconds=40 \
+      --cidr=10.244.0.0/16 \
+      --node-ip=127.0.0.1
 
-  for ((i = 0; i < nodes; i++)); do
-    kubectl_admin apply -f - >/dev/null <<EOF
+    for ((i = 0; i < nodes; i++)); do
+      kubectl_admin apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Node
 metadata:
@@ -393,14 +406,17 @@ status:
   allocatable: {cpu: "1000", memory: 1Ti, pods: "$node_pods"}
   capacity: {cpu: "1000", memory: 1Ti, pods: "$node_pods"}
 EOF
-  done
-  for ((i = 0; i < nodes; i++)); do
-    wait_for "node kwok-node-$i Ready and untainted" node_ready "kwok-node-$i"
-  done
-  wait_for "ServiceAccount default/default" kubectl_admin -n default get serviceaccount default
+    done
+    for ((i = 0; i < nodes; i++)); do
+      wait_for "node kwok-node-$i Ready and untainted" node_ready "kwok-node-$i"
+    done
+  fi
+  if has kube-controller-manager; then
+    wait_for "ServiceAccount default/default" kubectl_admin -n default get serviceaccount default
+  fi
 
   trap - EXIT
-  log "up in $(secs_since "$t0")s (apiserver ready after ${t_api}s): https://127.0.0.1:$apiserver_port, $nodes fake node(s), logs in $state/logs"
+  log "up in $(secs_since "$t0")s (apiserver ready after ${t_api}s): https://127.0.0.1:$apiserver_port, ${components[*]}, logs in $state/logs"
   cmd_env
 }
 

@@ -2,7 +2,7 @@
 // (feature requests and support tickets) with realistic distributions, dates
 // relative to a given "now", and the same bytes for the same seed and now. It also
 // writes configmaps.yaml, the four ConfigMaps the DataSources in config/demo read.
-// It uses only the standard library.
+// Files use only the standard library; -postgres uses pgx.
 //
 // Usage:
 //
@@ -18,10 +18,18 @@
 //
 // Each data file must fit a ConfigMap (1 MiB); the generator refuses to write a
 // file over 900 KiB and exits non-zero. See docs/demo-data.md.
+//
+// With -postgres DSN instead of -out, the same accounts, users and feature
+// requests (plus a few more user columns and updated_at everywhere, as a product
+// database has) are loaded into PostgreSQL with COPY, without any size limit:
+// the scale benchmark's data (make bench-scale, docs/benchmarks.md).
+//
+//	go run ./hack/gendata -postgres postgres://... [-users 1000000] [-accounts 100000]
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -76,22 +84,36 @@ type Config struct {
 	Users, Accounts int
 	Seed            uint64
 	Now             time.Time
+	// RequestRate scales how many users ask for features and how many each
+	// asks for; 0 means 1, the demo's.
+	RequestRate float64
+}
+
+func (g *generator) requestRate() float64 {
+	if g.cfg.RequestRate <= 0 {
+		return 1
+	}
+	return g.cfg.RequestRate
 }
 
 func run(args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("gendata", flag.ContinueOnError)
 	fs.SetOutput(log)
-	out := fs.String("out", "", "directory to write the files into (required; created if missing)")
+	out := fs.String("out", "", "directory to write the files into (required unless -postgres; created if missing)")
+	pgDSN := fs.String("postgres", "", "load accounts, users and feature requests into this PostgreSQL database instead "+
+		"(tables accounts, users, feature_requests are dropped and re-created; no size limit)")
 	users := fs.Int("users", DefaultUsers, "number of users")
 	accounts := fs.Int("accounts", DefaultAccounts, "number of accounts (at most -users: every account has a user)")
 	seed := fs.Uint64("seed", DefaultSeed, "random seed")
+	requestRate := fs.Float64("request-rate", 1, "scale how many users request features and how many each "+
+		"(1: the demo's, about 0.3 requests per user; 2.5: about one)")
 	nowFlag := fs.String("now", "", "the time the data is relative to, RFC 3339 or YYYY-MM-DD (default: today 00:00 UTC)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
+	if (*out == "") == (*pgDSN == "") || fs.NArg() > 0 {
 		fs.Usage()
-		return errors.New("-out DIR is required and no arguments are accepted")
+		return errors.New("exactly one of -out DIR and -postgres DSN is required, and no arguments are accepted")
 	}
 	now := time.Now().UTC().Truncate(day)
 	if *nowFlag != "" {
@@ -100,7 +122,13 @@ func run(args []string, log io.Writer) error {
 			return err
 		}
 	}
-	cfg := Config{Users: *users, Accounts: *accounts, Seed: *seed, Now: now}
+	if *requestRate <= 0 {
+		return fmt.Errorf("-request-rate %v: want a positive factor", *requestRate)
+	}
+	cfg := Config{Users: *users, Accounts: *accounts, Seed: *seed, Now: now, RequestRate: *requestRate}
+	if *pgDSN != "" {
+		return loadPostgres(context.Background(), *pgDSN, cfg, log)
+	}
 	files, err := Generate(cfg)
 	if err != nil {
 		return err
@@ -140,10 +168,7 @@ func Generate(cfg Config) ([]File, error) {
 	if cfg.Accounts < 1 || cfg.Users < cfg.Accounts {
 		return nil, fmt.Errorf("need 1 <= -accounts <= -users (got %d accounts, %d users)", cfg.Accounts, cfg.Users)
 	}
-	g := &generator{cfg: cfg, now: cfg.Now.UTC()}
-	g.accounts = g.genAccounts(newRNG(cfg.Seed, 1))
-	g.users = g.genUsers(newRNG(cfg.Seed, 2))
-	g.requests = g.genRequests(newRNG(cfg.Seed, 3))
+	g := newGenerator(cfg)
 	g.tickets = g.genTickets(newRNG(cfg.Seed, 4))
 
 	files := []File{
@@ -160,6 +185,16 @@ func Generate(cfg Config) ([]File, error) {
 	}
 	files = append(files, File{ConfigMapsFile, configMapsYAML(cfg, files)})
 	return files, nil
+}
+
+// newGenerator builds the model all outputs share: accounts, users and feature
+// requests (tickets only go to files, so they are made by Generate alone).
+func newGenerator(cfg Config) *generator {
+	g := &generator{cfg: cfg, now: cfg.Now.UTC()}
+	g.accounts = g.genAccounts(newRNG(cfg.Seed, 1))
+	g.users = g.genUsers(newRNG(cfg.Seed, 2))
+	g.requests = g.genRequests(newRNG(cfg.Seed, 3))
+	return g
 }
 
 // ---- random numbers ----
@@ -317,6 +352,7 @@ type account struct {
 
 type user struct {
 	id, email, role string
+	name            string
 	acct            *account
 	nps             int
 	hasNPS          bool
@@ -491,8 +527,24 @@ func (g *generator) genUsers(r *rng) []*user {
 		}
 		weights[i] = base * (0.5 + r.float())
 	}
+	// A binary search over the running sums picks the same account as
+	// r.weighted (one draw, the first index whose running sum exceeds it) in
+	// O(log accounts): a linear scan per user is 10^11 steps at 1 M users.
+	cum := make([]float64, len(weights))
+	var sum float64
+	for i, w := range weights {
+		sum += w
+		cum[i] = sum
+	}
 	for range g.cfg.Users - len(g.accounts) {
-		sizes[r.weighted(weights)]++
+		x := r.float() * sum
+		i, _ := slices.BinarySearchFunc(cum, x, func(c, x float64) int {
+			if c <= x {
+				return -1
+			}
+			return 1
+		})
+		sizes[min(i, len(sizes)-1)]++
 	}
 
 	var all []*user
@@ -525,7 +577,9 @@ func (g *generator) genUsers(r *rng) []*user {
 		emails := map[string]bool{}
 		for _, role := range roles {
 			u := &user{acct: a, role: role}
-			base := strings.ToLower(firstNames[r.intn(len(firstNames))] + "." + lastNames[r.intn(len(lastNames))])
+			first, last := firstNames[r.intn(len(firstNames))], lastNames[r.intn(len(lastNames))]
+			u.name = first + " " + last
+			base := strings.ToLower(first + "." + last)
 			local := base
 			for n := 2; emails[local]; n++ {
 				local = base + strconv.Itoa(n)
@@ -692,14 +746,14 @@ func (g *generator) genRequests(r *rng) []request {
 		if blocker {
 			p = 0.92
 		}
-		if !r.chance(min(p, 0.95)) {
+		if !r.chance(min(p*g.requestRate(), 0.95)) {
 			continue
 		}
 		weights := generalRequestWeights
 		if stakeholder {
 			weights = enterpriseRequestWeights
 		}
-		n := 1 + r.geometric(0.6, 3)
+		n := 1 + r.geometric(0.6*g.requestRate(), 3)
 		var picked []string
 		// Unhappy enterprise decision makers have one blocker in common: the
 		// compliance audit needs a complete audit log.

@@ -114,6 +114,7 @@ func TestRejectsBadFlags(t *testing.T) {
 		{},                                    // no -out
 		{"-out", t.TempDir(), "-now", "soon"}, // bad now
 		{"-out", t.TempDir(), "-users", "10", "-accounts", "20"},
+		{"-out", t.TempDir(), "-request-rate", "0"},
 	} {
 		if err := run(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("run(%q) succeeded", args)
