@@ -419,9 +419,9 @@ func (b *bench) printCounts(want map[string]map[string]struct{}) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		got, slices := b.mem.members(n), b.mem.sliceCount(n)
+		got, nslices := b.mem.members(n), b.mem.sliceCount(n)
 		m, e := setDiff(got, want[n])
-		b.rep.add("  persona %-36s SQL %7d  in %4d slices %7d  missing %d  extra %d", n, len(want[n]), slices, len(got), m, e)
+		b.rep.add("  persona %-36s SQL %7d  in %4d slices %7d  missing %d  extra %d", n, len(want[n]), nslices, len(got), m, e)
 	}
 }
 
@@ -577,7 +577,7 @@ func (b *bench) heapProfile(ctx context.Context) error {
 	}
 	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", prof).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("go tool pprof: %v\n%s", err, top)
+		return fmt.Errorf("go tool pprof: %w\n%s", err, top)
 	}
 	if err := os.WriteFile(filepath.Join(b.o.out, "heap-top.txt"), top, 0o644); err != nil {
 		return err

@@ -123,7 +123,7 @@ func (s *sampler) last() (rssSample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.all) == 0 {
-		return rssSample{}, fmt.Errorf("no RSS sample (%v)", s.err)
+		return rssSample{}, fmt.Errorf("no RSS sample (%w)", s.err)
 	}
 	return s.all[len(s.all)-1], s.err
 }
