@@ -307,7 +307,7 @@ func (m *Mapper) value(c *column, rec connector.Record, recordMap map[string]any
 		out, _, err := c.program.Eval(map[string]any{"record": recordMap})
 		if err != nil {
 			if c.required {
-				return nil, fmt.Errorf("attribute %q: expression failed: %s", c.decl.Name, safeEvalError(err))
+				return nil, fmt.Errorf("attribute %q: expression failed: %s", c.decl.Name, SafeError(err))
 			}
 			return nil, nil // e.g. no such key: an optional attribute is absent
 		}
@@ -334,12 +334,18 @@ func (m *Mapper) value(c *column, rec connector.Record, recordMap map[string]any
 	return v, nil
 }
 
-// safeEvalError keeps the kind of a CEL evaluation error but drops anything after
-// a colon, where cel-go may quote values.
-func safeEvalError(err error) string {
+// SafeError is an evaluation error's kind without the values it may carry,
+// for status, Events and logs: a record's values (and so a profile's) may be
+// personal data. cel-go puts values after a colon ("no such key: <key>") or in
+// quotes (`invalid RFC 3339 timestamp "<value>"`, strconv's `parsing "<value>"`),
+// so the message is cut at the first of either.
+func SafeError(err error) string {
 	msg := err.Error()
-	if i := strings.Index(msg, ":"); i > 0 {
+	if i := strings.IndexAny(msg, ":\"'`"); i >= 0 {
 		msg = msg[:i]
+	}
+	if msg = strings.TrimSpace(msg); msg == "" {
+		return "evaluation failed"
 	}
 	return msg
 }

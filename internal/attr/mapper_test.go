@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -186,5 +187,51 @@ func TestExpressionTypes(t *testing.T) {
 	want := []any{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []any{"a", "b"}, true, nil}
 	if !reflect.DeepEqual(got.User.Values, want) {
 		t.Fatalf("values = %#v, want %#v", got.User.Values, want)
+	}
+}
+
+// Issue 13 row 4: a failing expression's message never carries the record's
+// values into status.rejections (the view role reads it).
+func TestMapErrorsQuoteNoValues(t *testing.T) {
+	required := false
+	m := mustMapper(t, v1alpha1.DataSourceSpec{
+		Attributes: []v1alpha1.AttributeMapping{
+			{Name: "seen", Type: v1alpha1.TypeTimestamp, Expression: "timestamp(record.last_seen)", Optional: &required},
+			{Name: "n", Type: v1alpha1.TypeInt, Expression: "int(record.count)", Optional: &required},
+			{Name: "k", Type: v1alpha1.TypeString, Expression: "record.meta[record.email]", Optional: &required},
+		},
+	})
+	secrets := []string{"jane@example.com", "123-45-6789"}
+	for _, r := range []connector.Record{
+		rec("id", "u", "last_seen", "jane@example.com 123-45-6789", "count", "1", "meta", map[string]any{}, "email", "x"),
+		rec("id", "u", "last_seen", "2026-01-02T03:04:05Z", "count", "123-45-6789", "meta", map[string]any{}, "email", "x"),
+		rec("id", "u", "last_seen", "2026-01-02T03:04:05Z", "count", "1", "meta", map[string]any{}, "email", "jane@example.com"),
+	} {
+		_, err := m.Map(r)
+		if err == nil {
+			t.Fatalf("%v: want an error", r.Values)
+		}
+		for _, s := range secrets {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("the error quotes a value: %v", err)
+			}
+		}
+		if !strings.Contains(err.Error(), "expression failed: ") {
+			t.Errorf("error %q does not say what failed", err)
+		}
+	}
+}
+
+func TestSafeError(t *testing.T) {
+	for in, want := range map[string]string{
+		`invalid RFC 3339 timestamp "jane@example.com"`:           "invalid RFC 3339 timestamp",
+		`no such key: jane@example.com`:                           "no such key",
+		`strconv.ParseInt: parsing "123-45-6789": invalid syntax`: "strconv.ParseInt",
+		`division by zero`:                                        "division by zero",
+		`"quoted first"`:                                          "evaluation failed",
+	} {
+		if got := SafeError(errors.New(in)); got != want {
+			t.Errorf("SafeError(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/google/cel-go/common/types/traits"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/attr"
 )
 
 // MaxValueLength bounds a rendered value in status.
@@ -76,16 +76,9 @@ func (a *Accumulator) fail(reason string) {
 	a.errors++
 }
 
-// Reason is an evaluation error's message without quoted text: CEL quotes the
-// offending value in some messages (`invalid RFC 3339 timestamp "…"`), and
-// values may be personal data.
-func Reason(err error) string {
-	msg := err.Error()
-	if i := strings.IndexAny(msg, "\"'`"); i >= 0 {
-		msg = strings.TrimRight(msg[:i], " :")
-	}
-	return truncate(msg, maxReason)
-}
+// Reason is why a member's expression failed, as attr.SafeError says it
+// (never quoting a value), bounded for status.
+func Reason(err error) string { return truncate(attr.SafeError(err), maxReason) }
 
 func (a *Accumulator) addTop(v ref.Val) {
 	a.members++

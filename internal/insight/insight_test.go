@@ -77,7 +77,7 @@ func TestErrorWhenNoMemberHasAValue(t *testing.T) {
 		{"sum over strings", v1alpha1.InsightSum, func(a *Accumulator) { a.Add(types.String("enterprise")); a.Add(types.String("smb")) },
 			"no member has a usable value: 2 failed (first: a value of type string is not a number)"},
 		{"missing attribute", v1alpha1.InsightAverage, func(a *Accumulator) { a.AddError(errors.New("no such key: nps")) },
-			"no member has a usable value: 1 failed (first: no such key: nps)"},
+			"no member has a usable value: 1 failed (first: no such key)"},
 		{"values are never quoted", v1alpha1.InsightTopValues,
 			func(a *Accumulator) {
 				a.AddError(errors.New(`invalid RFC 3339 timestamp "jane@example.com 123-45-6789"`))
