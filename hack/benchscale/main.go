@@ -62,6 +62,7 @@ type options struct {
 	pid                                                            int
 	changes, churn                                                 int
 	spread, idle, readyTimeout, changeTimeout                      time.Duration
+	incremental                                                    bool
 }
 
 func main() {
@@ -75,6 +76,8 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "directory for results.txt, rss.csv, heap.pb.gz, heap-top.txt")
 	flag.StringVar(&o.command, "command", "", "the command line that ran the benchmark, for the report")
 	flag.IntVar(&o.changes, "changes", 100, "single-row changes timed")
+	flag.BoolVar(&o.incremental, "incremental", false, "sync the users incrementally (spec.postgres.incremental on updated_at) "+
+		"and wake the manager with a NOTIFY trigger, as docs/connectors.md recommends")
 	flag.IntVar(&o.churn, "churn", 0, "rows changed at once in the churn phase (0: 1 % of users)")
 	flag.DurationVar(&o.spread, "spread", time.Minute, "the single-row changes are spread evenly over this long "+
 		"(at least one sync interval, so they land at every phase of the sync cycle)")
@@ -264,7 +267,36 @@ func (b *bench) apply(ctx context.Context) error {
 	if err := b.c.Create(ctx, sec); err != nil {
 		return fmt.Errorf("secret: %w", err)
 	}
+	if b.o.incremental {
+		if _, err := b.db.Exec(ctx, notifyTrigger); err != nil {
+			return fmt.Errorf("creating the NOTIFY trigger: %w", err)
+		}
+	}
 	return b.create(ctx, "datasources.yaml", "personas.yaml")
+}
+
+// notifyTrigger wakes the manager after every statement that changes users
+// (docs/connectors.md); the benchmark's UPDATEs set updated_at themselves.
+const notifyTrigger = `
+CREATE OR REPLACE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('` + notifyChannel + `', '');
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS bench_notify ON users;
+CREATE TRIGGER bench_notify AFTER INSERT OR UPDATE OR DELETE ON users
+  FOR EACH STATEMENT EXECUTE FUNCTION bench_notify();`
+
+const (
+	usersSource   = "bench-users"
+	notifyChannel = "bench_users"
+)
+
+// makeIncremental turns the users DataSource incremental, woken by NOTIFY.
+func makeIncremental(u *unstructured.Unstructured) error {
+	return unstructured.SetNestedMap(u.Object, map[string]any{
+		"watermarkColumn": "updated_at", "notifyChannel": notifyChannel,
+	}, "spec", "postgres", "incremental")
 }
 
 // create creates the objects of the manifest files in the namespace and notes
@@ -278,6 +310,11 @@ func (b *bench) create(ctx context.Context, files ...string) error {
 		}
 		for _, u := range objs {
 			u.SetNamespace(ns)
+			if b.o.incremental && u.GetKind() == "DataSource" && u.GetName() == usersSource {
+				if err := makeIncremental(u); err != nil {
+					return err
+				}
+			}
 			if u.GetKind() == "Persona" {
 				w := u.GetAnnotations()[whereAnnotation]
 				if w == "" {
