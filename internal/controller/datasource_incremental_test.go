@@ -119,8 +119,9 @@ var _ = Describe("DataSource controller with an incremental PostgreSQL source", 
 		})
 		Eventually(storeUsers).WithArguments(ns).ShouldNot(ContainElement("u3"))
 		Expect(storeUsers(ns)).To(HaveLen(18))
-		Expect(incStatus().LastMode).To(Equal("Full"))
-		Expect(fetchDS(ns, "db").Status.RecordsAccepted).To(BeEquivalentTo(18))
+		// The store is written before status: wait for the status patch too.
+		Eventually(func() string { return incStatus().LastMode }).Should(Equal("Full"))
+		Eventually(func() int64 { return fetchDS(ns, "db").Status.RecordsAccepted }).Should(BeEquivalentTo(18))
 	})
 
 	It("holds back a delta that deletes more than maxShrinkPercent, until forced", func() {
@@ -200,7 +201,7 @@ var _ = Describe("DataSource controller with an incremental PostgreSQL source", 
 		close(stop)
 		<-done
 		Expect(storedMembers(ns, "low")).To(Equal([]string{"u4", "u5", "u6"}))
-		Expect(incStatus().LastMode).To(Equal("Full"))
+		Eventually(func() string { return incStatus().LastMode }).Should(Equal("Full"))
 		mu.Lock()
 		defer mu.Unlock()
 		Expect(seen).To(Equal(map[string]bool{"True/Succeeded": true}))
