@@ -118,8 +118,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 	switch {
 	case sel.Invalid != nil:
-		p.Status.ObservedGeneration = p.Generation
-		stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(sel.Invalid), "Evaluate", persona.Unchanged)
+		r.invalidRule(p, sel.Invalid)
 		return ctrl.Result{}, nil // a spec or DataSource change re-triggers
 	case sel.Wait != "":
 		// Evaluating against a half-loaded store would make users exit.
@@ -166,8 +165,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		}
 	})
 	if compileErr != nil {
-		p.Status.ObservedGeneration = p.Generation
-		stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(compileErr), "Evaluate", persona.Unchanged)
+		r.invalidRule(p, compileErr)
 		return ctrl.Result{}, nil // a spec or schema change re-triggers
 	}
 	if len(unpublished) > 0 {
@@ -188,6 +186,13 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	r.announce(p, change, ev)
 	// At the next change of membership by time alone, if before the refresh.
 	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p))}, nil
+}
+
+// invalidRule records that the rule or an insight does not compile: Stalled
+// for this generation, with a Warning Event; membership is unchanged.
+func (r *PersonaReconciler) invalidRule(p *v1alpha1.Persona, err error) {
+	p.Status.ObservedGeneration = p.Generation
+	stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(err), "Evaluate", persona.Unchanged)
 }
 
 // sources gathers the namespace's DataSources and what the store has loaded,
