@@ -2,14 +2,12 @@ package profile
 
 import (
 	"reflect"
-	"sort"
 	"testing"
 
 	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
-	"github.com/usersuccess/persona-operator/internal/connector"
 )
 
 // source maps records through a real Mapper into SourceData.
@@ -21,17 +19,7 @@ func source(t testing.TB, name string, priority int32, spec v1alpha1.DataSourceS
 	}
 	b := NewBuilder(name, priority, m, len(records))
 	for i, r := range records {
-		rec := connector.Record{Num: int64(i + 1)}
-		keys := make([]string, 0, len(r))
-		for k := range r {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			rec.Fields = append(rec.Fields, k)
-			rec.Values = append(rec.Values, r[k])
-		}
-		mapped, err := m.Map(rec)
+		mapped, err := m.Map(record(int64(i+1), r))
 		if err != nil {
 			t.Fatalf("record %d: %v", i+1, err)
 		}
