@@ -45,7 +45,7 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
-	var maxConcurrentSyncs, kubeAPIBurst, jobCreateWorkers int
+	var maxConcurrentSyncs, kubeAPIBurst, jobCreateWorkers, personaWorkers int
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
@@ -79,6 +79,8 @@ func main() {
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "The address Go's pprof endpoints (/debug/pprof/) bind to, "+
 		"plain HTTP without authentication: use a loopback address (127.0.0.1:6060). Empty (default) disables them.")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
+	flag.IntVar(&personaWorkers, "persona-workers", 0,
+		"Personas evaluated in parallel; 0 (default): the number of CPUs.")
 	flag.IntVar(&jobCreateWorkers, "playbook-job-create-workers", controller.DefaultJobCreateWorkers,
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
@@ -151,6 +153,7 @@ func main() {
 		Client:      mgr.GetClient(),
 		Store:       store,
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
+		Workers:     personaWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Persona")
 		os.Exit(1)

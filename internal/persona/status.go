@@ -112,17 +112,20 @@ func InvalidRule(err error) *conditions.Stalled {
 	return &conditions.Stalled{Reason: v1alpha1.ReasonInvalidRule, Message: err.Error()}
 }
 
+// sample is the SampleSize smallest member ids, sorted: one pass that keeps
+// the smallest seen so far, not a sort of every member at each evaluation.
 func sample(members map[string]membership.Member) []string {
-	ids := make([]string, 0, len(members))
+	var ids []string
 	for id := range members {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	if len(ids) > SampleSize {
-		ids = ids[:SampleSize]
-	}
-	if len(ids) == 0 {
-		return nil
+		if len(ids) == SampleSize && id >= ids[SampleSize-1] {
+			continue
+		}
+		i := sort.SearchStrings(ids, id)
+		if len(ids) < SampleSize {
+			ids = append(ids, "")
+		}
+		copy(ids[i+1:], ids[i:])
+		ids[i] = id
 	}
 	return ids
 }
