@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 )
 
 // TestJobNameUnambiguous: no id makes one launch hash like another.
@@ -88,4 +90,24 @@ func FuzzHashInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRecordedJobNamesOutliveAHashChange: a run recorded before an upgrade
+// that changed JobName keeps its recorded Job: the planner re-creates a
+// missing one under the recorded name (never a second Job under a new name)
+// and follows its outcome by that name.
+func TestRecordedJobNamesOutliveAHashChange(t *testing.T) {
+	entered := t0.Add(-10 * time.Minute)
+	const legacy = "onboard-a-a6ch4up27cqk33id" // the old NUL-joined hash's name for u1 (Once), step a
+	in := Input{Spec: spec("a", "b"), Members: []Member{member("u1", entered)}, Limits: open(),
+		Runs: map[string]v1alpha1.PlaybookRun{"u1": running("u1", "a", legacy, entered)}}
+	p := Compute(in)
+	if len(p.Launch) != 1 || p.Launch[0].Job != legacy || p.Launch[0].New {
+		t.Fatalf("launches %+v, want the recorded Job %s re-created, nothing new", p.Launch, legacy)
+	}
+	in.Jobs = map[string]Job{legacy: {Name: legacy, Succeeded: true, Held: true}}
+	p = Compute(in)
+	if len(p.Launch) != 1 || p.Launch[0].Runs[0].Step != "b" || p.Launch[0].Job == legacy {
+		t.Fatalf("launches %+v, want step b after the recorded Job succeeded", p.Launch)
+	}
 }
