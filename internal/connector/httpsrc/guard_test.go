@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 )
@@ -88,7 +89,8 @@ func TestConnectErrorsSayNoMore(t *testing.T) {
 		{"http://no-such-host.invalid/x", "no-such-host.invalid"},
 	}
 	for _, tt := range tests {
-		_, err := fetch(t, Config{URL: tt.url})
+		// Long enough for a resolver that times out (a DNSError too) to answer.
+		_, err := fetch(t, Config{URL: tt.url, Timeout: 30 * time.Second})
 		wantTransient(t, err)
 		msg := err.Error()
 		if !strings.HasSuffix(msg, ": could not connect to "+tt.host) {
