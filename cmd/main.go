@@ -85,10 +85,17 @@ func main() {
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 200, "Burst of queries to the API server.")
+	applySourcePolicy := sourcePolicyFlags(flag.CommandLine)
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	if policy, err := applySourcePolicy(); err != nil {
+		setupLog.Error(err, "invalid flag")
+		os.Exit(1)
+	} else {
+		setupLog.Info("DataSource connections denied to", "cidrs", policy.String())
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {

@@ -169,6 +169,7 @@ type PlaybookStatus struct {
 // +kubebuilder:printcolumn:name="Overdue",type=integer,JSONPath=`.status.overdue`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is the value of the label personas.usersuccess.io/playbook on the playbook's PlaybookProgress slices and Jobs"
 type Playbook struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

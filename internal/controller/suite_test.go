@@ -20,6 +20,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/webhook"
@@ -77,8 +78,13 @@ var _ = BeforeSuite(func() {
 	// Verbose logs, so the secret-leak checks see everything the manager can say.
 	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, managerLogs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
 	ctx, cancel = context.WithCancel(context.TODO())
+	// The specs' HTTP and PostgreSQL servers listen on loopback, which the
+	// manager's default policy denies; link-local stays denied (see
+	// datasource_guard_test.go).
+	linkLocal, err := netguard.NewPolicy([]string{"169.254.0.0/16", "fe80::/10"})
+	Expect(err).NotTo(HaveOccurred())
+	netguard.SetSources(linkLocal)
 
-	var err error
 	testEnv, err = cluster.Start(cluster.Options{Webhooks: true})
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, scheme = testEnv.Client, testEnv.Scheme
