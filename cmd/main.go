@@ -90,6 +90,7 @@ func main() {
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setMemoryLimit()
 	if policy, err := applySourcePolicy(); err != nil {
 		setupLog.Error(err, "invalid flag")
 		os.Exit(1)

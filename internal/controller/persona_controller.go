@@ -136,7 +136,10 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 
 	var list v1alpha1.PersonaMembershipList
-	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+	// Read-only: the cache's own objects, not a copy of every member at each
+	// pass (write deep-copies a slice before changing it).
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	// Only the slices this persona controls: one left by a deleted persona of

@@ -132,7 +132,10 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		return ctrl.Result{}, err
 	}
 	var progress v1alpha1.PlaybookProgressList
-	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+	// Read-only (the ledger writes deep-copy a slice before changing it): no
+	// copy of every run at each pass.
+	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	owned := membership.Owned(pb, progress.Items)
@@ -260,7 +263,8 @@ func (r *PlaybookReconciler) members(ctx context.Context, pb *v1alpha1.Playbook,
 	var out []playbook.Member
 	for _, p := range personas {
 		var slices v1alpha1.PersonaMembershipList
-		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
+			client.UnsafeDisableDeepCopy); err != nil { // read-only
 			return nil, err
 		}
 		for _, s := range membership.Owned(&p, slices.Items) {
@@ -526,7 +530,8 @@ func (r *PlaybookReconciler) publish(pb *v1alpha1.Playbook, states map[string]pl
 // returns when the next recorded step becomes overdue.
 func (r *PlaybookReconciler) publishLedger(ctx context.Context, pb *v1alpha1.Playbook) (time.Time, error) {
 	var progress v1alpha1.PlaybookProgressList
-	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // read-only
 		return time.Time{}, err
 	}
 	runs := playbook.Runs(playbook.LedgerSlices(membership.Owned(pb, progress.Items)))
