@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
 	"sort"
 	"strings"
@@ -157,8 +158,6 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	existing := toSlices(slices)
-	recorded := membership.Members(existing)
 	mem, _ := r.memory.Get(ownerOf(p), p.Generation, "")
 	var (
 		ev          persona.Evaluation
@@ -187,14 +186,14 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		full := persona.FullReason(mem, in) != ""
 		if !full {
 			var ok bool
-			ev, ok = persona.EvaluateChanged(v, c, mem, accounts(recorded), in.Changes, now, r.Clock.Now)
+			ev, ok = persona.EvaluateChanged(v, c, mem, in.Changes, now, r.Clock.Now)
 			full = !ok
 		}
 		if full {
 			mode = persona.ModeFull
 			ev = persona.Evaluate(v, c, now, r.Clock.Now)
 			if sel.Partial {
-				persona.KeepAbsent(&ev, v, accounts(recorded))
+				persona.KeepAbsent(&ev, v, accounts(membership.Members(toSlices(slices))))
 			}
 		}
 	})
@@ -208,16 +207,16 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		return ctrl.Result{}, nil
 	}
 
-	desired, change := membership.Diff(recorded, ev.Matching, now)
-	plan := membership.PlanSlices(existing, desired, sliceSize(p))
-	written, err := r.write(ctx, p, slices, plan)
+	out := planMembership(slices, ev, now, sliceSize(p))
+	written, err := r.write(ctx, p, slices, out.Plan)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	mem = persona.Remember(mem, ev, mode == persona.ModeFull, key, gen, written, now)
 	r.memory.Put(ownerOf(p), p.Generation, "", mem)
+	change := out.Change
 	persona.Record(p, persona.Outcome{
-		Eval: ev, Change: change, Members: desired, Slices: len(existing) - len(plan.Delete) + len(plan.Create),
+		Eval: ev, Change: change, Members: out.Members, Sample: out.Sample, Slices: len(written),
 		Sources: freshness(sources), Now: now,
 	})
 	r.announce(p, change, ev, mode)
@@ -228,6 +227,42 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		fullDue = persona.FullDue(mem, persona.MinFullInterval)
 	}
 	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p), fullDue)}, nil
+}
+
+// membershipOutcome is the writes, entries and exits of a pass, and the
+// members afterwards.
+type membershipOutcome struct {
+	membership.Outcome
+	Sample []string
+}
+
+// planMembership plans the slice writes of an evaluation: a full one is
+// diffed against every stored member (membership.Diff, PlanSlices); a
+// change-driven one touches only the slices of the users it re-evaluated
+// (membership.PlanChanges), reading the cached slices without copying them.
+func planMembership(slices []v1alpha1.PersonaMembership, ev persona.Evaluation, now time.Time, size int) membershipOutcome {
+	if ev.Matching == nil && ev.Verdicts != nil {
+		stored := cachedSlices(slices)
+		out := membership.PlanChanges(stored, ev.Verdicts, now, size)
+		return membershipOutcome{Outcome: out, Sample: membership.Smallest(membership.IDsAfter(stored, out.Change), persona.SampleSize)}
+	}
+	existing := toSlices(slices)
+	desired, change := membership.Diff(membership.Members(existing), ev.Matching, now)
+	return membershipOutcome{
+		Outcome: membership.Outcome{Plan: membership.PlanSlices(existing, desired, size), Change: change, Members: len(desired)},
+		Sample:  membership.Smallest(maps.Keys(desired), persona.SampleSize),
+	}
+}
+
+// cachedSlices reads PersonaMemberships as membership.Stored.
+type cachedSlices []v1alpha1.PersonaMembership
+
+func (c cachedSlices) Len() int          { return len(c) }
+func (c cachedSlices) Name(i int) string { return c[i].Name }
+func (c cachedSlices) Size(i int) int    { return len(c[i].Members) }
+func (c cachedSlices) At(i, j int) membership.Member {
+	m := &c[i].Members[j]
+	return membership.Member{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time}
 }
 
 // memoryKey identifies what an evaluation is valid for: the spec, the schema,

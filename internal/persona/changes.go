@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 )
@@ -121,13 +122,13 @@ func FullDue(m *Memory, interval time.Duration) time.Time {
 }
 
 // EvaluateChanged re-evaluates the profiles the changes reached (users whose
-// rows changed and the users of changed accounts), starting from the stored
-// members (user id → account id), which it updates in place and returns as
-// the evaluation's Matching. Insights, error counts and timing are the last
-// full evaluation's. It returns false when the changes reach more than a
-// tenth of the profiles: a full evaluation is then cheaper.
-func EvaluateChanged(v *profile.View, c *Compiled, m *Memory, stored map[string]string,
-	changes profile.Changes, now time.Time, clock func() time.Time) (Evaluation, bool) {
+// rows changed and the users of changed accounts) and returns their new
+// state as the evaluation's Verdicts (Matching is nil: every other stored
+// member stays, membership.PlanChanges). Insights, error counts and timing
+// are the last full evaluation's. It returns false when the changes reach
+// more than a tenth of the profiles: a full evaluation is then cheaper.
+func EvaluateChanged(v *profile.View, c *Compiled, m *Memory, changes profile.Changes,
+	now time.Time, clock func() time.Time) (Evaluation, bool) {
 	start := clock()
 	ids := changes.Users
 	if len(changes.Accounts) > 0 {
@@ -136,21 +137,21 @@ func EvaluateChanged(v *profile.View, c *Compiled, m *Memory, stored map[string]
 	if tooMany(len(ids), v.UsersKnown()) {
 		return Evaluation{}, false
 	}
-	ev := Evaluation{Matching: stored, Errors: m.Errors, Insights: m.Insights, Timing: m.Timing,
-		FullDuration: m.FullDuration}
+	ev := Evaluation{Verdicts: make(map[string]membership.Verdict, len(ids)), Errors: m.Errors, Insights: m.Insights,
+		Timing: m.Timing, FullDuration: m.FullDuration}
 	e := c.Rule.NewSparseEvaluator(v, now)
 	users := make([]profile.User, 0, len(ids))
 	for _, id := range ids {
 		u, ok := v.User(id)
 		if !ok {
-			delete(ev.Matching, id) // gone: no longer a profile
+			ev.Verdicts[id] = membership.Verdict{} // gone: no longer a profile
 			continue
 		}
 		users = append(users, u)
 		if ok, err := e.Match(u); err == nil && ok {
-			ev.Matching[id] = u.AccountID()
+			ev.Verdicts[id] = membership.Verdict{Match: true, AccountID: u.AccountID()}
 		} else {
-			delete(ev.Matching, id)
+			ev.Verdicts[id] = membership.Verdict{}
 		}
 	}
 	ev.NextChange = m.NextChange

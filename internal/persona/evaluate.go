@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/insight"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 )
@@ -109,8 +110,12 @@ func (c *Compiled) ReadsAccount(name string) bool {
 
 // Evaluation is the result of evaluating a persona over a view.
 type Evaluation struct {
-	// Matching maps each matching user id to its account id.
+	// Matching maps each matching user id to its account id (a full
+	// evaluation).
 	Matching map[string]string
+	// Verdicts are the re-evaluated users' new states (a change-driven
+	// evaluation, EvaluateChanged): every other stored member stays.
+	Verdicts map[string]membership.Verdict
 	// Errors counts profiles whose evaluation failed (non-members).
 	Errors   int64
 	Insights []v1alpha1.InsightResult

@@ -71,7 +71,7 @@ func TestSampleIsTheSmallestIDsSorted(t *testing.T) {
 		if len(want) == 0 {
 			want = nil
 		}
-		if got := sample(members); !slices.Equal(got, want) {
+		if got := membership.Smallest(maps.Keys(members), SampleSize); !slices.Equal(got, want) {
 			t.Fatalf("%d members: sample %v, want %v", len(members), got, want)
 		}
 	}
