@@ -31,6 +31,7 @@ type refReader struct {
 	namespace string
 	id        identity.Identity
 }
+
 func (r refReader) secretKey(ctx context.Context, name, key, field string) ([]byte, error) {
 	var s corev1.Secret
 	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &s); err != nil {

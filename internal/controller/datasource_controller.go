@@ -46,9 +46,9 @@ type DataSourceReconciler struct {
 	// ConfigMaps as its ServiceAccount (default: the manager acts as itself
 	// unless the spec names one).
 	Identities *Identities
-	Store     *profile.Store
-	Clock     clock.PassiveClock
-	Recorder  events.EventRecorder
+	Store      *profile.Store
+	Clock      clock.PassiveClock
+	Recorder   events.EventRecorder
 	// MaxConcurrentSyncs bounds parallel syncs (each may hold a DB connection).
 	MaxConcurrentSyncs int
 	// StoreEvents, when set, receives an event each time a namespace's profiles
