@@ -42,18 +42,19 @@ type DataSourceReconciler struct {
 	client.Client
 	// APIReader reads uncached.
 	APIReader client.Reader
-	// Identities gives the client that reads a DataSource's Secrets and
-	// ConfigMaps as its ServiceAccount (default: the manager acts as itself
-	// unless the spec names one).
-	Identities *Identities
-	Store      *profile.Store
-	Clock      clock.PassiveClock
-	Recorder   events.EventRecorder
+	Store     *profile.Store
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
 	// MaxConcurrentSyncs bounds parallel syncs (each may hold a DB connection).
 	MaxConcurrentSyncs int
 	// StoreEvents, when set, receives an event each time a namespace's profiles
 	// change, for the Persona controller.
 	StoreEvents chan<- event.GenericEvent
+
+	// Identities gives the client that reads a DataSource's Secrets and
+	// ConfigMaps as its ServiceAccount (default: the manager acts as itself
+	// unless the spec names one).
+	Identities *Identities
 
 	listen *listeners // LISTEN connections (notifyChannel)
 }
