@@ -524,9 +524,9 @@ func plainProfile(u profile.User, s profile.Schema) map[string]any {
 	return out
 }
 
-// release removes our finalizer from Jobs whose outcome is recorded, after
-// deleting their payload Secrets (as the playbook's identity): the profiles
-// they hold are needed no longer. A payload the identity may not delete stays
+// release removes our finalizer from Jobs being deleted whose outcome is
+// recorded, after deleting their payload Secrets (as the playbook's
+// identity): the payload goes with its Job. A payload the identity may not delete stays
 // until the playbook is deleted (it owns it) and a Warning says so; the Job
 // is released all the same.
 func (r *PlaybookReconciler) release(ctx context.Context, pb *v1alpha1.Playbook, act actor, names []string) error {

@@ -77,8 +77,9 @@ type userContext struct {
 // The payload Secret is named like the Job, so creating it is as idempotent
 // as the Job (AlreadyExists is the same launch). It is created before the Job
 // (a pod never waits for it), owned by the playbook (garbage-collected with
-// it) and deleted when the Job's outcome is recorded, so personal data lives
-// only as long as the Job runs.
+// it), and deleted with the Job: when the Job is deleted (by its TTL or by
+// hand) and its outcome is recorded, the payload goes before the run
+// finalizer is released.
 func BuildJob(pb *v1alpha1.Playbook, l Launch, profile Profile) (*batchv1.Job, *corev1.Secret) {
 	step := pb.Spec.Steps[l.Step]
 	tmpl := step.JobTemplate.DeepCopy()
@@ -169,7 +170,11 @@ func userContextOf(runs []v1alpha1.PlaybookRun, batched bool, profile Profile) (
 		if profile == nil {
 			return env, nil
 		}
-		b, err := json.Marshal(profile(r.UserID))
+		p := profile(r.UserID)
+		if p == nil {
+			return env, nil // the store no longer has the user
+		}
+		b, err := json.Marshal(p)
 		if err != nil || len(b) > MaxProfileBytes {
 			return append(env, corev1.EnvVar{Name: EnvProfileOmitted, Value: "true"}), nil
 		}

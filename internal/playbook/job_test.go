@@ -166,6 +166,7 @@ func TestBuildJobPayloadBounds(t *testing.T) {
 		{"one user with a profile", 1, 1, profileOf(100), ProfileKey, false},
 		{"one user, profile over the bound", 1, 1, profileOf(MaxProfileBytes), "", true},
 		{"one user, no store", 1, 1, nil, "", false},
+		{"one user gone from the store", 1, 1, func(string) map[string]any { return nil }, "", false},
 		{"batch of one", 5, 1, profileOf(100), UsersKey, false},
 		{"batch over the bound keeps the ids", 1000, 1000, profileOf(1000), UsersKey, true},
 	} {
