@@ -177,7 +177,8 @@ func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incr
 
 // sync runs one sync and records it in ds.Status. It returns an error only for
 // transient failures worth a backoff retry.
-func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, refs refReader, forced bool, mode datasource.Mode) error {
+func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, refs refReader,
+	forced bool, mode datasource.Mode) error {
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
 	if err != nil {
