@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,9 +35,15 @@ type Identities struct {
 	clients map[identity.Identity]client.Client
 }
 
-// NewIdentities makes the client factory for a manager.
+// NewIdentities makes the client factory for a manager. Its clients share one
+// rate limiter of the manager's QPS and burst, so acting as many
+// ServiceAccounts does not multiply the load --kube-api-qps allows.
 func NewIdentities(mgr ctrl.Manager, policy identity.Policy) *Identities {
-	return &Identities{Policy: policy, config: mgr.GetConfig(), scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper()}
+	cfg := rest.CopyConfig(mgr.GetConfig())
+	if cfg.RateLimiter == nil && cfg.QPS > 0 {
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, cfg.Burst)
+	}
+	return &Identities{Policy: policy, config: cfg, scheme: mgr.GetScheme(), mapper: mgr.GetRESTMapper()}
 }
 
 // Resolve decides the identity for an object of namespace naming the
