@@ -371,6 +371,45 @@ var _ = Describe("Safe to share", func() {
 		}).Should(BeTrue())
 	})
 
+	It("creates a launch's payload and Job idempotently, also after a crash between the two", func() {
+		ns := newNamespace()
+		applyTenant(ns)
+		pb := newPlaybook(ns, "nobody", func(s *v1alpha1.PlaybookSpec) {
+			s.Suspend, s.UsersPerJob, s.ServiceAccountName = true, 2, "persona-tenant"
+		})
+		r := &PlaybookReconciler{Client: k8sClient, Identities: &Identities{config: testEnv.Config, scheme: scheme, mapper: k8sClient.RESTMapper()}}
+		act, err := r.actAs(pb)
+		Expect(err).NotTo(HaveOccurred())
+		launch := playbook.Launch{Job: "onboard-welcome-x1", Runs: []v1alpha1.PlaybookRun{
+			{UserID: "u1", Persona: "p", EnteredAt: metav1.Now()}, {UserID: "u2", Persona: "p", EnteredAt: metav1.Now()}}}
+		key := types.NamespacedName{Namespace: ns, Name: launch.Job}
+
+		created, err := r.createJobs(ctx, pb, act, []playbook.Launch{launch})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(created).To(Equal(1))
+		var payload corev1.Secret
+		Expect(k8sClient.Get(ctx, key, &payload)).To(Succeed())
+		Expect(payload.Data).To(HaveKey(playbook.UsersKey))
+
+		By("the same launch again (a pass that re-decides it): no error, nothing new")
+		created, err = r.createJobs(ctx, pb, act, []playbook.Launch{launch})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(created).To(BeZero())
+
+		By("a crash after the payload, before the Job: the retry finds the payload and creates the Job")
+		var j batchv1.Job
+		Expect(k8sClient.Get(ctx, key, &j)).To(Succeed())
+		j.Finalizers = nil
+		Expect(k8sClient.Update(ctx, &j)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, &j, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &batchv1.Job{})) }).Should(BeTrue())
+		created, err = r.createJobs(ctx, pb, act, []playbook.Launch{launch})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(created).To(Equal(1))
+		Expect(k8sClient.Get(ctx, key, &j)).To(Succeed())
+		Expect(j.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", launch.Job)))
+	})
+
 	It("stalls objects naming no ServiceAccount under --require-service-account, acting as nobody", func() {
 		stopManager()
 		startManagerWith(identity.Policy{Require: true})
