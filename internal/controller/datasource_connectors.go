@@ -200,7 +200,8 @@ func indexRefs(ds *v1alpha1.DataSource) (secrets, configMaps []string) {
 
 // referenceStalls are the Stalled reasons a retry may clear without a spec
 // change: a Secret created, a Role granted, the manager's impersonate rule
-// widened. (A ConfigMap's creation arrives by its watch.)
+// widened. (A ConfigMap's creation arrives by its watch.) referencesVersion
+// sees each of these change, so the retry syncs.
 var referenceStalls = map[string]bool{
 	v1alpha1.ReasonSecretNotFound:         true,
 	identity.ReasonAccessDenied:           true,

@@ -304,22 +304,23 @@ func (r *DataSourceReconciler) requeueAfter(ds *v1alpha1.DataSource) time.Durati
 
 // referencesVersion fingerprints the resourceVersions of the Secrets and
 // ConfigMaps a DataSource references, so that a change to one triggers a sync.
-// ConfigMaps come from the manager's metadata-only cache (their watch also
-// triggers the reconcile). Secrets are read as the DataSource's identity,
-// metadata only, on each reconcile: the manager may not list or watch Secrets
-// cluster-wide, so a changed Secret is noticed at the next reconcile (the
-// next sync, or sooner while the source is stalled on it: referenceRetry).
+// They are read as the DataSource's identity, metadata only, on each
+// reconcile, so a Role granted later changes the fingerprint too (from
+// @forbidden). A ConfigMap change also triggers the reconcile (the manager
+// watches ConfigMap metadata); the manager may not list or watch Secrets, so
+// a changed Secret is noticed at the next reconcile (the next sync, or sooner
+// while the source is stalled on it: referenceRetry).
 func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alpha1.DataSource, refs refReader) (string, error) {
 	secrets, configMaps := indexRefs(ds)
 	if len(secrets)+len(configMaps) == 0 {
 		return "", nil
 	}
 	var parts []string
-	add := func(kind string, names []string, reader client.Reader) error {
+	add := func(kind string, names []string) error {
 		for _, name := range names {
 			m := &metav1.PartialObjectMetadata{}
 			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-			err := reader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, m)
+			err := refs.reader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, m)
 			switch {
 			case apierrors.IsNotFound(err):
 				parts = append(parts, kind+"/"+name+"@missing")
@@ -334,10 +335,10 @@ func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alph
 		}
 		return nil
 	}
-	if err := add("Secret", secrets, refs.reader); err != nil {
+	if err := add("Secret", secrets); err != nil {
 		return "", err
 	}
-	if err := add("ConfigMap", configMaps, r.Client); err != nil {
+	if err := add("ConfigMap", configMaps); err != nil {
 		return "", err
 	}
 	sort.Strings(parts)

@@ -526,9 +526,9 @@ func plainProfile(u profile.User, s profile.Schema) map[string]any {
 
 // release removes our finalizer from Jobs being deleted whose outcome is
 // recorded, after deleting their payload Secrets (as the playbook's
-// identity): the payload goes with its Job. A payload the identity may not delete stays
-// until the playbook is deleted (it owns it) and a Warning says so; the Job
-// is released all the same.
+// identity): the payload goes with its Job. A payload the identity may not
+// delete stays until the playbook is deleted (it owns it) and a Warning says
+// so; the Job is released all the same.
 func (r *PlaybookReconciler) release(ctx context.Context, pb *v1alpha1.Playbook, act actor, names []string) error {
 	var denied error
 	for _, name := range names {
