@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -435,6 +436,7 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 	profiles := r.profiles(pb, launches)
 	work := make(chan playbook.Launch)
 	var mu sync.Mutex
+	var denied atomic.Bool
 	var errs []error
 	created := 0
 	var wg sync.WaitGroup
@@ -443,6 +445,9 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 		go func() {
 			defer wg.Done()
 			for l := range work {
+				if denied.Load() {
+					continue // the identity was refused: the others would be too
+				}
 				job, payload := playbook.BuildJob(pb, l, profiles)
 				err := r.createJob(ctx, act, job, payload)
 				mu.Lock()
@@ -454,6 +459,7 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 					r.created.Add(ownerOf(pb), l.Job)
 				default:
 					errs = append(errs, fmt.Errorf("creating Job %s: %w", l.Job, err))
+					denied.Store(denied.Load() || conditions.IsStalled(err))
 				}
 				mu.Unlock()
 			}

@@ -408,6 +408,25 @@ var _ = Describe("Safe to share", func() {
 		Expect(created).To(Equal(1))
 		Expect(k8sClient.Get(ctx, key, &j)).To(Succeed())
 		Expect(j.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", launch.Job)))
+
+		By("an identity refused once is not asked again in the same pass")
+		r.CreateWorkers = 1
+		pb.Spec.ServiceAccountName = "nobody"
+		act, err = r.actAs(pb)
+		Expect(err).NotTo(HaveOccurred())
+		var launches []playbook.Launch
+		for i := range 5 {
+			l := launch
+			l.Job = fmt.Sprintf("onboard-welcome-n%d", i)
+			launches = append(launches, l)
+		}
+		created, err = r.createJobs(ctx, pb, act, launches)
+		Expect(created).To(BeZero())
+		s, ok := conditions.AsStalled(err)
+		Expect(ok).To(BeTrue())
+		Expect(s.Reason).To(Equal(identity.ReasonAccessDenied))
+		Expect(s.Message).To(ContainSubstring(`ServiceAccount "nobody" may not create secrets`))
+		Expect(err.(interface{ Unwrap() []error }).Unwrap()).To(HaveLen(1))
 	})
 
 	It("stalls objects naming no ServiceAccount under --require-service-account, acting as nobody", func() {
