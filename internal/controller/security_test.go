@@ -346,6 +346,7 @@ var _ = Describe("Safe to share", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(yamlish)).NotTo(ContainSubstring(notes), "a profile is in the Job")
 		}
+		GinkgoWriter.Printf("RESULT payload: %d Jobs for 1000 users, largest users.json %d bytes\n", len(playbookJobs(ns)), largest)
 		Expect(largest).To(BeNumerically(">", 128<<10), "the test needs a payload over the kernel's 128 KiB env string limit")
 
 		By("the view role reads the Job, not its payload")

@@ -124,6 +124,7 @@ func TestBuildJobPayloadInSecret(t *testing.T) {
 	if err := json.Unmarshal(users, &decoded); err != nil || len(decoded) != 1000 || decoded[999].Profile == nil {
 		t.Fatalf("users.json: %d users, err %v", len(decoded), err)
 	}
+	t.Logf("users.json of 1000 users: %d bytes; longest env value: %d bytes", len(users), maxEnv(t, job))
 	if n := maxEnv(t, job); n > 64 {
 		t.Errorf("longest env value is %d bytes: payload leaked into the environment", n)
 	}
