@@ -97,8 +97,8 @@ cluster-smoke: controlplane-e2e ## Check the local control plane: 50 Jobs comple
 	@hack/localcluster-smoke.sh
 
 .PHONY: test
-test: manifests generate fmt vet controlplane ## Run all tests against a real control plane built from sources.
-	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" go test ./... -coverprofile cover.out
+test: manifests generate fmt vet controlplane kustomize ## Run all tests against a real control plane built from sources.
+	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" KUSTOMIZE="$(KUSTOMIZE)" go test ./... -coverprofile cover.out
 
 .PHONY: verify
 verify: ## Fail if `make manifests generate fmt` changes tracked files.

@@ -26,6 +26,7 @@ import (
 
 	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/controller"
+	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/leaderpod"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
@@ -86,6 +87,17 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 200, "Burst of queries to the API server.")
 	applySourcePolicy := sourcePolicyFlags(flag.CommandLine)
+	// Identity per object (docs/security.md): whom the manager acts as to read
+	// a DataSource's Secrets and create a Playbook's Jobs.
+	var defaultServiceAccount string
+	var requireServiceAccount bool
+	flag.StringVar(&defaultServiceAccount, "default-service-account", "",
+		"ServiceAccount of an object's own namespace the manager impersonates to read a DataSource's Secrets and ConfigMaps "+
+			"and create a Playbook's Jobs, when the object's spec.serviceAccountName is empty. Empty: such objects act as the "+
+			"manager itself (single-tenant installs and the demo). The manager's ClusterRole must allow impersonating the name.")
+	flag.BoolVar(&requireServiceAccount, "require-service-account", false,
+		"Never act as the manager itself: a DataSource or Playbook naming no ServiceAccount, with no --default-service-account, "+
+			"is Stalled (ServiceAccountRequired).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -142,6 +154,7 @@ func main() {
 	// The profile store is shared by the controllers; DataSources rebuild it after
 	// every start.
 	store := profile.NewStore()
+	identities := controller.NewIdentities(mgr, identity.Policy{DefaultServiceAccount: defaultServiceAccount, Require: requireServiceAccount})
 	storeEvents := make(chan event.GenericEvent, 1024)
 	if err := (&controller.DataSourceReconciler{
 		StoreEvents:        storeEvents,
@@ -150,6 +163,7 @@ func main() {
 		Store:              store,
 		Recorder:           mgr.GetEventRecorder("datasource-controller"),
 		MaxConcurrentSyncs: maxConcurrentSyncs,
+		Identities:         identities,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DataSource")
 		os.Exit(1)
@@ -172,6 +186,7 @@ func main() {
 		Store:         store,
 		Recorder:      mgr.GetEventRecorder("playbook-controller"),
 		CreateWorkers: jobCreateWorkers,
+		Identities:    identities,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Playbook")
 		os.Exit(1)

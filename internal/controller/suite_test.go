@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/usersuccess/persona-operator/internal/connector/netguard"
+	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/webhook"
@@ -100,10 +101,15 @@ func restartManager() {
 }
 
 // startManager runs the controllers in the background against the test control
-// plane, with a fresh profile store.
-func startManager() {
+// plane, with a fresh profile store and the default identity policy (the
+// manager acts as itself unless an object names a ServiceAccount).
+func startManager() { startManagerWith(identity.Policy{}) }
+
+// startManagerWith is startManager with the identity flags set.
+func startManagerWith(policy identity.Policy) {
 	mgr, err := testEnv.NewManager()
 	Expect(err).NotTo(HaveOccurred())
+	identities := NewIdentities(mgr, policy)
 	Expect(webhook.SetupPersonaWebhook(mgr)).To(Succeed())
 	store = profile.NewStore()
 	storeEvents := make(chan event.GenericEvent, 1024)
@@ -113,6 +119,7 @@ func startManager() {
 		APIReader:   mgr.GetAPIReader(),
 		Store:       store,
 		Recorder:    mgr.GetEventRecorder("datasource-controller"),
+		Identities:  identities,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PersonaReconciler{
 		APIReader:   mgr.GetAPIReader(),
@@ -123,10 +130,11 @@ func startManager() {
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PlaybookReconciler{
-		Client:   mgr.GetClient(),
-		Store:    store,
-		Clock:    playbookClock,
-		Recorder: mgr.GetEventRecorder("playbook-controller"),
+		Client:     mgr.GetClient(),
+		Store:      store,
+		Clock:      playbookClock,
+		Recorder:   mgr.GetEventRecorder("playbook-controller"),
+		Identities: identities,
 	}).SetupWithManager(mgr)).To(Succeed())
 	stop := cluster.Run(ctx, mgr)
 	stopManager = func() {
