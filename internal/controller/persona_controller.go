@@ -353,9 +353,9 @@ func schemaKey(s rule.Schema) string {
 	return strings.Join(parts, ",")
 }
 
-// write applies a slice plan: creates, updates (optimistic, by resourceVersion)
-// and deletes, recording each in the tracker. It returns the persona's slices
-// (name → generation) after the writes.
+// write applies a slice plan in the order of its Steps (creates, updates by
+// optimistic lock, deletes), recording each write in the tracker. It returns
+// the persona's slices (name → generation) after the writes.
 func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cached []v1alpha1.PersonaMembership,
 	plan membership.Plan) (map[string]int64, error) {
 	byName := map[string]*v1alpha1.PersonaMembership{}
@@ -363,39 +363,56 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 	for i := range cached {
 		byName[cached[i].Name] = &cached[i]
 	}
-	for _, s := range plan.Update {
-		obj := byName[s.Name].DeepCopy()
-		fill(obj, s.Members)
-		if err := r.Update(ctx, obj); err != nil {
-			return nil, fmt.Errorf("updating PersonaMembership %s: %w", s.Name, err)
+	for _, step := range plan.Steps() {
+		var err error
+		switch {
+		case step.Delete:
+			err = r.deleteSlice(ctx, p, byName[step.Slice.Name])
+			delete(written, step.Slice.Name)
+		case step.Slice.Name == "":
+			var obj *v1alpha1.PersonaMembership
+			if obj, err = r.createSlice(ctx, p, step.Slice.Members); err == nil {
+				written[obj.Name] = obj.Generation
+			}
+		default:
+			obj := byName[step.Slice.Name].DeepCopy()
+			fill(obj, step.Slice.Members)
+			if err = r.Update(ctx, obj); err != nil {
+				err = fmt.Errorf("updating PersonaMembership %s: %w", obj.Name, err)
+			} else {
+				r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
+				written[obj.Name] = obj.Generation
+			}
 		}
-		r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
-		written[obj.Name] = obj.Generation
-	}
-	for _, s := range plan.Create {
-		obj := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{
-			Namespace: p.Namespace, GenerateName: p.Name + "-", Labels: map[string]string{v1alpha1.PersonaLabel: p.Name},
-		}, Persona: p.Name}
-		if err := controllerutil.SetControllerReference(p, obj, r.Scheme()); err != nil {
+		if err != nil {
 			return nil, err
 		}
-		fill(obj, s.Members)
-		if err := r.Create(ctx, obj); err != nil {
-			return nil, fmt.Errorf("creating a PersonaMembership: %w", err)
-		}
-		r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
-		written[obj.Name] = obj.Generation
-	}
-	for _, name := range plan.Delete {
-		obj := byName[name]
-		err := r.Delete(ctx, obj, client.Preconditions{ResourceVersion: &obj.ResourceVersion})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("deleting PersonaMembership %s: %w", name, err)
-		}
-		r.writes.Wrote(ownerOf(p), name, tracker.Deleted)
-		delete(written, name)
 	}
 	return written, nil
+}
+
+func (r *PersonaReconciler) createSlice(ctx context.Context, p *v1alpha1.Persona, members []membership.Member) (*v1alpha1.PersonaMembership, error) {
+	obj := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{
+		Namespace: p.Namespace, GenerateName: p.Name + "-", Labels: map[string]string{v1alpha1.PersonaLabel: p.Name},
+	}, Persona: p.Name}
+	if err := controllerutil.SetControllerReference(p, obj, r.Scheme()); err != nil {
+		return nil, err
+	}
+	fill(obj, members)
+	if err := r.Create(ctx, obj); err != nil {
+		return nil, fmt.Errorf("creating a PersonaMembership: %w", err)
+	}
+	r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
+	return obj, nil
+}
+
+func (r *PersonaReconciler) deleteSlice(ctx context.Context, p *v1alpha1.Persona, obj *v1alpha1.PersonaMembership) error {
+	err := r.Delete(ctx, obj, client.Preconditions{ResourceVersion: &obj.ResourceVersion})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting PersonaMembership %s: %w", obj.Name, err)
+	}
+	r.writes.Wrote(ownerOf(p), obj.Name, tracker.Deleted)
+	return nil
 }
 
 func fill(obj *v1alpha1.PersonaMembership, members []membership.Member) {

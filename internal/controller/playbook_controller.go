@@ -385,15 +385,22 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 		r.ledger.Wrote(ownerOf(pb), obj.Name, obj.Generation)
 	}
 	for _, runs := range lp.Create {
+		name := playbook.LedgerName(pb.Name, func(n string) bool { return byName[n] != nil })
 		obj := &v1alpha1.PlaybookProgress{ObjectMeta: metav1.ObjectMeta{
-			Namespace: pb.Namespace, GenerateName: pb.Name + "-", Labels: map[string]string{v1alpha1.PlaybookLabel: pb.Name},
+			Namespace: pb.Namespace, Name: name, Labels: map[string]string{v1alpha1.PlaybookLabel: pb.Name},
 		}, Playbook: pb.Name, Runs: runs, RunCount: int32(len(runs))}
 		if err := controllerutil.SetControllerReference(pb, obj, r.Scheme()); err != nil {
 			return err
 		}
 		if err := r.Create(ctx, obj); err != nil {
-			return fmt.Errorf("creating a PlaybookProgress: %w", err)
+			if apierrors.IsAlreadyExists(err) {
+				// An earlier create whose response was lost, or a slice the
+				// cache does not show yet: plan again once it does.
+				return fmt.Errorf("PlaybookProgress %s exists but is not in the cache yet: retrying", name)
+			}
+			return fmt.Errorf("creating PlaybookProgress %s: %w", name, err)
 		}
+		byName[name] = obj
 		r.ledger.Wrote(ownerOf(pb), obj.Name, obj.Generation)
 	}
 	return nil

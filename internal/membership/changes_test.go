@@ -115,3 +115,50 @@ func sliceNamed(all []Slice, names []string) []Slice {
 	}
 	return out
 }
+
+// TestStepsNeverDropAStayingMember: after any prefix of a plan's writes made
+// in the order of Steps, every member who stays is in some slice with its
+// entry time, also when a smaller sliceSize moves members to new slices
+// (issue 13 row 12: a Playbook pass between two writes saw false exits).
+func TestStepsNeverDropAStayingMember(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for iter := range 300 {
+		desired := map[string]Member{}
+		for i := range 5 + r.IntN(40) {
+			uid := fmt.Sprintf("u%03d", i)
+			desired[uid] = Member{UserID: uid, AccountID: "a", EnteredAt: t0.Add(time.Duration(r.IntN(3)) * time.Hour)}
+		}
+		big := 2 + r.IntN(10)
+		existing := applyPlan(nil, PlanSlices(nil, desired, big))
+		next := maps.Clone(desired)
+		for range r.IntN(5) {
+			delete(next, fmt.Sprintf("u%03d", r.IntN(45)))
+		}
+		small := 1 + r.IntN(big) // a smaller (or equal) sliceSize moves members
+		plan := PlanSlices(existing, next, small)
+		state := existing
+		for k, step := range plan.Steps() {
+			var one Plan
+			switch {
+			case step.Delete:
+				one.Delete = []string{step.Slice.Name}
+			case step.Slice.Name == "":
+				one.Create = []Slice{step.Slice}
+			default:
+				one.Update = []Slice{step.Slice}
+			}
+			state = applyPlan(state, one)
+			held := Members(state)
+			for uid, m := range next {
+				if old, stays := desired[uid]; stays {
+					if got, ok := held[uid]; !ok || !got.EnteredAt.Equal(old.EnteredAt) || !got.EnteredAt.Equal(m.EnteredAt) {
+						t.Fatalf("iter %d: after write %d of %d, staying member %s is %+v (present %v)", iter, k+1, plan.Writes(), uid, got, ok)
+					}
+				}
+			}
+		}
+		if !maps.EqualFunc(Members(state), next, same) {
+			t.Fatalf("iter %d: final membership differs", iter)
+		}
+	}
+}

@@ -5,7 +5,7 @@ import (
 )
 
 // Plan is the set of writes that makes the slices hold exactly the desired
-// members.
+// members. They are made in the order of Steps.
 type Plan struct {
 	// Create are new slices (Name empty: the caller generates one).
 	Create []Slice
@@ -17,6 +17,36 @@ type Plan struct {
 
 // Writes is the number of API writes the plan needs.
 func (p Plan) Writes() int { return len(p.Create) + len(p.Update) + len(p.Delete) }
+
+// Step is one write of a plan: a slice to create (Name empty), to update, or
+// (Delete) to delete.
+type Step struct {
+	Slice  Slice
+	Delete bool
+}
+
+// Steps is the order the plan's writes must be made in: creates first, then
+// updates (those that take members before those that only lose some), then
+// deletes. A member who moves (a smaller sliceSize releases
+// members that new slices take) is then in two slices for a moment, never in
+// none: a Playbook reading the slices between two writes must not see an
+// exit that never happened, and a crash between two writes must not lose a
+// member, who would enter again with a new entry time. A member found twice
+// keeps the earliest entry (Members, PlanChanges), so the duplicate is
+// harmless and the next pass removes it.
+func (p Plan) Steps() []Step {
+	out := make([]Step, 0, p.Writes())
+	for _, s := range p.Create {
+		out = append(out, Step{Slice: s})
+	}
+	for _, s := range p.Update {
+		out = append(out, Step{Slice: s})
+	}
+	for _, name := range p.Delete {
+		out = append(out, Step{Slice: Slice{Name: name}, Delete: true})
+	}
+	return out
+}
 
 // PlanSlices plans the writes from the existing slices to the desired members,
 // with at most maxPerSlice members per slice:
@@ -48,6 +78,7 @@ func PlanSlices(existing []Slice, desired map[string]Member, maxPerSlice int) Pl
 	}
 
 	pending := unplaced(desired, placed)
+	received := make([]bool, len(work))
 	for i := range work {
 		if !dirty[i] || len(pending) == 0 {
 			continue
@@ -55,12 +86,13 @@ func PlanSlices(existing []Slice, desired map[string]Member, maxPerSlice int) Pl
 		room := maxPerSlice - len(work[i].Members)
 		n := min(room, len(pending))
 		work[i].Members = append(work[i].Members, pending[:n]...)
+		received[i] = n > 0
 		pending = pending[n:]
 	}
 	if len(pending) > 0 {
 		if i := bestFit(work, dirty, len(pending), maxPerSlice); i >= 0 {
 			work[i].Members = append(work[i].Members, pending...)
-			dirty[i] = true
+			dirty[i], received[i] = true, true
 			pending = nil
 		}
 	}
@@ -71,10 +103,15 @@ func PlanSlices(existing []Slice, desired map[string]Member, maxPerSlice int) Pl
 		plan.Create = append(plan.Create, s)
 		pending = pending[n:]
 	}
-	for i, s := range work {
-		if dirty[i] {
-			sortMembers(s.Members)
-			plan.Update = append(plan.Update, s)
+	// Slices that take members first: a member released by another slice
+	// (a smaller sliceSize) is then written into its new slice before it
+	// leaves the old one (see Steps).
+	for _, takes := range []bool{true, false} {
+		for i, s := range work {
+			if dirty[i] && received[i] == takes {
+				sortMembers(s.Members)
+				plan.Update = append(plan.Update, s)
+			}
 		}
 	}
 	return plan

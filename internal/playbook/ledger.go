@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
@@ -115,4 +116,19 @@ func roomiest(slices []LedgerSlice, dirty []bool, n, max int) int {
 		}
 	}
 	return best
+}
+
+// LedgerName is the name of a new PlaybookProgress slice of a playbook: its
+// name and the first ordinal no slice takes. A fixed name, not GenerateName:
+// when the response to a Create is lost (a timeout) and the pass is retried
+// before the cache shows the slice, the retry asks for the same name and gets
+// AlreadyExists, instead of creating a second slice that records the same
+// users' runs (whose Jobs, batched differently, could launch them twice).
+// Playbook names are at most 63 characters, so the name fits.
+func LedgerName(playbook string, taken func(name string) bool) string {
+	for i := 1; ; i++ {
+		if name := fmt.Sprintf("%s-runs-%d", playbook, i); !taken(name) {
+			return name
+		}
+	}
 }

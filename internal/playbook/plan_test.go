@@ -371,3 +371,17 @@ func TestLedgerStates(t *testing.T) {
 		t.Errorf("wake = %v, want u2's due time", wake)
 	}
 }
+
+func TestLedgerName(t *testing.T) {
+	taken := map[string]bool{"onboard-runs-1": true, "onboard-runs-2": true, "onboard-x7k2p": true}
+	if got := LedgerName("onboard", func(n string) bool { return taken[n] }); got != "onboard-runs-3" {
+		t.Fatalf("LedgerName = %q, want the first free ordinal onboard-runs-3", got)
+	}
+	if got := LedgerName("onboard", func(string) bool { return false }); got != "onboard-runs-1" {
+		t.Fatalf("LedgerName = %q, want onboard-runs-1", got)
+	}
+	long := strings.Repeat("p", 63)
+	if got := LedgerName(long, func(string) bool { return false }); len(got) > 253 {
+		t.Fatalf("name of %d characters", len(got))
+	}
+}
