@@ -2,6 +2,8 @@ package membership
 
 import (
 	"iter"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -64,7 +66,7 @@ func PlanChanges(stored Stored, verdicts map[string]Verdict, now time.Time, maxP
 		edits[slice][uid] = m
 	}
 	var entered []Member
-	for _, uid := range sortedKeys(verdicts) {
+	for _, uid := range slices.Sorted(maps.Keys(verdicts)) {
 		v := verdicts[uid]
 		locs, isStored := found[uid]
 		switch {
@@ -206,15 +208,6 @@ func applyEdits(stored Stored, i int, e map[string]*Member) []Member {
 		out = append(out, m)
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // SliceList is Stored over slices already converted.
