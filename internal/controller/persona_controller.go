@@ -223,7 +223,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	// At the next change of membership by time alone, or the next full
 	// evaluation that refreshes insights, if before the refresh.
 	var fullDue time.Time
-	if mode == persona.ModeChanged {
+	if mode == persona.ModeChanged && len(mem.Insights) > 0 {
 		fullDue = persona.FullDue(mem, persona.MinFullInterval)
 	}
 	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p), fullDue)}, nil

@@ -96,13 +96,16 @@ func FullReason(m *Memory, in PlanInput) string {
 		return FullPartial
 	case in.Changes.All:
 		return FullStore
-	case !m.NextChange.IsZero() && !in.Now.Before(m.NextChange):
+	case !m.NextChange.IsZero() && !in.Now.Before(m.NextChange) && !in.Now.Before(m.FullAt.Add(10*m.FullDuration)):
+		// A crossing waits, like the time-driven requeue (RequeueAfter), until
+		// ten full passes' time has gone by: over fine-grained timestamps one
+		// is due every second, and every change would otherwise be a full pass.
 		return FullTime
 	case tooMany(in.Changes.Len(), in.Profiles):
 		return FullMany
 	case in.Refresh > 0 && in.Now.Sub(m.FullAt) >= in.Refresh:
 		return FullRefresh
-	case in.Changes.Len() > 0 && !in.Now.Before(FullDue(m, in.FullInterval)):
+	case len(m.Insights) > 0 && in.Changes.Len() > 0 && !in.Now.Before(FullDue(m, in.FullInterval)):
 		return FullInsights
 	}
 	return ""

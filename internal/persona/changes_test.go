@@ -255,6 +255,8 @@ func TestChangeDrivenEqualsFull(t *testing.T) {
 func TestFullReason(t *testing.T) {
 	slicesNow := map[string]int64{"s-1": 3}
 	mem := &Memory{Key: "k", Slices: slicesNow, FullAt: now, FullDuration: 2 * time.Second}
+	withInsights := &Memory{Key: "k", Slices: slicesNow, FullAt: now, FullDuration: 2 * time.Second,
+		Insights: []v1alpha1.InsightResult{{Name: "top"}}}
 	few := profile.Changes{Users: []string{"u1"}}
 	base := PlanInput{Key: "k", Slices: slicesNow, Now: now.Add(time.Second), Refresh: 10 * time.Minute, Changes: few,
 		Profiles: 100, FullInterval: MinFullInterval}
@@ -282,12 +284,21 @@ func TestFullReason(t *testing.T) {
 			in.Profiles, in.Changes = 5, profile.Changes{Users: make([]string, 3)}
 		}, want: ""},
 		{name: "refresh interval", mem: mem, change: func(in *PlanInput) { in.Now = now.Add(10 * time.Minute) }, want: FullRefresh},
-		{name: "insights due after changes", mem: mem, change: func(in *PlanInput) { in.Now = now.Add(MinFullInterval) },
+		{name: "insights due after changes", mem: withInsights, change: func(in *PlanInput) { in.Now = now.Add(MinFullInterval) },
 			want: FullInsights},
+		{name: "no insights: no refresh but the refresh interval's", mem: mem,
+			change: func(in *PlanInput) { in.Now = now.Add(MinFullInterval) }, want: ""},
 		{name: "insights due: no sooner than ten full evaluations", mem: &Memory{Key: "k", Slices: slicesNow, FullAt: now,
-			FullDuration: 10 * time.Second}, change: func(in *PlanInput) { in.Now = now.Add(MinFullInterval) }, want: ""},
-		{name: "insights due but nothing changed", mem: mem,
+			FullDuration: 10 * time.Second, Insights: withInsights.Insights}, change: func(in *PlanInput) { in.Now = now.Add(MinFullInterval) },
+			want: ""},
+		{name: "insights due but nothing changed", mem: withInsights,
 			change: func(in *PlanInput) { in.Now, in.Changes = now.Add(MinFullInterval), profile.Changes{} }, want: ""},
+		{name: "a crossing waits ten full passes' time", mem: &Memory{Key: "k", Slices: slicesNow, FullAt: now,
+			FullDuration: time.Second, NextChange: now.Add(time.Second)}, change: func(in *PlanInput) { in.Now = now.Add(5 * time.Second) },
+			want: ""},
+		{name: "and then is full", mem: &Memory{Key: "k", Slices: slicesNow, FullAt: now,
+			FullDuration: time.Second, NextChange: now.Add(time.Second)}, change: func(in *PlanInput) { in.Now = now.Add(10 * time.Second) },
+			want: FullTime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
