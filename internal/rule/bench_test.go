@@ -176,8 +176,8 @@ func BenchmarkNextChange1M(b *testing.B) {
 
 // BenchmarkRules1M evaluates rules of different shapes over the same 1 M
 // profiles, one evaluation per iteration: tabulated (every clause reads one
-// attribute), interpreted with the fast paths, and cost-tracked (a string
-// extension, a comprehension). It measures what the runtime cost limit costs:
+// attribute), interpreted with the fast paths, a string extension (bounded:
+// tabulated), and cost-tracked (a concatenation, a comprehension). It measures what the runtime cost limit costs:
 //
 //	go test ./internal/rule -run '^$' -bench Rules1M -benchmem -cpu 1 -benchtime 3x -count 3
 func BenchmarkRules1M(b *testing.B) {
@@ -186,6 +186,7 @@ func BenchmarkRules1M(b *testing.B) {
 		{"tabulated", atRisk},
 		{"interpreted", `user.nps <= 6 || account.tier == "enterprise" && user.role == "champion"`},
 		{"string-extension", `user.role.lowerAscii() == "champion" && user.nps <= 6`},
+		{"concatenation", `user.role + "!" == "champion!" && user.nps <= 6`},
 		{"comprehension", `user.features.exists(f, f == "sso") && user.nps <= 6`},
 	}
 	for _, r := range rules {

@@ -13,16 +13,20 @@ import (
 // error), except the programs whose cost cannot outgrow the estimate by more
 // than the size of the values they read: no comprehension (each call then runs
 // at most once per evaluation) and only calls from boundedCalls, which take
-// time linear in their operands and build nothing larger than a scalar. Those
+// time linear in their operands and build at most a value the size of one of
+// them (a scalar, a lower-cased copy): such an evaluation allocates at most
+// the size of the values it reads times the number of its calls. Those
 // are the rules that keep the fast paths (fast.go, table.go): tracking costs a
 // tracker per evaluation and an observer per step, and rules such as
 // `account.tier == "enterprise" && user.nps <= 6` have nothing it could stop.
 // The size guards (guards.go) apply to every program, tracked or not.
 
 // boundedCalls are overload ids, or prefixes of them (ending in "_"), of
-// functions that read their operands once and allocate at most a scalar.
-// add_string, add_bytes, add_list, matches and every extension function are
-// absent: they are tracked.
+// functions that read their operands once and build at most a value the size
+// of one operand. Concatenation (add_string, add_bytes, add_list: the sum of
+// the operands), matches (a pattern compiled from data), the guarded
+// amplifiers (guards.go) and the list and set extensions are absent: they are
+// tracked.
 var boundedCalls = []string{
 	"conditional", "logical_", "not_strictly_false", "equals", "not_equals",
 	"less_", "greater_",
@@ -31,6 +35,8 @@ var boundedCalls = []string{
 	"index_list", "index_map", "in_list", "in_map",
 	"size_", "string_size", "bytes_size", "list_size", "map_size",
 	"contains_string", "starts_with_string", "ends_with_string",
+	"string_lower_ascii", "string_upper_ascii", "string_trim", "string_reverse", "string_substring_",
+	"string_char_at_int", "string_index_of_", "string_last_index_of_",
 	"timestamp_to_", "duration_to_", "int64_to_", "uint64_to_", "double_to_", "bool_to_",
 	"string_to_int64", "string_to_uint64", "string_to_double", "string_to_bool",
 	"string_to_timestamp", "string_to_duration", "string_to_string",

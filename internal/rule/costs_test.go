@@ -129,7 +129,8 @@ func TestNeedsCostTracking(t *testing.T) {
 		{`has(user.nps) ? user.nps * 2 - 1 > 3 : false`, false},
 		{`user.features.exists(f, f == "sso")`, true},
 		{`user.role + "x" == "y"`, true},
-		{`user.role.lowerAscii() == "y"`, true},
+		{`user.role.lowerAscii().trim().substring(1) == "y" && user.role.indexOf("a") > 0`, false},
+		{`["a", user.role].join() == "y"`, true},
 		{`user.role.matches("^d")`, true},
 		{`user.role.replace("a", "b") == "y"`, true},
 	}
