@@ -1,6 +1,8 @@
 package rule
 
 import (
+	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -143,4 +145,33 @@ func TestNeedsCostTracking(t *testing.T) {
 			t.Errorf("%s: tracked %v, want %v", tt.expr, got, tt.tracked)
 		}
 	}
+}
+
+// A program bound to a context fails every evaluation once the context is
+// done, and evaluates as before until then.
+func TestWithContext(t *testing.T) {
+	n := fixture(t)
+	const expr = `user.nps <= 6 || user.role == "champion"` // interpreted: no single-attribute clause
+	n.Read(nil, func(v *profile.View) {
+		p, err := Compile(expr, v.Schema())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		live := p.WithContext(ctx).NewEvaluator(v, now)
+		plain := p.NewEvaluator(v, now)
+		for u := range v.Users() {
+			got, gotErr := live.Match(u)
+			want, wantErr := plain.Match(u)
+			if got != want || (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("%s: %v, %v with a live context; %v, %v without", u.ID(), got, gotErr, want, wantErr)
+			}
+		}
+		cancel()
+		for u := range v.Users() {
+			if _, err := live.Match(u); !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s after cancel: error %v, want context.Canceled", u.ID(), err)
+			}
+		}
+	})
 }
