@@ -55,4 +55,3 @@ func withinCostLimit(env *cel.Env, checked *ast.AST, vars map[string]any) error 
 	}
 	return nil
 }
-
