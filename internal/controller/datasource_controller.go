@@ -186,6 +186,7 @@ func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incr
 // sync runs one sync and records it in ds.Status. It returns an error only for
 // transient failures worth a backoff retry.
 func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, forced bool, mode datasource.Mode) error {
+	newSpec := ds.Status.ObservedGeneration != ds.Generation
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
 	if err != nil {
@@ -194,8 +195,10 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	}
 	// The source is built from a copy lowered to the cluster's caps.
 	limited := ds.DeepCopy()
-	if lowered := r.Limits.Apply(&limited.Spec); len(lowered) > 0 {
-		logf.FromContext(ctx).V(1).Info("spec lowered to the cluster's limits", "lowered", lowered)
+	if lowered := r.Limits.Apply(&limited.Spec); len(lowered) > 0 && newSpec {
+		// Once per spec generation, not on every sync.
+		warn(r.Recorder, ds, v1alpha1.ReasonLimitExceeded, "Sync",
+			"the spec asks for more than this cluster allows; lowered "+strings.Join(lowered, " and ")+" (the manager's --max-sync-timeout and --max-response-bytes)")
 	}
 	src, err := newSource(ctx, refReader{reader: r.APIReader, namespace: ds.Namespace}, limited, mode)
 	if s, ok := conditions.AsStalled(err); ok {

@@ -26,6 +26,8 @@ func PerNamespace(configured, workers int) int {
 }
 
 // Slots counts the syncs running per namespace. It is safe for concurrent use.
+// A nil *Slots admits every sync (a reconciler built without its manager
+// setup, as some tests do).
 type Slots struct {
 	limit   int
 	mu      sync.Mutex
@@ -40,6 +42,9 @@ func New(limit int) *Slots {
 // Acquire reports whether a sync in namespace may start now; when it may, the
 // slot is taken and the caller must Release it when the sync ends.
 func (s *Slots) Acquire(namespace string) bool {
+	if s == nil {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running[namespace] >= s.limit {
@@ -51,6 +56,9 @@ func (s *Slots) Acquire(namespace string) bool {
 
 // Release frees a slot taken by Acquire.
 func (s *Slots) Release(namespace string) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch n := s.running[namespace]; {
@@ -63,6 +71,9 @@ func (s *Slots) Release(namespace string) {
 
 // Running is the number of syncs running in namespace.
 func (s *Slots) Running(namespace string) int {
+	if s == nil {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.running[namespace]

@@ -65,6 +65,19 @@ func TestSlots(t *testing.T) {
 	}
 }
 
+func TestNilSlotsAdmitEverything(t *testing.T) {
+	var s *Slots
+	for range 3 {
+		if !s.Acquire("a") {
+			t.Fatal("a nil Slots refused a sync")
+		}
+	}
+	s.Release("a")
+	if s.Running("a") != 0 {
+		t.Fatal("a nil Slots counts")
+	}
+}
+
 func TestSlotsConcurrent(t *testing.T) {
 	s := New(3)
 	var wg sync.WaitGroup
