@@ -24,7 +24,7 @@ import (
 // boundedCalls are overload ids, or prefixes of them (ending in "_"), of
 // functions that read their operands once and build at most a value the size
 // of one operand. Concatenation (add_string, add_bytes, add_list: the sum of
-// the operands), matches (a pattern compiled from data), the guarded
+// the operands), matches (unless its pattern is a literal), the guarded
 // amplifiers (guards.go) and the list and set extensions are absent: they are
 // tracked.
 var boundedCalls = []string{
@@ -69,10 +69,25 @@ func needsCostTracking(checked *ast.AST) bool {
 			tracked = true
 		}
 		for _, id := range ids {
-			if !bounded(id) {
+			if !bounded(id) && !constantPattern(e, id) {
 				tracked = true
 			}
 		}
 	})
 	return tracked
+}
+
+// constantPattern reports whether e is a matches call with a literal pattern:
+// CEL compiles it once with the program, and RE2 matches in time linear in
+// the value without building anything from it. A pattern computed from data
+// is compiled per evaluation: tracked.
+func constantPattern(e ast.Expr, overload string) bool {
+	if overload != "matches_string" && overload != "matches" {
+		return false
+	}
+	args := e.AsCall().Args()
+	if len(args) == 0 {
+		return false
+	}
+	return args[len(args)-1].Kind() == ast.LiteralKind
 }

@@ -133,7 +133,9 @@ func TestNeedsCostTracking(t *testing.T) {
 		{`user.role + "x" == "y"`, true},
 		{`user.role.lowerAscii().trim().substring(1) == "y" && user.role.indexOf("a") > 0`, false},
 		{`["a", user.role].join() == "y"`, true},
-		{`user.role.matches("^d")`, true},
+		{`user.role.matches("^d")`, false}, // a literal pattern, compiled once
+		{`matches(user.role, "^d")`, false},
+		{`user.role.matches(user.role)`, true},
 		{`user.role.replace("a", "b") == "y"`, true},
 	}
 	for _, tt := range tests {
