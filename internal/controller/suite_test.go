@@ -20,6 +20,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/webhook"
@@ -40,6 +41,9 @@ var (
 	personaClock = clocktesting.NewFakeClock(time.Now())
 	// playbookClock drives the Playbook controller (overdue steps, rate limits).
 	playbookClock = clocktesting.NewFakeClock(time.Now())
+	// suiteLimits are the manager's cluster-wide caps (--max-records-per-source,
+	// --max-response-bytes), small enough for specs to exceed.
+	suiteLimits = datasource.Limits{MaxRecords: 1000, MaxResponseBytes: 1 << 20}
 	// stopManager stops the running manager (restartManager starts a new one).
 	stopManager func()
 	// managerLogs holds everything the manager logged, so specs can check that no
@@ -107,6 +111,7 @@ func startManager() {
 		APIReader:   mgr.GetAPIReader(),
 		Store:       store,
 		Recorder:    mgr.GetEventRecorder("datasource-controller"),
+		Limits:      suiteLimits,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PersonaReconciler{
 		APIReader:   mgr.GetAPIReader(),
