@@ -97,8 +97,8 @@ cluster-smoke: controlplane-e2e ## Check the local control plane: 50 Jobs comple
 	@hack/localcluster-smoke.sh
 
 .PHONY: test
-test: manifests generate fmt vet controlplane ## Run all tests against a real control plane built from sources.
-	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" go test ./... -coverprofile cover.out
+test: manifests generate fmt vet controlplane kustomize ## Run all tests against a real control plane built from sources.
+	KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" KUSTOMIZE="$(KUSTOMIZE)" go test ./... -coverprofile cover.out
 
 .PHONY: verify
 verify: ## Fail if `make manifests generate fmt` changes tracked files.
@@ -116,7 +116,7 @@ verify: ## Fail if `make manifests generate fmt` changes tracked files.
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager binary.
-	go build -o bin/manager cmd/main.go
+	go build -o bin/manager ./cmd
 
 .PHONY: build-plugin
 build-plugin: ## Build the kubectl plugin into bin/kubectl-persona.
@@ -128,7 +128,7 @@ install-plugin: build-plugin ## Install kubectl-persona into $(GOBIN), or into $
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster in ~/.kube/config.
-	go run ./cmd/main.go --enable-webhooks=false
+	go run ./cmd --enable-webhooks=false
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).

@@ -29,6 +29,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/controller"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/leaderpod"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
@@ -49,7 +50,7 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
-	var maxConcurrentSyncs, kubeAPIBurst, jobCreateWorkers int
+	var maxConcurrentSyncs, kubeAPIBurst, jobCreateWorkers, personaWorkers int
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
@@ -83,6 +84,8 @@ func main() {
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "The address Go's pprof endpoints (/debug/pprof/) bind to, "+
 		"plain HTTP without authentication: use a loopback address (127.0.0.1:6060). Empty (default) disables them.")
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
+	flag.IntVar(&personaWorkers, "persona-workers", 0,
+		"Personas evaluated in parallel; 0 (default): the number of CPUs.")
 	flag.IntVar(&jobCreateWorkers, "playbook-job-create-workers", controller.DefaultJobCreateWorkers,
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
@@ -98,10 +101,29 @@ func main() {
 	maxRecordsPerSource := flag.Int64("max-records-per-source", 5_000_000,
 		"The most records one DataSource sync may read; one more fails the sync (Stalled, LimitExceeded) "+
 			"and keeps the last good data (0: no cap).")
+	applySourcePolicy := sourcePolicyFlags(flag.CommandLine)
+	// Identity per object (docs/security.md): whom the manager acts as to read
+	// a DataSource's Secrets and create a Playbook's Jobs.
+	var defaultServiceAccount string
+	var requireServiceAccount bool
+	flag.StringVar(&defaultServiceAccount, "default-service-account", "",
+		"ServiceAccount of an object's own namespace the manager impersonates to read a DataSource's Secrets and ConfigMaps "+
+			"and create a Playbook's Jobs, when the object's spec.serviceAccountName is empty. Empty: such objects act as the "+
+			"manager itself (single-tenant installs and the demo). The manager's ClusterRole must allow impersonating the name.")
+	flag.BoolVar(&requireServiceAccount, "require-service-account", false,
+		"Never act as the manager itself: a DataSource or Playbook naming no ServiceAccount, with no --default-service-account, "+
+			"is Stalled (ServiceAccountRequired).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setMemoryLimit()
+	if policy, err := applySourcePolicy(); err != nil {
+		setupLog.Error(err, "invalid flag")
+		os.Exit(1)
+	} else {
+		setupLog.Info("DataSource connections denied to", "cidrs", policy.String())
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -147,6 +169,7 @@ func main() {
 	// The profile store is shared by the controllers; DataSources rebuild it after
 	// every start.
 	store := profile.NewStore()
+	identities := controller.NewIdentities(mgr, identity.Policy{DefaultServiceAccount: defaultServiceAccount, Require: requireServiceAccount})
 	storeEvents := make(chan event.GenericEvent, 1024)
 	if err := (&controller.DataSourceReconciler{
 		StoreEvents:          storeEvents,
@@ -155,6 +178,7 @@ func main() {
 		Store:                store,
 		Recorder:             mgr.GetEventRecorder("datasource-controller"),
 		MaxConcurrentSyncs:   maxConcurrentSyncs,
+		Identities:           identities,
 		MaxSyncsPerNamespace: *maxSyncsPerNamespace,
 		Limits: datasource.Limits{
 			MaxResponseBytes: *maxResponseBytes, MaxRecords: *maxRecordsPerSource, MaxSyncTimeout: *maxSyncTimeout,
@@ -170,6 +194,7 @@ func main() {
 		Client:      mgr.GetClient(),
 		Store:       store,
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
+		Workers:     personaWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Persona")
 		os.Exit(1)
@@ -180,6 +205,7 @@ func main() {
 		Store:         store,
 		Recorder:      mgr.GetEventRecorder("playbook-controller"),
 		CreateWorkers: jobCreateWorkers,
+		Identities:    identities,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Playbook")
 		os.Exit(1)

@@ -67,7 +67,8 @@ run() {
 
   "$root/hack/localcluster.sh" up >/dev/null
   install
-  start_manager --pprof-bind-address="127.0.0.1:$pprof_port"
+  # The benchmark database listens on loopback, which the manager denies by default.
+  start_manager --pprof-bind-address="127.0.0.1:$pprof_port" --deny-source-cidrs=
   pid=$(manager_pid) || { log "the manager did not start: $(tail -n 20 "$state/logs/manager.log")"; exit 1; }
 
   rm -rf "$out"

@@ -3,7 +3,10 @@
 # complete (hack/localcluster.sh), the CRDs, a realistic sample dataset
 # (hack/gendata: users, accounts, feature requests and tickets, dates relative to
 # today), the seed personas, a playbook for stalled onboarding, and the manager
-# running as a local process with only the RBAC config/rbac grants it.
+# running as a local process with only the RBAC config/rbac grants it. The
+# manager acts in the demo namespace as its persona-tenant ServiceAccount
+# (config/samples/tenant_serviceaccount.yaml, --default-service-account):
+# the ConfigMaps are read, and the Jobs created, with that Role's rights.
 #
 # Usage: hack/demo.sh up|down
 #   up    start everything (idempotent), wait until the personas are Ready, print them
@@ -63,7 +66,8 @@ start_manager() {
   echo "https://127.0.0.1:$port" >"$state/query-endpoint"
   KUBECONFIG=$state/manager.kubeconfig nohup "$manager" --enable-webhooks=false --leader-elect=false \
     --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 \
-    --query-bind-address="127.0.0.1:$port" --query-cert-path="$state/pki/query" "$@" \
+    --query-bind-address="127.0.0.1:$port" --query-cert-path="$state/pki/query" \
+    --default-service-account=persona-tenant "$@" \
     >"$state/logs/manager.log" 2>&1 &
   echo $! >"$state/pids/manager.pid"
   log "manager started (log: $state/logs/manager.log; query endpoint https://127.0.0.1:$port)"
@@ -92,6 +96,8 @@ install() {
   k create clusterrolebinding persona-demo-manager --clusterrole=manager-role --user="$manager_user" \
     --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
   k create namespace "$ns" --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+  # The identity the manager acts as in the namespace (docs/security.md).
+  k -n "$ns" apply --server-side --force-conflicts -f "$root/config/samples/tenant_serviceaccount.yaml" >/dev/null
   # Only kube-controller-manager makes the default ServiceAccount (a bare
   # control plane, LOCALCLUSTER_COMPONENTS="etcd kube-apiserver", runs no pod).
   [ -e "$state/pids/kube-controller-manager.pid" ] || return 0

@@ -113,6 +113,18 @@ type DataSourceSpec struct {
 	// +optional
 	Postgres *PostgresSource `json:"postgres,omitempty"`
 
+	// serviceAccountName is the ServiceAccount of this namespace the manager
+	// acts as (by impersonation) to read the Secrets and ConfigMaps this source
+	// references, so the API server authorizes each read against that
+	// ServiceAccount's RBAC, not the manager's. Unset: the manager's
+	// --default-service-account; when that is unset too, the manager reads as
+	// itself, unless it runs with --require-service-account, which stalls the
+	// source. See docs/security.md.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	// attributes declares the schema this source provides: each attribute's name,
 	// type and where its value comes from. Persona rules are type-checked against
 	// the union of the namespace's schemas. Record fields not listed are ignored.

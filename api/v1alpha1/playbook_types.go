@@ -97,6 +97,19 @@ type PlaybookSpec struct {
 	// suspend stops new launches; running Jobs go on, entries are remembered.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// serviceAccountName is the ServiceAccount of this namespace the manager
+	// acts as (by impersonation) to create the steps' Jobs and their payload
+	// Secrets, so the API server authorizes them against that ServiceAccount's
+	// RBAC, not the manager's. A step's pod may run as this ServiceAccount or
+	// the namespace's default one, no other. Unset: the manager's
+	// --default-service-account; when that is unset too, the manager creates
+	// Jobs as itself, unless it runs with --require-service-account, which
+	// stalls the playbook. See docs/security.md.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // PlaybookStep is one task of a playbook, run as a batch/v1 Job per user (or
@@ -169,6 +182,7 @@ type PlaybookStatus struct {
 // +kubebuilder:printcolumn:name="Overdue",type=integer,JSONPath=`.status.overdue`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is the value of the label personas.usersuccess.io/playbook on the playbook's PlaybookProgress slices and Jobs"
 type Playbook struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -3,6 +3,8 @@ package attr
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/ext"
@@ -237,6 +239,9 @@ func (m *Mapper) mapUser(rec connector.Record, recordMap map[string]any) (Mapped
 	if m.accountIDField != "" {
 		// A user without an account is valid: rules on account.* just don't match.
 		user.AccountID, _ = optionalKey(rec, m.accountIDField)
+		if err := CheckID(user.AccountID, "account id", m.accountIDField); err != nil {
+			return Mapped{}, err
+		}
 	}
 	var account *Row
 	if len(m.accountDecls) > 0 && user.AccountID != "" {
@@ -355,7 +360,28 @@ func key(rec connector.Record, field, what string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%s field %q is missing or empty", what, field)
 	}
-	return k, nil
+	return k, CheckID(k, what, field)
+}
+
+// MaxIDLength is the longest user or account id, in bytes: the
+// PersonaMembership and PlaybookProgress entries that store ids allow 253
+// characters (maxLength), and 253 bytes are at most that many. A longer id
+// would make every write of the slice holding it fail, freezing the persona.
+const MaxIDLength = 253
+
+// CheckID rejects an id no slice could store, or that would be ambiguous in
+// names and hashes: too long, invalid UTF-8, or with a control character (a
+// NUL among them). The message names the field, never the value.
+func CheckID(id, what, field string) error {
+	switch {
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("%s field %q is longer than %d bytes", what, field, MaxIDLength)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%s field %q is not valid UTF-8", what, field)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return fmt.Errorf("%s field %q contains a control character", what, field)
+	}
+	return nil
 }
 
 func optionalKey(rec connector.Record, field string) (string, bool) {

@@ -3,9 +3,13 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
@@ -15,14 +19,17 @@ import (
 	"github.com/usersuccess/persona-operator/internal/connector/inline"
 	"github.com/usersuccess/persona-operator/internal/connector/postgres"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/identity"
 )
 
 // refReader reads the Secrets and ConfigMaps a DataSource references, from its own
-// namespace only, straight from the API server: the manager does not cache
-// Secret contents.
+// namespace only, straight from the API server (the manager does not cache
+// Secret contents), acting as the DataSource's identity: the API server
+// decides whether that ServiceAccount may read them, not the manager.
 type refReader struct {
 	reader    client.Reader
 	namespace string
+	id        identity.Identity
 }
 
 func (r refReader) secretKey(ctx context.Context, name, key, field string) ([]byte, error) {
@@ -56,7 +63,8 @@ func (r refReader) refErr(err error, kind, name, field string) error {
 	case apierrors.IsNotFound(err):
 		return conditions.Stalledf(kind+"NotFound", "%s: %s %q not found in namespace %q", field, kind, name, r.namespace)
 	case apierrors.IsForbidden(err):
-		return conditions.Stalledf("Forbidden", "%s: the manager may not read %s %q", field, kind, name)
+		s, _ := conditions.AsStalled(identity.Denied(err, r.id, "get", strings.ToLower(kind)+"s", name))
+		return &conditions.Stalled{Reason: s.Reason, Message: field + ": " + s.Message}
 	default:
 		return fmt.Errorf("%s: reading %s %q: %w", field, kind, name, err)
 	}
@@ -188,4 +196,28 @@ func indexRefs(ds *v1alpha1.DataSource) (secrets, configMaps []string) {
 		secrets = append(secrets, pg.DSNSecretRef.Name)
 	}
 	return secrets, configMaps
+}
+
+// referenceStalls are the Stalled reasons a retry may clear without a spec
+// change: a Secret created, a Role granted, the manager's impersonate rule
+// widened. (A ConfigMap's creation arrives by its watch.) referencesVersion
+// sees each of these change, so the retry syncs.
+var referenceStalls = map[string]bool{
+	v1alpha1.ReasonSecretNotFound:         true,
+	identity.ReasonAccessDenied:           true,
+	identity.ReasonImpersonationForbidden: true,
+}
+
+// referenceRetry is how soon a DataSource stalled on a reference is
+// reconciled again. The manager does not watch Secrets (that takes list and
+// watch on every Secret of the cluster), so the retry is how a fix is seen.
+// The wait is as long as the source has been stalled (2 s, 2 s, 4 s, 8 s,
+// ...), at most its interval: prompt after a quick fix, no hot loop after a
+// forgotten one.
+func referenceRetry(ds *v1alpha1.DataSource, now time.Time) (time.Duration, bool) {
+	c := meta.FindStatusCondition(ds.Status.Conditions, v1alpha1.StalledCondition)
+	if ds.Spec.Suspend || c == nil || c.Status != metav1.ConditionTrue || !referenceStalls[c.Reason] {
+		return 0, false
+	}
+	return min(max(now.Sub(c.LastTransitionTime.Time), 2*time.Second), ds.Spec.SyncInterval()), true
 }

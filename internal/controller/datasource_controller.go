@@ -31,19 +31,17 @@ import (
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/syncslots"
 )
 
-const (
-	dataSourceSecretIndex    = ".spec.secretRefs"
-	dataSourceConfigMapIndex = ".spec.configMapRefs"
-)
+const dataSourceConfigMapIndex = ".spec.configMapRefs"
 
 // DataSourceReconciler syncs DataSources into the shared profile store.
 type DataSourceReconciler struct {
 	client.Client
-	// APIReader reads Secrets and ConfigMaps uncached.
+	// APIReader reads uncached.
 	APIReader client.Reader
 	Store     *profile.Store
 	Clock     clock.PassiveClock
@@ -59,6 +57,11 @@ type DataSourceReconciler struct {
 	// StoreEvents, when set, receives an event each time a namespace's profiles
 	// change, for the Persona controller.
 	StoreEvents chan<- event.GenericEvent
+
+	// Identities gives the client that reads a DataSource's Secrets and
+	// ConfigMaps as its ServiceAccount (default: the manager acts as itself
+	// unless the spec names one).
+	Identities *Identities
 
 	listen *listeners // LISTEN connections (notifyChannel)
 	slots  *syncslots.Slots
@@ -104,9 +107,24 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	before := ds.DeepCopy()
+	id, reader, err := r.Identities.Resolve(ds.Namespace, ds.Spec.ServiceAccountName)
+	if s, ok := conditions.AsStalled(err); ok {
+		// Nothing is read as the manager instead; a spec change re-triggers.
+		r.listen.stop(req.NamespacedName)
+		ds.Status.ObservedGeneration = ds.Generation
+		r.configError(&ds, s)
+		return ctrl.Result{}, r.patchStatus(ctx, before, &ds)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	refs := refReader{reader: r.APIReader, namespace: ds.Namespace, id: id}
+	if reader != nil {
+		refs.reader = reader
+	}
 	now := r.Clock.Now()
 	_, _, loaded := ns.Loaded(ds.Name)
-	refsVersion, err := r.referencesVersion(ctx, &ds)
+	refsVersion, err := r.referencesVersion(ctx, &ds, refs)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -115,14 +133,14 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if notified {
 		sched = sched.Notified(&ds)
 	}
-	listening := r.ensureListener(ctx, &ds)
+	listening := r.ensureListener(ctx, &ds, refs)
 
 	var syncErr error
 	admitted := true
 	if sched.Due {
 		if admitted = r.slots.Acquire(ds.Namespace); admitted {
 			log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
-			syncErr = r.sync(ctx, ns, &ds, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
+			syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
 			r.slots.Release(ds.Namespace)
 			ds.Status.ReferencesVersion = refsVersion
 		} else {
@@ -185,7 +203,8 @@ func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incr
 
 // sync runs one sync and records it in ds.Status. It returns an error only for
 // transient failures worth a backoff retry.
-func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, forced bool, mode datasource.Mode) error {
+func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, refs refReader,
+	forced bool, mode datasource.Mode) error {
 	newSpec := ds.Status.ObservedGeneration != ds.Generation
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
@@ -200,7 +219,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		warn(r.Recorder, ds, v1alpha1.ReasonLimitExceeded, "Sync",
 			"the spec asks for more than this cluster allows; lowered "+strings.Join(lowered, " and ")+" (the manager's --max-sync-timeout and --max-response-bytes)")
 	}
-	src, err := newSource(ctx, refReader{reader: r.APIReader, namespace: ds.Namespace}, limited, mode)
+	src, err := newSource(ctx, refs, limited, mode)
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
 		return nil
@@ -301,6 +320,9 @@ func (r *DataSourceReconciler) requeueAfter(ds *v1alpha1.DataSource) time.Durati
 	if stale, _, at := datasource.Staleness(ds, now); !stale && !at.IsZero() && (next.IsZero() || at.Before(next)) {
 		next = at
 	}
+	if d, ok := referenceRetry(ds, now); ok && (next.IsZero() || now.Add(d).Before(next)) {
+		next = now.Add(d)
+	}
 	if next.IsZero() && !ds.Spec.Suspend && ds.Status.LastSyncTime != nil {
 		// A stalled source is retried at its interval too: a Secret or table
 		// that appears later is picked up without a spec change.
@@ -316,9 +338,14 @@ func (r *DataSourceReconciler) requeueAfter(ds *v1alpha1.DataSource) time.Durati
 }
 
 // referencesVersion fingerprints the resourceVersions of the Secrets and
-// ConfigMaps a DataSource references, from the manager's metadata-only cache (no
-// Secret contents are cached), so that a change to one triggers a sync.
-func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alpha1.DataSource) (string, error) {
+// ConfigMaps a DataSource references, so that a change to one triggers a sync.
+// They are read as the DataSource's identity, metadata only, on each
+// reconcile, so a Role granted later changes the fingerprint too (from
+// @forbidden). A ConfigMap change also triggers the reconcile (the manager
+// watches ConfigMap metadata); the manager may not list or watch Secrets, so
+// a changed Secret is noticed at the next reconcile (the next sync, or sooner
+// while the source is stalled on it: referenceRetry).
+func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alpha1.DataSource, refs refReader) (string, error) {
 	secrets, configMaps := indexRefs(ds)
 	if len(secrets)+len(configMaps) == 0 {
 		return "", nil
@@ -328,10 +355,13 @@ func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alph
 		for _, name := range names {
 			m := &metav1.PartialObjectMetadata{}
 			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-			err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, m)
+			err := refs.reader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, m)
 			switch {
 			case apierrors.IsNotFound(err):
 				parts = append(parts, kind+"/"+name+"@missing")
+			case apierrors.IsForbidden(err):
+				// The sync reports it (AccessDenied); a grant changes the version.
+				parts = append(parts, kind+"/"+name+"@forbidden")
 			case err != nil:
 				return err
 			default:
@@ -352,16 +382,14 @@ func (r *DataSourceReconciler) referencesVersion(ctx context.Context, ds *v1alph
 }
 
 // SetupWithManager registers the controller: DataSource spec and annotation
-// changes, and changes to the Secrets and ConfigMaps they reference, trigger a
-// reconcile; status-only updates (our own writes) do not.
+// changes, and changes to the ConfigMaps they reference, trigger a reconcile;
+// status-only updates (our own writes) do not. Secrets are not watched: that
+// takes list and watch on every Secret of the cluster (see referencesVersion).
 func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	ctx := context.Background()
-	if err := idx.IndexField(ctx, &v1alpha1.DataSource{}, dataSourceSecretIndex, func(o client.Object) []string {
-		s, _ := indexRefs(o.(*v1alpha1.DataSource))
-		return s
-	}); err != nil {
-		return err
+	if r.Identities == nil {
+		r.Identities = NewIdentities(mgr, identity.Policy{})
 	}
 	if err := idx.IndexField(ctx, &v1alpha1.DataSource{}, dataSourceConfigMapIndex, func(o client.Object) []string {
 		_, c := indexRefs(o.(*v1alpha1.DataSource))
@@ -384,7 +412,6 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DataSource{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.referencing(dataSourceSecretIndex))).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referencing(dataSourceConfigMapIndex))).
 		WatchesRawSource(source.Channel(r.listen.events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{
@@ -396,8 +423,8 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// referencing maps a Secret or ConfigMap to the DataSources of its namespace
-// that reference it.
+// referencing maps a ConfigMap to the DataSources of its namespace that
+// reference it.
 func (r *DataSourceReconciler) referencing(index string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list v1alpha1.DataSourceList

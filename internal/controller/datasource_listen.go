@@ -124,15 +124,15 @@ func (l *listeners) keep(name types.NamespacedName) {
 // ensureListener starts, restarts or stops the DataSource's LISTEN connection
 // to match its spec. It reports false when it must be retried shortly (the
 // manager's runnables are still starting).
-func (r *DataSourceReconciler) ensureListener(ctx context.Context, ds *v1alpha1.DataSource) bool {
+func (r *DataSourceReconciler) ensureListener(ctx context.Context, ds *v1alpha1.DataSource, refs refReader) bool {
 	name := types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}
 	pg := ds.Spec.Postgres
 	if ds.Spec.Type != v1alpha1.DataSourcePostgreSQL || pg == nil || pg.Incremental == nil || pg.Incremental.NotifyChannel == "" || ds.Spec.Suspend {
 		return r.listen.ensure(name, "", "")
 	}
-	dsn, err := refReader{reader: r.APIReader, namespace: ds.Namespace}.secretKey(ctx, pg.DSNSecretRef.Name, pg.DSNSecretRef.Key, "spec.postgres.dsnSecretRef")
+	dsn, err := refs.secretKey(ctx, pg.DSNSecretRef.Name, pg.DSNSecretRef.Key, "spec.postgres.dsnSecretRef")
 	if err != nil {
-		// The sync reports the Secret problem; a Secret change re-triggers.
+		// The sync reports the Secret problem; a retry picks up a fix.
 		return r.listen.ensure(name, "", "")
 	}
 	return r.listen.ensure(name, string(dsn), pg.Incremental.NotifyChannel)

@@ -108,15 +108,21 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 	}, []string{"namespace", "persona"})
 	personaEvalErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "persona_evaluation_errors", Help: "Profiles whose rule evaluation failed in the last evaluation.",
+		Name: "persona_evaluation_errors", Help: "Profiles whose rule evaluation failed in the last full evaluation.",
 	}, []string{"namespace", "persona"})
+	personaEvaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_evaluations_total",
+		Help: "Evaluations of a persona by mode: full (every profile) or changed (only the profiles changed since the last one).",
+	}, []string{"namespace", "persona", "mode"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(personaMembers, personaEntered, personaExited, personaEvalDuration, personaEvalErrors)
+	metrics.Registry.MustRegister(personaMembers, personaEntered, personaExited, personaEvalDuration, personaEvalErrors,
+		personaEvaluations)
 }
 
-func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation) {
+func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation, mode string) {
+	personaEvaluations.WithLabelValues(p.Namespace, p.Name, mode).Inc()
 	personaMembers.WithLabelValues(p.Namespace, p.Name).Set(float64(p.Status.Members))
 	personaEntered.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Entered)))
 	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Exited)))
@@ -128,7 +134,7 @@ func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Eva
 func forgetPersona(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "persona": name}
 	for _, v := range []*prometheus.MetricVec{personaMembers.MetricVec, personaEntered.MetricVec, personaExited.MetricVec,
-		personaEvalDuration.MetricVec, personaEvalErrors.MetricVec} {
+		personaEvalDuration.MetricVec, personaEvalErrors.MetricVec, personaEvaluations.MetricVec} {
 		v.DeletePartialMatch(l)
 	}
 }

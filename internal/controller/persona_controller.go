@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -52,11 +55,17 @@ type PersonaReconciler struct {
 	StoreEvents <-chan event.GenericEvent
 	Clock       clock.PassiveClock
 	Recorder    events.EventRecorder
+	// Workers is how many personas evaluate at once (default: the number of
+	// CPUs). Evaluations only read the store, so they run in parallel.
+	Workers int
 
 	// writes are the slice writes the cache may not show yet.
 	writes tracker.Writes
 	// compiledRules caches each persona's programs per spec generation and schema.
 	compiledRules tracker.Memo[compiledEntry]
+	// memory is each persona's last stored evaluation, for change-driven
+	// evaluation (persona.Memory).
+	memory tracker.Memo[*persona.Memory]
 }
 
 // compiledEntry is a persona's programs, or why they do not compile.
@@ -69,6 +78,7 @@ type compiledEntry struct {
 func (r *PersonaReconciler) forget(name types.NamespacedName) {
 	r.writes.Forget(name)
 	r.compiledRules.Forget(name)
+	r.memory.Forget(name)
 	forgetPersona(name.Namespace, name.Name)
 }
 
@@ -127,7 +137,10 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 
 	var list v1alpha1.PersonaMembershipList
-	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+	// Read-only: the cache's own objects, not a copy of every member at each
+	// pass (write deep-copies a slice before changing it).
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	// Only the slices this persona controls: one left by a deleted persona of
@@ -145,13 +158,18 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	existing := toSlices(slices)
-	recorded := membership.Members(existing)
-	var ev persona.Evaluation
-	var compileErr error
-	var unpublished []string
+	mem, _ := r.memory.Get(ownerOf(p), p.Generation, "")
+	var (
+		ev          persona.Evaluation
+		compileErr  error
+		unpublished []string
+		mode        = persona.ModeChanged
+		key         string
+		gen         uint64
+	)
 	r.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) {
-		c, err := r.compiled(p, v.Schema())
+		schema := v.Schema()
+		c, err := r.compiled(p, schema)
 		if err != nil {
 			compileErr = err
 			return
@@ -159,9 +177,24 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		if unpublished = persona.Unpublished(c, v, playbooks); len(unpublished) > 0 {
 			return
 		}
-		ev = persona.Evaluate(v, c, now, r.Clock.Now)
-		if sel.Partial {
-			persona.KeepAbsent(&ev, v, accounts(recorded))
+		key, gen = memoryKey(p, schema, sel.Sources), v.Generation()
+		in := persona.PlanInput{Key: key, Slices: cached, Partial: sel.Partial, Now: now, Refresh: refreshInterval(p),
+			Profiles: v.UsersKnown(), FullInterval: persona.MinFullInterval}
+		if mem != nil {
+			in.Changes = v.Changes(mem.Generation)
+		}
+		full := persona.FullReason(mem, in) != ""
+		if !full {
+			var ok bool
+			ev, ok = persona.EvaluateChanged(v, c, mem, in.Changes, now, r.Clock.Now)
+			full = !ok
+		}
+		if full {
+			mode = persona.ModeFull
+			ev = persona.Evaluate(v, c, now, r.Clock.Now)
+			if sel.Partial {
+				persona.KeepAbsent(&ev, v, accounts(membership.Members(toSlices(slices))))
+			}
 		}
 	})
 	if compileErr != nil {
@@ -174,18 +207,68 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		return ctrl.Result{}, nil
 	}
 
-	desired, change := membership.Diff(recorded, ev.Matching, now)
-	plan := membership.PlanSlices(existing, desired, sliceSize(p))
-	if err := r.write(ctx, p, slices, plan); err != nil {
+	out := planMembership(slices, ev, now, sliceSize(p))
+	written, err := r.write(ctx, p, slices, out.Plan)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
+	mem = persona.Remember(mem, ev, mode == persona.ModeFull, key, gen, written, now)
+	r.memory.Put(ownerOf(p), p.Generation, "", mem)
+	change := out.Change
 	persona.Record(p, persona.Outcome{
-		Eval: ev, Change: change, Members: desired, Slices: len(existing) - len(plan.Delete) + len(plan.Create),
+		Eval: ev, Change: change, Members: out.Members, Sample: out.Sample, Slices: len(written),
 		Sources: freshness(sources), Now: now,
 	})
-	r.announce(p, change, ev)
-	// At the next change of membership by time alone, if before the refresh.
-	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p))}, nil
+	r.announce(p, change, ev, mode)
+	// At the next change of membership by time alone, or the next full
+	// evaluation that refreshes insights, if before the refresh.
+	var fullDue time.Time
+	if mode == persona.ModeChanged {
+		fullDue = persona.FullDue(mem, persona.MinFullInterval)
+	}
+	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p), fullDue)}, nil
+}
+
+// membershipOutcome is the writes, entries and exits of a pass, and the
+// members afterwards.
+type membershipOutcome struct {
+	membership.Outcome
+	Sample []string
+}
+
+// planMembership plans the slice writes of an evaluation: a full one is
+// diffed against every stored member (membership.Diff, PlanSlices); a
+// change-driven one touches only the slices of the users it re-evaluated
+// (membership.PlanChanges), reading the cached slices without copying them.
+func planMembership(slices []v1alpha1.PersonaMembership, ev persona.Evaluation, now time.Time, size int) membershipOutcome {
+	if ev.Matching == nil && ev.Verdicts != nil {
+		stored := cachedSlices(slices)
+		out := membership.PlanChanges(stored, ev.Verdicts, now, size)
+		return membershipOutcome{Outcome: out, Sample: membership.Smallest(membership.IDsAfter(stored, out.Change), persona.SampleSize)}
+	}
+	existing := toSlices(slices)
+	desired, change := membership.Diff(membership.Members(existing), ev.Matching, now)
+	return membershipOutcome{
+		Outcome: membership.Outcome{Plan: membership.PlanSlices(existing, desired, size), Change: change, Members: len(desired)},
+		Sample:  membership.Smallest(maps.Keys(desired), persona.SampleSize),
+	}
+}
+
+// cachedSlices reads PersonaMemberships as membership.Stored.
+type cachedSlices []v1alpha1.PersonaMembership
+
+func (c cachedSlices) Len() int          { return len(c) }
+func (c cachedSlices) Name(i int) string { return c[i].Name }
+func (c cachedSlices) Size(i int) int    { return len(c[i].Members) }
+func (c cachedSlices) At(i, j int) membership.Member {
+	m := &c[i].Members[j]
+	return membership.Member{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time}
+}
+
+// memoryKey identifies what an evaluation is valid for: the spec, the schema,
+// the sources read, and a requested reconcile (which evaluates in full).
+func memoryKey(p *v1alpha1.Persona, s rule.Schema, sources []string) string {
+	return strings.Join([]string{schemaKey(s), strings.Join(sources, ","), p.Annotations[v1alpha1.ReconcileRequestAnnotation]}, "|")
 }
 
 // invalidRule records that the rule or an insight does not compile: Stalled
@@ -271,9 +354,12 @@ func schemaKey(s rule.Schema) string {
 }
 
 // write applies a slice plan: creates, updates (optimistic, by resourceVersion)
-// and deletes, recording each in the tracker.
-func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cached []v1alpha1.PersonaMembership, plan membership.Plan) error {
+// and deletes, recording each in the tracker. It returns the persona's slices
+// (name → generation) after the writes.
+func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cached []v1alpha1.PersonaMembership,
+	plan membership.Plan) (map[string]int64, error) {
 	byName := map[string]*v1alpha1.PersonaMembership{}
+	written := membershipGenerations(cached)
 	for i := range cached {
 		byName[cached[i].Name] = &cached[i]
 	}
@@ -281,32 +367,35 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 		obj := byName[s.Name].DeepCopy()
 		fill(obj, s.Members)
 		if err := r.Update(ctx, obj); err != nil {
-			return fmt.Errorf("updating PersonaMembership %s: %w", s.Name, err)
+			return nil, fmt.Errorf("updating PersonaMembership %s: %w", s.Name, err)
 		}
 		r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
+		written[obj.Name] = obj.Generation
 	}
 	for _, s := range plan.Create {
 		obj := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{
 			Namespace: p.Namespace, GenerateName: p.Name + "-", Labels: map[string]string{v1alpha1.PersonaLabel: p.Name},
 		}, Persona: p.Name}
 		if err := controllerutil.SetControllerReference(p, obj, r.Scheme()); err != nil {
-			return err
+			return nil, err
 		}
 		fill(obj, s.Members)
 		if err := r.Create(ctx, obj); err != nil {
-			return fmt.Errorf("creating a PersonaMembership: %w", err)
+			return nil, fmt.Errorf("creating a PersonaMembership: %w", err)
 		}
 		r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
+		written[obj.Name] = obj.Generation
 	}
 	for _, name := range plan.Delete {
 		obj := byName[name]
 		err := r.Delete(ctx, obj, client.Preconditions{ResourceVersion: &obj.ResourceVersion})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting PersonaMembership %s: %w", name, err)
+			return nil, fmt.Errorf("deleting PersonaMembership %s: %w", name, err)
 		}
 		r.writes.Wrote(ownerOf(p), name, tracker.Deleted)
+		delete(written, name)
 	}
-	return nil
+	return written, nil
 }
 
 func fill(obj *v1alpha1.PersonaMembership, members []membership.Member) {
@@ -346,8 +435,8 @@ func freshness(sources []v1alpha1.DataSource) []v1alpha1.SourceFreshness {
 }
 
 // announce emits one aggregated Event and the metrics for a change.
-func (r *PersonaReconciler) announce(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation) {
-	observeEvaluation(p, ch, ev)
+func (r *PersonaReconciler) announce(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation, mode string) {
+	observeEvaluation(p, ch, ev, mode)
 	if len(ch.Entered)+len(ch.Exited) == 0 {
 		return
 	}
@@ -423,7 +512,11 @@ func (r *PersonaReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Store != nil {
 		b = b.WatchesRawSource(source.Func(r.watchPlaybookRuns))
 	}
-	return b.Named("persona").Complete(r)
+	workers := r.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: workers}).Named("persona").Complete(r)
 }
 
 // watchPlaybookRuns enqueues, whenever the Playbook controller publishes a

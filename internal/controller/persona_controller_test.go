@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	. "github.com/onsi/gomega/gstruct"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 )
 
@@ -168,6 +171,37 @@ var _ = Describe("Persona controller", func() {
 		Expect(st.TotalEntered).To(BeEquivalentTo(4))
 		Expect(*st.LastChange).To(MatchFields(IgnoreExtras, Fields{"Entered": BeEquivalentTo(1), "Exited": BeEquivalentTo(1)}))
 		Eventually(func() string { return eventNotes(ns) }).Should(ContainSubstring("1 entered, 1 exited; 3 members"))
+	})
+
+	It("re-evaluates only the changed profiles, and every profile when someone else edits its slices", func() {
+		evaluations := func(mode string) float64 {
+			return promtestutil.ToFloat64(personaEvaluations.WithLabelValues(ns, "detractors", mode))
+		}
+		Expect(k8sClient.Create(ctx, newPersona(ns, "detractors", "has(user.nps) && user.nps <= 6"))).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u5"}))
+		Eventually(func() int64 { return fetchPersona(ns, "detractors").Status.TotalEntered }).Should(BeEquivalentTo(3))
+		full, changed := evaluations(persona.ModeFull), evaluations(persona.ModeChanged)
+		Expect(full).To(BeNumerically(">=", 1), "the first evaluation visits every profile")
+
+		By("a one-row change is evaluated for the changed profile only")
+		updateSpec(ns, "users", func(ds *v1alpha1.DataSource) {
+			ds.Spec.Inline.Data = strings.Replace(personaCSV, "u4,acme,decision_maker,10", "u4,acme,decision_maker,1", 1)
+		})
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u4", "u5"}))
+		// The slices are written before the evaluation is counted.
+		Eventually(evaluations).WithArguments(persona.ModeChanged).Should(BeNumerically(">", changed))
+		Expect(evaluations(persona.ModeFull)).To(Equal(full), "no full evaluation for a one-row change")
+
+		By("a slice edited by someone else is not trusted: the next evaluation is full and restores it")
+		var list v1alpha1.PersonaMembershipList
+		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1alpha1.PersonaLabel: "detractors"})).To(Succeed())
+		Expect(list.Items).To(HaveLen(1))
+		slice := list.Items[0]
+		slice.Members = slices.DeleteFunc(slice.Members, func(m v1alpha1.MembershipEntry) bool { return m.UserID == "u3" })
+		slice.MemberCount = int32(len(slice.Members))
+		Expect(k8sClient.Update(ctx, &slice)).To(Succeed())
+		Eventually(func() []string { return storedMembers(ns, "detractors") }).Should(Equal([]string{"u1", "u3", "u4", "u5"}))
+		Eventually(evaluations).WithArguments(persona.ModeFull).Should(BeNumerically(">", full))
 	})
 
 	It("flips membership when time alone crosses the rule's threshold", func() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -29,6 +30,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/conditions"
+	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/playbook"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -36,7 +38,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=personas.usersuccess.io,resources=playbookprogresses,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;patch
 
 // DefaultJobCreateWorkers is how many Jobs a pass creates at once. A create
 // costs a round trip of tens of milliseconds on a busy API server, so the
@@ -63,6 +65,10 @@ type PlaybookReconciler struct {
 	// CreateWorkers is how many Jobs are created in parallel (default
 	// DefaultJobCreateWorkers).
 	CreateWorkers int
+	// Identities gives the client that creates a playbook's Jobs and payload
+	// Secrets as its ServiceAccount (default: the manager acts as itself
+	// unless the spec names one).
+	Identities *Identities
 
 	ledger  tracker.Writes // ledger writes the cache may not show yet
 	created tracker.Names  // Jobs this process created, not yet in the cache
@@ -106,7 +112,11 @@ func (r *PlaybookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 }
 
 func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playbook) (ctrl.Result, error) {
-	personas, err := r.personas(ctx, pb)
+	act, err := r.actAs(pb)
+	var personas []v1alpha1.Persona
+	if err == nil {
+		personas, err = r.personas(ctx, pb)
+	}
 	if s, ok := conditions.AsStalled(err); ok {
 		// A broken trigger stops the playbook, not the personas that read
 		// its runs (they wait until it publishes).
@@ -132,7 +142,10 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		return ctrl.Result{}, err
 	}
 	var progress v1alpha1.PlaybookProgressList
-	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+	// Read-only (the ledger writes deep-copy a slice before changing it): no
+	// copy of every run at each pass.
+	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	owned := membership.Owned(pb, progress.Items)
@@ -166,12 +179,13 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	// Published once the ledger holds it: user.playbooks never shows a run the
 	// ledger could lose.
 	r.publish(pb, plan.States)
-	launched, createErr := r.createJobs(ctx, pb, plan.Launch)
+	launched, createErr := r.createJobs(ctx, pb, act, plan.Launch)
 	r.recordLaunches(pb, launched, now)
-	if err := r.release(ctx, pb.Namespace, plan.Release); err != nil {
+	if err := r.release(ctx, pb, act, plan.Release); err != nil {
 		return ctrl.Result{}, errors.Join(createErr, err)
 	}
-	if !blocked {
+	if !blocked && !conditions.IsStalled(createErr) {
+		// (A refused create keeps its condition, so stall does not repeat its Event.)
 		conditions.Remove(&pb.Status.Conditions, v1alpha1.StalledCondition)
 	}
 	playbook.Record(pb, plan, paused, pauseReason)
@@ -197,6 +211,13 @@ const jobsNotLaunched = "no Jobs are launched until the spec changes"
 // retrying forever. Anything else (a quota, a webhook down) is retried with
 // the work queue's backoff. Either way Ready says why, with a Warning Event.
 func (r *PlaybookReconciler) jobCreateFailed(pb *v1alpha1.Playbook, err error) error {
+	if s, ok := conditions.AsStalled(err); ok {
+		// The acting identity may not create the Job or its payload: a grant
+		// fixes it, not a spec change, so the backoff retries (recorded runs
+		// wait for their Jobs; nothing is created as the manager instead).
+		stall(r.Recorder, pb, &pb.Status.Conditions, s, "Launch", "recorded runs wait for their Jobs; retrying with backoff")
+		return err
+	}
 	msg := conditions.Truncate(err.Error(), conditions.MaxMessageBytes/2)
 	if permanentCreateError(err) {
 		stall(r.Recorder, pb, &pb.Status.Conditions, &conditions.Stalled{Reason: v1alpha1.ReasonJobCreateFailed, Message: msg}, "Launch", jobsNotLaunched)
@@ -260,7 +281,8 @@ func (r *PlaybookReconciler) members(ctx context.Context, pb *v1alpha1.Playbook,
 	var out []playbook.Member
 	for _, p := range personas {
 		var slices v1alpha1.PersonaMembershipList
-		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
+			client.UnsafeDisableDeepCopy); err != nil { // read-only
 			return nil, err
 		}
 		for _, s := range membership.Owned(&p, slices.Items) {
@@ -377,16 +399,48 @@ func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playb
 	return nil
 }
 
-// createJobs creates the launches' Jobs in parallel. AlreadyExists is success:
-// the name is the lock, and a Job of that name carries our playbook's UID in
-// its hash. It returns how many Jobs it created.
-func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbook, launches []playbook.Launch) (int, error) {
+// actor is whom a playbook's Jobs are created as, and the client acting so.
+type actor struct {
+	id     identity.Identity
+	client client.Client
+}
+
+// actAs resolves the playbook's identity (identity.Policy) and checks that no
+// step's pod runs as a ServiceAccount that identity may not hand out.
+func (r *PlaybookReconciler) actAs(pb *v1alpha1.Playbook) (actor, error) {
+	id, c, err := r.Identities.Resolve(pb.Namespace, pb.Spec.ServiceAccountName)
+	if err != nil {
+		return actor{}, err
+	}
+	for i, st := range pb.Spec.Steps {
+		pod := st.JobTemplate.Spec.Template.Spec
+		field := fmt.Sprintf("spec.steps[%d].jobTemplate.spec.template.spec", i)
+		if err := identity.PodServiceAccount(id, pod.ServiceAccountName, field+".serviceAccountName"); err != nil {
+			return actor{}, err
+		}
+		if err := identity.PodServiceAccount(id, pod.DeprecatedServiceAccount, field+".serviceAccount"); err != nil {
+			return actor{}, err
+		}
+	}
+	if c == nil {
+		c = r.Client
+	}
+	return actor{id: id, client: c}, nil
+}
+
+// createJobs creates the launches' payload Secrets and Jobs in parallel, as
+// the playbook's identity. AlreadyExists is success: the name is the lock, and
+// a Job of that name carries our playbook's UID in its hash; its payload
+// Secret, named alike, is created first, so a retry after a crash between the
+// two finds it and goes on. It returns how many Jobs it created.
+func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbook, act actor, launches []playbook.Launch) (int, error) {
 	if len(launches) == 0 {
 		return 0, nil
 	}
 	profiles := r.profiles(pb, launches)
 	work := make(chan playbook.Launch)
 	var mu sync.Mutex
+	var denied atomic.Bool
 	var errs []error
 	created := 0
 	var wg sync.WaitGroup
@@ -395,7 +449,11 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 		go func() {
 			defer wg.Done()
 			for l := range work {
-				err := r.Create(ctx, playbook.BuildJob(pb, l, profiles))
+				if denied.Load() {
+					continue // the identity was refused: the others would be too
+				}
+				job, payload := playbook.BuildJob(pb, l, profiles)
+				err := r.createJob(ctx, act, job, payload)
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -405,6 +463,7 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 					r.created.Add(ownerOf(pb), l.Job)
 				default:
 					errs = append(errs, fmt.Errorf("creating Job %s: %w", l.Job, err))
+					denied.Store(denied.Load() || conditions.IsStalled(err))
 				}
 				mu.Unlock()
 			}
@@ -418,8 +477,25 @@ func (r *PlaybookReconciler) createJobs(ctx context.Context, pb *v1alpha1.Playbo
 	return created, errors.Join(errs...)
 }
 
+// createJob creates one launch's payload Secret (if any) and Job. A refusal
+// becomes the Stalled error naming the identity and what it may not do.
+func (r *PlaybookReconciler) createJob(ctx context.Context, act actor, job *batchv1.Job, payload *corev1.Secret) error {
+	if payload != nil {
+		if err := act.client.Create(ctx, payload); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("payload Secret: %w", identity.Denied(err, act.id, "create", "secrets", ""))
+		}
+	}
+	if err := act.client.Create(ctx, job); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return identity.Denied(err, act.id, "create", "jobs", "")
+	}
+	return nil
+}
+
 // profiles snapshots the launched users' profiles as plain JSON values, in one
-// read of the store, for the Jobs' PERSONA_PROFILE.
+// read of the store, for the Jobs' payload Secrets.
 func (r *PlaybookReconciler) profiles(pb *v1alpha1.Playbook, launches []playbook.Launch) playbook.Profile {
 	if r.Store == nil {
 		return nil
@@ -458,21 +534,48 @@ func plainProfile(u profile.User, s profile.Schema) map[string]any {
 	return out
 }
 
-// release removes our finalizer from Jobs whose outcome is recorded.
-func (r *PlaybookReconciler) release(ctx context.Context, namespace string, names []string) error {
+// release removes our finalizer from Jobs being deleted whose outcome is
+// recorded, after deleting their payload Secrets (as the playbook's
+// identity): the payload goes with its Job. A payload the identity may not
+// delete stays until the playbook is deleted (it owns it) and a Warning says
+// so; the Job is released all the same.
+func (r *PlaybookReconciler) release(ctx context.Context, pb *v1alpha1.Playbook, act actor, names []string) error {
+	var denied error
 	for _, name := range names {
 		var j batchv1.Job
-		if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &j); err != nil {
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pb.Namespace, Name: name}, &j); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			return err
 		}
+		if controllerutil.ContainsFinalizer(&j, v1alpha1.RunFinalizer) && hasPayload(&j) {
+			err := act.client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: j.Namespace, Name: j.Name}})
+			switch {
+			case apierrors.IsForbidden(err):
+				denied = identity.Denied(err, act.id, "delete", "secrets", "")
+			case err != nil && !apierrors.IsNotFound(err):
+				return fmt.Errorf("deleting the payload of Job %s: %w", j.Name, err)
+			}
+		}
 		if err := r.unhold(ctx, &j); err != nil {
 			return err
 		}
 	}
+	if denied != nil {
+		warn(r.Recorder, pb, identity.ReasonAccessDenied, "Release", denied.Error()+"; finished Jobs' payload Secrets stay until the playbook is deleted")
+	}
 	return nil
+}
+
+// hasPayload reports whether a Job mounts its payload Secret (BuildJob).
+func hasPayload(j *batchv1.Job) bool {
+	for _, v := range j.Spec.Template.Spec.Volumes {
+		if v.Name == playbook.PayloadVolume && v.Secret != nil && v.Secret.SecretName == j.Name {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *PlaybookReconciler) unhold(ctx context.Context, j *batchv1.Job) error {
@@ -526,7 +629,8 @@ func (r *PlaybookReconciler) publish(pb *v1alpha1.Playbook, states map[string]pl
 // returns when the next recorded step becomes overdue.
 func (r *PlaybookReconciler) publishLedger(ctx context.Context, pb *v1alpha1.Playbook) (time.Time, error) {
 	var progress v1alpha1.PlaybookProgressList
-	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+	if err := r.List(ctx, &progress, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // read-only
 		return time.Time{}, err
 	}
 	runs := playbook.Runs(playbook.LedgerSlices(membership.Owned(pb, progress.Items)))
@@ -597,6 +701,9 @@ func (r *PlaybookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.CreateWorkers == 0 {
 		r.CreateWorkers = DefaultJobCreateWorkers
+	}
+	if r.Identities == nil {
+		r.Identities = NewIdentities(mgr, identity.Policy{})
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Playbook{}, builder.WithPredicates(

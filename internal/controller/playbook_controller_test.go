@@ -182,6 +182,14 @@ func envOf(j batchv1.Job) map[string]string {
 	return out
 }
 
+// payloadOf reads a Job's payload Secret (the files mounted at playbook.PayloadDir).
+func payloadOf(j batchv1.Job) map[string][]byte {
+	GinkgoHelper()
+	var s corev1.Secret
+	Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: j.Namespace, Name: j.Name}, &s)).To(Succeed())
+	return s.Data
+}
+
 // after returns a time safely after the playbook's creation (whole seconds).
 func after(pb *v1alpha1.Playbook) time.Time { return pb.CreationTimestamp.Add(time.Second) }
 
@@ -306,7 +314,8 @@ var _ = Describe("Playbook controller", func() {
 		seen := map[string]int{}
 		for _, j := range playbookJobs(ns) {
 			var users []map[string]any
-			Expect(json.Unmarshal([]byte(envOf(j)[playbook.EnvUsers]), &users)).To(Succeed())
+			Expect(envOf(j)).To(HaveKeyWithValue(playbook.EnvUsersFile, playbook.PayloadDir+"/"+playbook.UsersKey))
+			Expect(json.Unmarshal(payloadOf(j)[playbook.UsersKey], &users)).To(Succeed())
 			Expect(envOf(j)[playbook.EnvUserCount]).To(Equal(fmt.Sprint(len(users))))
 			for _, u := range users {
 				seen[u["userId"].(string)]++

@@ -20,7 +20,9 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/webhook"
@@ -81,8 +83,13 @@ var _ = BeforeSuite(func() {
 	// Verbose logs, so the secret-leak checks see everything the manager can say.
 	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, managerLogs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
 	ctx, cancel = context.WithCancel(context.TODO())
+	// The specs' HTTP and PostgreSQL servers listen on loopback, which the
+	// manager's default policy denies; link-local stays denied (see
+	// datasource_guard_test.go).
+	linkLocal, err := netguard.NewPolicy([]string{"169.254.0.0/16", "fe80::/10"})
+	Expect(err).NotTo(HaveOccurred())
+	netguard.SetSources(linkLocal)
 
-	var err error
 	testEnv, err = cluster.Start(cluster.Options{Webhooks: true})
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, scheme = testEnv.Client, testEnv.Scheme
@@ -98,10 +105,15 @@ func restartManager() {
 }
 
 // startManager runs the controllers in the background against the test control
-// plane, with a fresh profile store.
-func startManager() {
+// plane, with a fresh profile store and the default identity policy (the
+// manager acts as itself unless an object names a ServiceAccount).
+func startManager() { startManagerWith(identity.Policy{}) }
+
+// startManagerWith is startManager with the identity flags set.
+func startManagerWith(policy identity.Policy) {
 	mgr, err := testEnv.NewManager()
 	Expect(err).NotTo(HaveOccurred())
+	identities := NewIdentities(mgr, policy)
 	Expect(webhook.SetupPersonaWebhook(mgr)).To(Succeed())
 	store = profile.NewStore()
 	storeEvents := make(chan event.GenericEvent, 1024)
@@ -112,6 +124,7 @@ func startManager() {
 		Store:       store,
 		Recorder:    mgr.GetEventRecorder("datasource-controller"),
 		Limits:      suiteLimits,
+		Identities:  identities,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PersonaReconciler{
 		APIReader:   mgr.GetAPIReader(),
@@ -122,10 +135,11 @@ func startManager() {
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PlaybookReconciler{
-		Client:   mgr.GetClient(),
-		Store:    store,
-		Clock:    playbookClock,
-		Recorder: mgr.GetEventRecorder("playbook-controller"),
+		Client:     mgr.GetClient(),
+		Store:      store,
+		Clock:      playbookClock,
+		Recorder:   mgr.GetEventRecorder("playbook-controller"),
+		Identities: identities,
 	}).SetupWithManager(mgr)).To(Succeed())
 	stop := cluster.Run(ctx, mgr)
 	stopManager = func() {

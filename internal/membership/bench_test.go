@@ -54,3 +54,35 @@ func benchPlan(b *testing.B, stride, count int) {
 		b.Fatalf("no-op plan writes %d", noop.Writes())
 	}
 }
+
+// The same churn planned from the changed users only (a change-driven pass:
+// 10 k verdicts, 5 k exits and 5 k entries, uniform), against the full plan
+// above; the writes must be the same:
+//
+//	go test ./internal/membership -run '^$' -bench 'PlanSlices1MChurn1PctUniform|PlanChanges1M' -benchmem
+func BenchmarkPlanChanges1MChurn1PctUniform(b *testing.B) {
+	const n, size = 1_000_000, 1000
+	var existing []Slice
+	for s := 0; s < n/size; s++ {
+		sl := Slice{Name: fmt.Sprintf("s%d", s)}
+		for i := 0; i < size; i++ {
+			sl.Members = append(sl.Members, mem(fmt.Sprintf("u%07d", s*size+i)))
+		}
+		existing = append(existing, sl)
+	}
+	verdicts := map[string]Verdict{}
+	for i := 0; i < n; i += 200 {
+		verdicts[fmt.Sprintf("u%07d", i)] = Verdict{}
+		verdicts[fmt.Sprintf("new%07d", i)] = Verdict{Match: true, AccountID: "a"}
+	}
+	var out Outcome
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out = PlanChanges(SliceList(existing), verdicts, t0, size)
+	}
+	b.ReportMetric(float64(out.Plan.Writes()), "writes")
+	if out.Members != n || len(out.Change.Entered) != n/200 || len(out.Change.Exited) != n/200 {
+		b.Fatalf("members %d, entered %d, exited %d", out.Members, len(out.Change.Entered), len(out.Change.Exited))
+	}
+}

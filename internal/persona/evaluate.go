@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/insight"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 )
@@ -109,12 +110,20 @@ func (c *Compiled) ReadsAccount(name string) bool {
 
 // Evaluation is the result of evaluating a persona over a view.
 type Evaluation struct {
-	// Matching maps each matching user id to its account id.
+	// Matching maps each matching user id to its account id (a full
+	// evaluation).
 	Matching map[string]string
+	// Verdicts are the re-evaluated users' new states (a change-driven
+	// evaluation, EvaluateChanged): every other stored member stays.
+	Verdicts map[string]membership.Verdict
 	// Errors counts profiles whose evaluation failed (non-members).
 	Errors   int64
 	Insights []v1alpha1.InsightResult
 	Duration time.Duration
+	// FullDuration is what the last evaluation of every profile took: this
+	// one's Duration when it was one (Evaluate), the remembered one for a
+	// change-driven evaluation (EvaluateChanged).
+	FullDuration time.Duration
 	// Timing is how time alone changes the rule (see rule.Analysis).
 	Timing rule.Analysis
 	// NextChange is the earliest instant after now at which time alone may
@@ -166,6 +175,7 @@ func Evaluate(v *profile.View, c *Compiled, now time.Time, clock func() time.Tim
 		}
 	}
 	ev.Duration = clock().Sub(start)
+	ev.FullDuration = ev.Duration
 	return ev
 }
 
@@ -190,17 +200,21 @@ func NextEvaluation(ev Evaluation) time.Time {
 
 // RequeueAfter is when to evaluate again: at the next change by time alone
 // when it comes before the refresh interval, else after the refresh interval.
-// A time-driven re-evaluation comes no sooner than MinRequeue, nor than ten
-// times what this evaluation took: a rule over fine-grained timestamps (a
-// crossing every second) then costs at most about a tenth of a core, and
-// the crossings that fall in between are handled together.
-func RequeueAfter(ev Evaluation, now time.Time, refresh time.Duration) time.Duration {
-	next := NextEvaluation(ev)
-	if next.IsZero() {
-		return refresh
+// A time-driven re-evaluation (a full one) comes no sooner than MinRequeue,
+// nor than ten times what a full evaluation takes: a rule over fine-grained
+// timestamps (a crossing every second) then costs at most about a tenth of a
+// core, and the crossings that fall in between are handled together. fullDue,
+// when not zero, is when a full evaluation is due to refresh insights after
+// change-driven ones (FullDue).
+func RequeueAfter(ev Evaluation, now time.Time, refresh time.Duration, fullDue time.Time) time.Duration {
+	after := refresh
+	if next := NextEvaluation(ev); !next.IsZero() {
+		if until := next.Sub(now); until < refresh {
+			after = min(max(until, MinRequeue, 10*ev.FullDuration), refresh)
+		}
 	}
-	if until := next.Sub(now); until < refresh {
-		return min(max(until, MinRequeue, 10*ev.Duration), refresh)
+	if !fullDue.IsZero() {
+		after = min(after, max(fullDue.Sub(now), MinRequeue))
 	}
-	return refresh
+	return after
 }

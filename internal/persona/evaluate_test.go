@@ -80,6 +80,7 @@ func TestRequeueAfter(t *testing.T) {
 		name       string
 		next       time.Time
 		took       time.Duration
+		fullDue    time.Time
 		want       time.Duration
 		wantStatus time.Time
 	}{
@@ -94,11 +95,14 @@ func TestRequeueAfter(t *testing.T) {
 			wantStatus: now.Add(2 * time.Second)},
 		{name: "nor later than the refresh", next: now.Add(2 * time.Second), took: 2 * time.Minute, want: refresh,
 			wantStatus: now.Add(2 * time.Second)},
+		{name: "a full evaluation due for insights comes first", next: now.Add(4 * time.Minute), fullDue: now.Add(30 * time.Second),
+			want: 30 * time.Second, wantStatus: now.Add(4 * time.Minute)},
+		{name: "a full evaluation already due: no hot loop", fullDue: now.Add(-time.Second), want: MinRequeue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := Evaluation{NextChange: tt.next, Duration: tt.took}
-			if got := RequeueAfter(ev, now, refresh); got != tt.want {
+			ev := Evaluation{NextChange: tt.next, Duration: tt.took, FullDuration: tt.took}
+			if got := RequeueAfter(ev, now, refresh, tt.fullDue); got != tt.want {
 				t.Errorf("RequeueAfter = %s, want %s", got, tt.want)
 			}
 			var p v1alpha1.Persona

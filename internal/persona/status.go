@@ -2,7 +2,6 @@ package persona
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,9 +17,12 @@ const SampleSize = 10
 
 // Outcome is one evaluation that was stored in slices.
 type Outcome struct {
-	Eval    Evaluation
-	Change  membership.Change
-	Members map[string]membership.Member
+	Eval   Evaluation
+	Change membership.Change
+	// Members is the number of members after the evaluation, Sample the
+	// smallest of their ids (membership.Smallest, SampleSize of them).
+	Members int
+	Sample  []string
 	Slices  int
 	Sources []v1alpha1.SourceFreshness
 	Now     time.Time
@@ -37,10 +39,10 @@ func Record(p *v1alpha1.Persona, o Outcome) {
 	t := metav1.NewTime(o.Now)
 	st.LastEvaluationTime = &t
 	st.LastEvaluationDuration = &metav1.Duration{Duration: o.Eval.Duration.Round(time.Millisecond)}
-	st.Members = int64(len(o.Members))
+	st.Members = int64(o.Members)
 	st.Slices = int32(o.Slices)
 	st.EvaluationErrors = o.Eval.Errors
-	st.SampleMembers = sample(o.Members)
+	st.SampleMembers = o.Sample
 	st.Insights = o.Eval.Insights
 	st.NextEvaluationTime = nil
 	if next := NextEvaluation(o.Eval); !next.IsZero() {
@@ -110,21 +112,6 @@ const Unchanged = "membership is unchanged"
 // compile against the namespace's schema.
 func InvalidRule(err error) *conditions.Stalled {
 	return &conditions.Stalled{Reason: v1alpha1.ReasonInvalidRule, Message: err.Error()}
-}
-
-func sample(members map[string]membership.Member) []string {
-	ids := make([]string, 0, len(members))
-	for id := range members {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	if len(ids) > SampleSize {
-		ids = ids[:SampleSize]
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	return ids
 }
 
 func oldest(sources []v1alpha1.SourceFreshness) *metav1.Time {

@@ -2,6 +2,9 @@ package persona
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,6 +12,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/conditions"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/rule"
 )
 
@@ -48,6 +52,27 @@ func TestInvalidRuleMessageIsBounded(t *testing.T) {
 		if !strings.HasPrefix(c.Message, "spec.rule: ") || !strings.HasSuffix(c.Message, end) {
 			t.Fatalf("%s message does not start with the error and end with the marker: %.80q…%q", typ, c.Message,
 				c.Message[len(c.Message)-20:])
+		}
+	}
+}
+
+func TestSampleIsTheSmallestIDsSorted(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 40 {
+		members := map[string]membership.Member{}
+		for range n {
+			id := fmt.Sprintf("u%d", r.IntN(60))
+			members[id] = membership.Member{UserID: id}
+		}
+		want := slices.Sorted(maps.Keys(members))
+		if len(want) > SampleSize {
+			want = want[:SampleSize]
+		}
+		if len(want) == 0 {
+			want = nil
+		}
+		if got := membership.Smallest(maps.Keys(members), SampleSize); !slices.Equal(got, want) {
+			t.Fatalf("%d members: sample %v, want %v", len(members), got, want)
 		}
 	}
 }

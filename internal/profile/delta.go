@@ -116,24 +116,23 @@ func (n *Namespace) ApplyDelta(d *Delta) DeltaResult {
 	// A full sync's Records counts records, duplicates included; a source
 	// that takes deltas is counted by key from now on, as ApplyDelta keeps it.
 	src.Records = keyCount(src)
-	applyOps(src, &src.Users, n.users, slot, d.users, &res)
-	applyOps(src, &src.Accounts, n.accounts, slot, d.accounts, &res)
+	users := applyOps(src, &src.Users, n.users, slot, d.users, &res)
+	accounts := applyOps(src, &src.Accounts, n.accounts, slot, d.accounts, &res)
 	src.Records = keyCount(src)
 	src.Digest = digestString(src.sum)
 	if res.Upserted+res.Deleted > 0 {
-		n.invalidate()
-		n.gen++
+		n.changed(false, users, accounts)
 	}
 	res.Generation, res.Records, res.Digest = n.gen, src.Records, src.Digest
 	return res
 }
 
 // applyOps applies one entity's operations to the source's rows and to the
-// namespace's entries for the source's slot.
+// namespace's entries for the source's slot, and returns the keys it changed.
 func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*entry, slot int,
-	ops map[string]deltaOp, res *DeltaResult) {
+	ops map[string]deltaOp, res *DeltaResult) (changed []string) {
 	if len(ops) == 0 {
-		return
+		return nil
 	}
 	if *rows == nil {
 		*rows = map[string]storedRow{}
@@ -153,6 +152,7 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 				}
 			}
 			res.Deleted++
+			changed = append(changed, key)
 			continue
 		}
 		if had && old.hash == op.row.hash {
@@ -170,7 +170,9 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 		}
 		e.set(slot, op.row.Row)
 		res.Upserted++
+		changed = append(changed, key)
 	}
+	return changed
 }
 
 // keyCount is a source's record count by key: its accounts for an Account

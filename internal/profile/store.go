@@ -5,6 +5,9 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 )
@@ -45,6 +48,8 @@ type Namespace struct {
 	accounts map[string]*entry
 	plan     *plan
 	gen      uint64
+	// journal records the keys each generation changed (journal.go).
+	journal journal
 
 	// playbooks is the published run state per playbook and user, from which
 	// the built-in PlaybooksSource is rebuilt (playbookstate.go). notify tells the
@@ -127,6 +132,9 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 		slot = n.freeSlot()
 		n.slots[d.Name] = slot
 	}
+	// A source that is new or declares other attributes changes how every
+	// profile merges; otherwise only the rows that differ changed.
+	all := !ok || !sameShape(n.sources[slot], d)
 	n.sources[slot] = d
 	users := userRows(d)
 	// The first load of a namespace sizes its maps once.
@@ -136,12 +144,27 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 	if len(n.accounts) == 0 {
 		n.accounts = make(map[string]*entry, len(d.Accounts))
 	}
-	replaceSlot(n.users, slot, users)
-	replaceSlot(n.accounts, slot, d.Accounts)
+	changedUsers := replaceSlot(n.users, slot, users, !all)
+	changedAccounts := replaceSlot(n.accounts, slot, d.Accounts, !all)
 	n.plan = buildPlan(n.sources, nil)
+	n.changed(all, changedUsers, changedAccounts)
+	return n.gen
+}
+
+// changed moves the generation after a change to the profiles and records
+// what it touched; the caller holds n.mu for writing.
+func (n *Namespace) changed(all bool, users, accounts []string) {
 	n.invalidate()
 	n.gen++
-	return n.gen
+	n.journal.record(n.gen, all, users, accounts)
+}
+
+// sameShape reports whether two datas of one source merge the same way:
+// same entity, precedence and declarations.
+func sameShape(a, b *SourceData) bool {
+	return a != nil && b != nil && a.Entity == b.Entity && a.Priority == b.Priority && a.Builtin == b.Builtin &&
+		(a.SignalDecl == nil) == (b.SignalDecl == nil) && (a.SignalDecl == nil || *a.SignalDecl == *b.SignalDecl) &&
+		sameDecls(a.UserDecls, b.UserDecls) && sameDecls(a.AccountDecls, b.AccountDecls)
 }
 
 // Remove drops a source's data (the DataSource was deleted).
@@ -159,11 +182,10 @@ func (n *Namespace) remove(name string) uint64 {
 	}
 	delete(n.slots, name)
 	n.sources[slot] = nil
-	replaceSlot(n.users, slot, nil)
-	replaceSlot(n.accounts, slot, nil)
+	replaceSlot(n.users, slot, nil, false)
+	replaceSlot(n.accounts, slot, nil, false)
 	n.plan = buildPlan(n.sources, nil)
-	n.invalidate()
-	n.gen++
+	n.changed(true, nil, nil)
 	return n.gen
 }
 
@@ -233,8 +255,9 @@ func userRows(d *SourceData) map[string]storedRow {
 }
 
 // replaceSlot makes rows the slot's only contents: O(entries + rows), so a sync
-// costs in proportion to the namespace, with no per-source index to keep.
-func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow) {
+// costs in proportion to the namespace, with no per-source index to keep. With
+// track, it returns the keys whose row in the slot changed.
+func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow, track bool) (changed []string) {
 	for key, e := range entries {
 		if e.row(slot) == nil {
 			continue
@@ -243,6 +266,9 @@ func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow)
 			continue
 		}
 		e.set(slot, nil)
+		if track {
+			changed = append(changed, key)
+		}
 		if e.empty() {
 			delete(entries, key)
 		}
@@ -253,8 +279,38 @@ func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow)
 			e = &entry{}
 			entries[key] = e
 		}
+		if track && !sameRow(e.row(slot), r.Row) {
+			changed = append(changed, key)
+		}
 		e.set(slot, r.Row)
 	}
+	return changed
+}
+
+// sameRow reports whether two rows hold the same values: the same row (a
+// re-sync reuses unchanged rows, profile.Builder.Reuse), or equal values.
+func sameRow(a, b *attr.Row) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil || a.Key != b.Key || a.AccountID != b.AccountID || len(a.Values) != len(b.Values) {
+		return false
+	}
+	for i, x := range a.Values {
+		y := b.Values[i]
+		if x == nil || y == nil {
+			if x != y {
+				return false
+			}
+			continue
+		}
+		xv, ok1 := x.(ref.Val)
+		yv, ok2 := y.(ref.Val)
+		if !ok1 || !ok2 || xv.Type() != yv.Type() || xv.Equal(yv) != types.True {
+			return false
+		}
+	}
+	return true
 }
 
 // cand is where an attribute's value may come from: a source slot and column.
@@ -325,7 +381,7 @@ func buildPlan(sources []*SourceData, only map[string]bool) *plan {
 	return p
 }
 
-func (p *plan) add(source string, attrs map[string][]cand, types map[string]attr.Type, slot int, decls []attr.Decl, entity string) {
+func (p *plan) add(source string, attrs map[string][]cand, typeOf map[string]attr.Type, slot int, decls []attr.Decl, entity string) {
 	for col, d := range decls {
 		if entity == "user" && d.Name == attr.PlaybooksAttr && source != PlaybooksSource {
 			// The mapper rejects the name already; a SourceData built some
@@ -333,12 +389,12 @@ func (p *plan) add(source string, attrs map[string][]cand, types map[string]attr
 			p.conflicts[source] = append(p.conflicts[source], "user.playbooks is built in (playbook run state) and cannot be declared")
 			continue
 		}
-		if t, ok := types[d.Name]; ok && t != d.Type {
+		if t, ok := typeOf[d.Name]; ok && t != d.Type {
 			p.conflicts[source] = append(p.conflicts[source],
 				fmt.Sprintf("%s.%s is %s here but %s in a source of higher precedence", entity, d.Name, d.Type, t))
 			continue
 		}
-		types[d.Name] = d.Type
+		typeOf[d.Name] = d.Type
 		attrs[d.Name] = append(attrs[d.Name], cand{slot: slot, col: col})
 	}
 }

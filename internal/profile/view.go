@@ -68,7 +68,7 @@ func (v *View) Schema() Schema {
 type User struct {
 	v  *View
 	id string
-	e  *entry // for a user looked up by id; nil for an indexed one
+	l  *lookedUp // for a user looked up by id; nil for an indexed one
 	// idx is the profile's index in the view's snapshot (-1 when looked up by
 	// id), acct its account's index there (-1: no account id).
 	idx, acct int32
@@ -108,13 +108,28 @@ func (v *View) UserIDs() []string {
 	return ids
 }
 
+// lookedUp is a user looked up by id, with its account resolved once: a
+// change-driven evaluation reads a few profiles this way, each attribute of
+// the account without looking the account up again.
+type lookedUp struct {
+	e   *entry
+	aid string
+	ae  *entry // nil: no account id; emptyEntry: an account known by id only
+}
+
 // User returns one profile.
 func (v *View) User(id string) (User, bool) {
 	e, ok := v.n.users[id]
 	if !ok || !v.isProfile(e) {
 		return User{}, false
 	}
-	return User{v: v, id: id, e: e, idx: -1, acct: -1}, true
+	l := &lookedUp{e: e, aid: accountID(v.plan, e)}
+	if l.aid != "" {
+		if l.ae = v.n.accounts[l.aid]; l.ae == nil {
+			l.ae = &emptyEntry
+		}
+	}
+	return User{v: v, id: id, l: l, idx: -1, acct: -1}, true
 }
 
 func (v *View) isProfile(e *entry) bool {
@@ -138,7 +153,7 @@ func (u User) AccountID() string {
 		}
 		return u.v.snap.Load().accounts[u.acct].id
 	}
-	return accountID(u.v.plan, u.e)
+	return u.l.aid
 }
 
 func accountID(p *plan, e *entry) string {
@@ -175,17 +190,12 @@ func (u User) Account() (Account, bool) {
 		a := &u.v.snap.Load().accounts[u.acct]
 		return Account{v: u.v, id: a.id, e: a.e, idx: u.acct}, true
 	}
-	id := u.AccountID()
-	if id == "" {
+	if u.l.ae == nil {
 		return Account{}, false
 	}
-	e, ok := u.v.n.accounts[id]
-	if !ok {
-		// The account id is known even without account data: rules on
-		// account.id still work.
-		return Account{v: u.v, id: id, e: &emptyEntry, idx: -1}, true
-	}
-	return Account{v: u.v, id: id, e: e, idx: -1}, true
+	// The account id is known even without account data (emptyEntry): rules
+	// on account.id still work.
+	return Account{v: u.v, id: u.l.aid, e: u.l.ae, idx: -1}, true
 }
 
 // emptyEntry stands for an account known by id only.
@@ -322,7 +332,7 @@ func (u User) slowVal(f *Fields, i int) ref.Val {
 // indexed user, from the map entry for one looked up by id.
 func (u User) lookup(cands []cand) ref.Val {
 	if u.idx < 0 {
-		return lookupVal(u.e, cands)
+		return lookupVal(u.l.e, cands)
 	}
 	s := u.v.snap.Load()
 	k := len(s.rowSlots)

@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -81,14 +84,30 @@ func (r APIReviewer) Authenticate(ctx context.Context, token string) (Identity, 
 	return id, true, nil
 }
 
+// ResourceAttributes is what a SubjectAccessReview asks RBAC about for a.
+//
+// An explain names the persona whose rule it evaluates, so a grant limited by
+// resourceNames to some personas works as it reads. A preview evaluates a rule
+// of the caller's choosing over every profile of the namespace: the persona
+// name only picks the live persona to compare with, so a grant limited to one
+// name would restrict nothing. A preview is therefore reviewed without a name,
+// and only a grant on personas/preview for every persona of the namespace
+// allows it.
+func ResourceAttributes(a Access) *authorizationv1.ResourceAttributes {
+	ra := &authorizationv1.ResourceAttributes{
+		Namespace: a.Namespace, Verb: "get", Group: v1alpha1.GroupVersion.Group,
+		Resource: "personas", Subresource: a.Subresource, Name: a.Name,
+	}
+	if a.Subresource == SubresourcePreview {
+		ra.Name = ""
+	}
+	return ra
+}
+
 // Authorize implements Reviewer.
 func (r APIReviewer) Authorize(ctx context.Context, id Identity, a Access) (bool, error) {
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: id.Name, UID: id.UID, Groups: id.Groups,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: a.Namespace, Verb: "get", Group: v1alpha1.GroupVersion.Group,
-			Resource: "personas", Subresource: a.Subresource, Name: a.Name,
-		},
+		User: id.Name, UID: id.UID, Groups: id.Groups, ResourceAttributes: ResourceAttributes(a),
 	}}
 	if len(id.Extra) > 0 {
 		sar.Spec.Extra = make(map[string]authorizationv1.ExtraValue, len(id.Extra))
@@ -112,16 +131,52 @@ type CacheTTLs struct {
 // DefaultCacheTTLs are the caches' lifetimes.
 var DefaultCacheTTLs = CacheTTLs{Authenticated: time.Minute, Unauthenticated: 10 * time.Second, Allow: time.Minute, Deny: 10 * time.Second}
 
+// ReviewRate bounds the TokenReviews of tokens the cache does not know: any
+// caller that reaches the endpoint, authenticated or not, can send a new
+// token with every request, and each would otherwise cost the API server a
+// TokenReview.
+type ReviewRate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// DefaultReviewRate allows far more new tokens than people running kubectl
+// persona have (a token is reviewed once per Authenticated TTL), and keeps a
+// flood of made-up tokens to a trickle of TokenReviews.
+var DefaultReviewRate = ReviewRate{PerSecond: 5, Burst: 20}
+
+// ErrThrottled is returned instead of asking the API server about a token
+// when too many unknown tokens came in: the request may be retried shortly.
+var ErrThrottled = errors.New("too many requests with unknown tokens")
+
 // CachingReviewer remembers answers for a while, so a burst of requests from
 // one kubectl costs the API server one TokenReview and one SubjectAccessReview.
-// Tokens are keyed by their SHA-256, never kept.
+// Tokens are keyed by their SHA-256, never kept. Valid and invalid tokens are
+// both remembered (invalid ones for less long), in bounded caches; tokens
+// neither cache knows are reviewed at most at Rate.
 type CachingReviewer struct {
 	Inner Reviewer
 	TTLs  CacheTTLs
 	Clock func() time.Time
+	// Rate bounds TokenReviews of unknown tokens (zero: DefaultReviewRate).
+	Rate ReviewRate
 
-	authn ttlCache[authnAnswer]
-	authz ttlCache[bool]
+	authn   ttlCache[authnAnswer]
+	authz   ttlCache[bool]
+	once    sync.Once
+	limiter *rate.Limiter
+}
+
+// allowReview reports whether an unknown token may be reviewed now.
+func (c *CachingReviewer) allowReview() bool {
+	c.once.Do(func() {
+		r := c.Rate
+		if r == (ReviewRate{}) {
+			r = DefaultReviewRate
+		}
+		c.limiter = rate.NewLimiter(rate.Limit(r.PerSecond), max(r.Burst, 1))
+	})
+	return c.limiter.AllowN(c.now(), 1)
 }
 
 type authnAnswer struct {
@@ -134,6 +189,9 @@ func (c *CachingReviewer) Authenticate(ctx context.Context, token string) (Ident
 	key := digest(token)
 	if a, hit := c.authn.get(key, c.now()); hit {
 		return a.id, a.ok, nil
+	}
+	if !c.allowReview() {
+		return Identity{}, false, ErrThrottled
 	}
 	id, ok, err := c.Inner.Authenticate(ctx, token)
 	if err != nil {

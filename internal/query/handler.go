@@ -68,6 +68,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (Identity, *http
 		return Identity{}, errUnauthorized("a bearer token is required (Authorization: Bearer …)")
 	}
 	id, ok, err := h.Reviewer.Authenticate(r.Context(), token)
+	if errors.Is(err, ErrThrottled) {
+		return Identity{}, &httpError{code: http.StatusTooManyRequests, reason: metav1.StatusReasonTooManyRequests,
+			msg: "too many requests with tokens the endpoint does not know yet; retry in a second"}
+	}
 	if err != nil {
 		h.Log.Error(err, "authenticating a query request")
 		return Identity{}, errUnavailable("cannot verify the token with the API server")
@@ -111,9 +115,14 @@ func (h *Handler) authorize(ctx context.Context, id Identity, a Access) *httpErr
 		return errUnavailable("cannot check authorization with the API server")
 	}
 	if !allowed {
-		return &httpError{code: http.StatusForbidden, reason: metav1.StatusReasonForbidden, msg: fmt.Sprintf(
+		msg := fmt.Sprintf(
 			`personas.personas.usersuccess.io %q is forbidden: User %q cannot get resource "personas/%s" in API group "personas.usersuccess.io" in the namespace %q`,
-			a.Name, id.Name, a.Subresource, a.Namespace)}
+			a.Name, id.Name, a.Subresource, a.Namespace)
+		if a.Subresource == SubresourcePreview {
+			msg += " (a preview evaluates any rule over every profile of the namespace, so it needs a grant on personas/preview " +
+				"for all personas of the namespace; one limited by resourceNames does not allow it)"
+		}
+		return &httpError{code: http.StatusForbidden, reason: metav1.StatusReasonForbidden, msg: msg}
 	}
 	return nil
 }
@@ -214,8 +223,11 @@ func writeStatus(w http.ResponseWriter, e *httpError) {
 	if e.code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="persona-operator query"`)
 	}
-	if e.code == http.StatusServiceUnavailable {
+	switch e.code {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, e.code, metav1.Status{
 		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},

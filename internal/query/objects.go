@@ -61,7 +61,8 @@ func (h *Handler) sources(ctx context.Context, p *v1alpha1.Persona) (persona.Sel
 // membership.
 func (h *Handler) recorded(ctx context.Context, p *v1alpha1.Persona) ([]queryapi.Member, *httpError) {
 	var slices v1alpha1.PersonaMembershipList
-	if err := h.Reader.List(ctx, &slices, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name}); err != nil {
+	if err := h.Reader.List(ctx, &slices, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // read-only
 		return nil, errInternal("listing PersonaMemberships", err)
 	}
 	var out []queryapi.Member
@@ -78,7 +79,8 @@ func (h *Handler) recorded(ctx context.Context, p *v1alpha1.Persona) ([]queryapi
 // controller reads it (membership.Owned, playbook.Runs).
 func (h *Handler) runs(ctx context.Context, pb *v1alpha1.Playbook) (map[string]v1alpha1.PlaybookRun, *httpError) {
 	var list v1alpha1.PlaybookProgressList
-	if err := h.Reader.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name}); err != nil {
+	if err := h.Reader.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: pb.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // read-only
 		return nil, errInternal("listing PlaybookProgresses", err)
 	}
 	return playbook.Runs(playbook.LedgerSlices(membership.Owned(pb, list.Items))), nil

@@ -25,6 +25,9 @@ type Evaluator struct {
 	// (table.go); complete: every clause has one.
 	tabs     []table
 	complete bool
+	// sparse: built for a few profiles looked up by id (NewSparseEvaluator),
+	// so nothing builds the view's dense snapshot.
+	sparse bool
 }
 
 // subject is the activation: the current profile and the view's resolved fields.
@@ -46,10 +49,28 @@ type userRef struct{ s *subject }
 type accountRef struct{ s *subject }
 
 // NewEvaluator binds p to a view (resolving attribute names once) and a time.
+// It builds the view's dense columns of the attributes p reads: made for
+// evaluating every profile (View.Users).
 func (p *Program) NewEvaluator(v *profile.View, now time.Time) *Evaluator {
-	e := &Evaluator{p: p, view: v}
-	e.s.uf = v.UserFieldsDense(p.userNames, p.userDense)
-	e.s.af = v.AccountFieldsDense(p.accountNames, p.accountDense)
+	return p.newEvaluator(v, now, false)
+}
+
+// NewSparseEvaluator is NewEvaluator for a few profiles looked up by id
+// (View.User): it builds no column, so its cost is in proportion to the
+// profiles it evaluates, not to the view. A change-driven evaluation of the
+// k profiles a sync changed uses it.
+func (p *Program) NewSparseEvaluator(v *profile.View, now time.Time) *Evaluator {
+	return p.newEvaluator(v, now, true)
+}
+
+func (p *Program) newEvaluator(v *profile.View, now time.Time, sparse bool) *Evaluator {
+	e := &Evaluator{p: p, view: v, sparse: sparse}
+	userDense, accountDense := p.userDense, p.accountDense
+	if sparse {
+		userDense, accountDense = make([]bool, len(userDense)), make([]bool, len(accountDense))
+	}
+	e.s.uf = v.UserFieldsDense(p.userNames, userDense)
+	e.s.af = v.AccountFieldsDense(p.accountNames, accountDense)
 	e.s.now = types.Timestamp{Time: now}
 	e.s.ur.s = &e.s
 	e.s.ar.s = &e.s

@@ -2,6 +2,8 @@ package rule
 
 import (
 	"fmt"
+	"iter"
+	"slices"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -9,6 +11,8 @@ import (
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
 // When does time alone change a rule? A rule reads `now` in comparisons such as
@@ -332,13 +336,23 @@ func flip(op string, sigma int, at, now instant) (instant, bool) {
 // arithmetic overflow would cause (a duration beyond ±292 years) are not
 // predicted.
 func (e *Evaluator) NextChange() (next time.Time, ok bool) {
+	return e.nextChange(e.view.Users())
+}
+
+// NextChangeAmong is NextChange over the given profiles only (a sparse
+// evaluator's: the profiles a change-driven evaluation re-evaluated).
+func (e *Evaluator) NextChangeAmong(users []profile.User) (next time.Time, ok bool) {
+	return e.nextChange(slices.Values(users))
+}
+
+func (e *Evaluator) nextChange(users iter.Seq[profile.User]) (next time.Time, ok bool) {
 	if len(e.p.crossings) == 0 || e.view == nil {
 		return time.Time{}, false
 	}
 	now, _ := toInstant(e.s.now)
 	var best instant
 	for _, c := range e.p.crossings {
-		if at, found := e.nextCrossing(c, now); found && (!ok || at.less(best)) {
+		if at, found := e.nextCrossing(c, now, users); found && (!ok || at.less(best)) {
 			best, ok = at, true
 		}
 	}
@@ -350,10 +364,10 @@ func (e *Evaluator) NextChange() (next time.Time, ok bool) {
 
 // nextCrossing is one comparison's earliest flip after now over the view's
 // profiles.
-func (e *Evaluator) nextCrossing(c crossing, now instant) (best instant, found bool) {
+func (e *Evaluator) nextCrossing(c crossing, now instant, users iter.Seq[profile.User]) (best instant, found bool) {
 	evals := make([]*Evaluator, len(c.terms))
 	for i, t := range c.terms {
-		evals[i] = t.prg.NewEvaluator(e.view, now.time())
+		evals[i] = t.prg.newEvaluator(e.view, now.time(), e.sparse)
 	}
 	vals := make([]ref.Val, len(c.terms))
 	consider := func() {
@@ -388,7 +402,7 @@ func (e *Evaluator) nextCrossing(c crossing, now instant) (best instant, found b
 		}
 		return best, found
 	}
-	for u := range e.view.Users() {
+	for u := range users {
 		for i, ev := range evals {
 			vals[i], _ = ev.Eval(u)
 		}

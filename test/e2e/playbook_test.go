@@ -27,6 +27,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -97,6 +98,31 @@ func setup(t *testing.T, cfg *rest.Config, c client.Client) {
 
 // scenario is one namespace: users in a DataSource, a persona of all of them,
 // and a one-step playbook created before the manager evaluates the persona.
+// tenant creates the identity the manager acts as in a namespace
+// (config/samples/tenant_serviceaccount.yaml; the manager runs with
+// --default-service-account=persona-tenant): its ClusterRole may not create
+// Jobs or read Secrets itself.
+func tenant(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "config", "samples", "tenant_serviceaccount.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var u unstructured.Unstructured
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		u.SetNamespace(ns)
+		if err := c.Create(context.Background(), &u); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func scenario(t *testing.T, c client.Client, name string, ttl *int32) string {
 	t.Helper()
 	ctx := context.Background()
@@ -108,6 +134,7 @@ func scenario(t *testing.T, c client.Client, name string, ttl *int32) string {
 	waitFor(t, time.Minute, "default ServiceAccount", func() bool {
 		return c.Get(ctx, types.NamespacedName{Namespace: ns.Name, Name: "default"}, &corev1.ServiceAccount{}) == nil
 	})
+	tenant(t, c, ns.Name)
 	var csv strings.Builder
 	csv.WriteString("id,account,cohort\n")
 	for i := 0; i < users; i++ {
@@ -274,7 +301,8 @@ func startManager(t *testing.T, extra ...string) *manager {
 	}
 	args := append([]string{"--enable-webhooks=false", "--leader-elect=false",
 		"--metrics-bind-address=" + addr, "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0",
-		"--kube-api-qps=300", "--kube-api-burst=600", "--query-bind-address=0"}, extra...)
+		"--kube-api-qps=300", "--kube-api-burst=600", "--query-bind-address=0",
+		"--default-service-account=persona-tenant"}, extra...)
 	cmd := exec.Command(filepath.Join(root, "bin", "manager"), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(state, "manager.kubeconfig"))
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -135,6 +135,9 @@ func requestError(where string, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
+	if cerr := connectError(where, ue, err); cerr != nil {
+		return cerr
+	}
 	switch {
 	case errors.Is(err, errCrossHost):
 		return connector.Configf("CrossHostRedirect", "%s: %v", where, err)

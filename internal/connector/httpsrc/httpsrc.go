@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 )
 
 // Pagination types.
@@ -69,6 +70,7 @@ type Option func(*options)
 
 type options struct {
 	transport *http.Transport
+	policy    *netguard.Policy
 }
 
 // WithTransport bases the source's transport on a clone of t (tests, proxies).
@@ -113,6 +115,11 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.policy == nil {
+		p := netguard.Sources()
+		o.policy = &p
+	}
+	guard(tr, *o.policy)
 	return &source{
 		url:       u,
 		header:    header,

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 )
 
 // Listen holds one connection that LISTENs on channel and calls notify for
@@ -13,6 +15,7 @@ import (
 // reconnection, since a notification may have been missed meanwhile.
 // notify may block: notifications queue up in the connection meanwhile.
 //
+// The DSN is checked and the connection guarded as a sync's (parseDSN).
 // Errors are not returned or logged (pgx's connect errors embed the DSN): a
 // listener that cannot connect costs only the immediacy of syncs, which still
 // run at their interval and report connection problems themselves.
@@ -33,7 +36,11 @@ func Listen(ctx context.Context, dsn, channel string, notify func(context.Contex
 
 // listenOnce runs one connection; it reports whether LISTEN succeeded.
 func listenOnce(ctx context.Context, dsn, channel string, notify func(context.Context), reconnected bool) bool {
-	conn, err := pgx.Connect(ctx, dsn)
+	cfg, err := parseDSN(dsn, netguard.Sources())
+	if err != nil {
+		return false
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false
 	}

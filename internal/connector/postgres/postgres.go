@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 )
 
 // Config is a resolved PostgreSQL DataSource.
@@ -50,10 +51,26 @@ func (c Config) query() (string, []any) {
 	return fmt.Sprintf("SELECT * FROM (%s\n) q WHERE %s >= $1 ORDER BY %s", query, col, col), []any{c.Changes.Since}
 }
 
-type source struct{ cfg Config }
+type source struct {
+	cfg    Config
+	policy netguard.Policy
+}
+
+// Option adjusts a source.
+type Option func(*source)
+
+// WithPolicy sets the addresses the source may not connect to (default: the
+// manager's, netguard.Sources).
+func WithPolicy(p netguard.Policy) Option { return func(s *source) { s.policy = p } }
 
 // New returns a Source for one query.
-func New(cfg Config) connector.Source { return &source{cfg: cfg} }
+func New(cfg Config, opts ...Option) connector.Source {
+	s := &source{cfg: cfg, policy: netguard.Sources()}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
 
 // cleanupTimeout bounds the rollback and close after a sync: a stuck server
 // must not hold the sync forever.
@@ -61,10 +78,9 @@ const cleanupTimeout = 5 * time.Second
 
 // Fetch connects, runs the query read-only, and visits each row.
 func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
-	pcfg, err := pgx.ParseConfig(s.cfg.DSN)
+	pcfg, err := parseDSN(s.cfg.DSN, s.policy)
 	if err != nil {
-		// pgx's parse errors quote the DSN: say nothing more specific.
-		return connector.Configf("InvalidDSN", "the DSN in the Secret is not a valid PostgreSQL connection string")
+		return err
 	}
 	// Cancelling this context is how a stopped sync abandons the rest of the
 	// result: rows.Close would otherwise read every unread row. pgx then closes
@@ -179,6 +195,9 @@ func classify(ctx context.Context, doing string, err error) error {
 		return fmt.Errorf("%s: %s", doing, msg)
 	}
 	switch {
+	case netguard.IsDenied(err):
+		return connector.Configf("DestinationDenied",
+			"%s: the destination address is in a denied range (the manager's --deny-source-cidrs)", doing)
 	case isTLSErr(err):
 		return connector.Configf("TLSFailed", "%s: TLS negotiation failed (check sslmode and the server certificate)", doing)
 	case isNetErr(err):

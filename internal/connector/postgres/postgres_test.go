@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 	"github.com/usersuccess/persona-operator/internal/testutil/pgtest"
 )
 
@@ -23,6 +24,9 @@ const readerPassword = "Reader-Passw0rd-123"
 var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
+	// The test server listens on loopback, which the default policy denies;
+	// dsn_test.go sets policies explicitly.
+	netguard.SetSources(netguard.Policy{})
 	pgtest.Main(m, func(s *pgtest.Server) error {
 		srv = s
 		return createFixtures(context.Background())
