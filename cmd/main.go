@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,11 +26,14 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	personasv1alpha1 "github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/controller"
+	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/leaderpod"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
+	"github.com/usersuccess/persona-operator/internal/syncslots"
 	"github.com/usersuccess/persona-operator/internal/webhook"
 )
 
@@ -86,6 +90,17 @@ func main() {
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 200, "Burst of queries to the API server.")
+	// Budgets per tenant (issue 13): cluster-wide caps no spec can exceed.
+	maxSyncsPerNamespace := flag.Int("max-concurrent-syncs-per-namespace", syncslots.DefaultPerNamespace,
+		"DataSource syncs one namespace runs at once; at most --max-concurrent-syncs minus 1, so one namespace's "+
+			"hanging sources never hold every sync worker. A due sync over the cap is retried 5 s later.")
+	maxSyncTimeout := flag.Duration("max-sync-timeout", 10*time.Minute,
+		"The longest a DataSource sync may run, whatever its spec.timeout asks (0: spec.timeout alone).")
+	maxResponseBytes := flag.Int64("max-response-bytes", httpsrc.DefaultMaxResponseBytes,
+		"The largest HTTP response body a DataSource may read, whatever its spec.http.maxResponseBytes asks (0: no cap).")
+	maxRecordsPerSource := flag.Int64("max-records-per-source", 5_000_000,
+		"The most records one DataSource sync may read; one more fails the sync (Stalled, LimitExceeded) "+
+			"and keeps the last good data (0: no cap).")
 	applySourcePolicy := sourcePolicyFlags(flag.CommandLine)
 	// Identity per object (docs/security.md): whom the manager acts as to read
 	// a DataSource's Secrets and create a Playbook's Jobs.
@@ -157,13 +172,17 @@ func main() {
 	identities := controller.NewIdentities(mgr, identity.Policy{DefaultServiceAccount: defaultServiceAccount, Require: requireServiceAccount})
 	storeEvents := make(chan event.GenericEvent, 1024)
 	if err := (&controller.DataSourceReconciler{
-		StoreEvents:        storeEvents,
-		Client:             mgr.GetClient(),
-		APIReader:          mgr.GetAPIReader(),
-		Store:              store,
-		Recorder:           mgr.GetEventRecorder("datasource-controller"),
-		MaxConcurrentSyncs: maxConcurrentSyncs,
-		Identities:         identities,
+		StoreEvents:          storeEvents,
+		Client:               mgr.GetClient(),
+		APIReader:            mgr.GetAPIReader(),
+		Store:                store,
+		Recorder:             mgr.GetEventRecorder("datasource-controller"),
+		MaxConcurrentSyncs:   maxConcurrentSyncs,
+		Identities:           identities,
+		MaxSyncsPerNamespace: *maxSyncsPerNamespace,
+		Limits: datasource.Limits{
+			MaxResponseBytes: *maxResponseBytes, MaxRecords: *maxRecordsPerSource, MaxSyncTimeout: *maxSyncTimeout,
+		},
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DataSource")
 		os.Exit(1)

@@ -38,6 +38,9 @@ const (
 	ReasonSchemaConflict     = "SchemaConflict"
 	ReasonJobCreateFailed    = "JobCreateFailed"
 	ReasonRecordsRejected    = "RecordsRejected"
+	// ReasonLimitExceeded: a cluster-wide cap set by the manager's flags
+	// (records per source, ...) was exceeded.
+	ReasonLimitExceeded = "LimitExceeded"
 )
 
 // ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,

@@ -33,6 +33,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/syncslots"
 )
 
 const dataSourceConfigMapIndex = ".spec.configMapRefs"
@@ -47,6 +48,12 @@ type DataSourceReconciler struct {
 	Recorder  events.EventRecorder
 	// MaxConcurrentSyncs bounds parallel syncs (each may hold a DB connection).
 	MaxConcurrentSyncs int
+	// MaxSyncsPerNamespace caps the syncs one namespace runs at once, below
+	// MaxConcurrentSyncs (syncslots.PerNamespace), so that one namespace's
+	// hanging sources cannot hold every worker.
+	MaxSyncsPerNamespace int
+	// Limits are the cluster-wide caps no spec can exceed.
+	Limits datasource.Limits
 	// StoreEvents, when set, receives an event each time a namespace's profiles
 	// change, for the Persona controller.
 	StoreEvents chan<- event.GenericEvent
@@ -57,7 +64,12 @@ type DataSourceReconciler struct {
 	Identities *Identities
 
 	listen *listeners // LISTEN connections (notifyChannel)
+	slots  *syncslots.Slots
 }
+
+// slotRetry is how soon a due sync whose namespace is at its cap of running
+// syncs is tried again: not an error (no backoff), not a hot loop.
+const slotRetry = 5 * time.Second
 
 // notify tells the Persona controller that a namespace's profiles changed.
 func (r *DataSourceReconciler) notify(ctx context.Context, namespace, name string) {
@@ -117,16 +129,26 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	sched := datasource.Plan(&ds, loaded, refsVersion, now)
-	if r.listen.take(req.NamespacedName) {
+	notified := r.listen.take(req.NamespacedName)
+	if notified {
 		sched = sched.Notified(&ds)
 	}
 	listening := r.ensureListener(ctx, &ds, refs)
 
 	var syncErr error
+	admitted := true
 	if sched.Due {
-		log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
-		syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
-		ds.Status.ReferencesVersion = refsVersion
+		if admitted = r.slots.Acquire(ds.Namespace); admitted {
+			log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
+			syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
+			r.slots.Release(ds.Namespace)
+			ds.Status.ReferencesVersion = refsVersion
+		} else {
+			log.V(1).Info("waiting for a sync slot", "namespace", ds.Namespace, "running", r.slots.Running(ds.Namespace))
+			if notified {
+				r.listen.keep(req.NamespacedName) // the notification still wants its sync
+			}
+		}
 	}
 	datasource.MarkStaleness(&ds, r.Clock.Now())
 	observeFreshness(&ds)
@@ -136,6 +158,10 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if syncErr != nil {
 		// A transient failure: the work queue retries with exponential backoff.
 		return ctrl.Result{}, syncErr
+	}
+	if !admitted {
+		syncsWaiting.WithLabelValues(ds.Namespace).Inc()
+		return ctrl.Result{RequeueAfter: slotRetry}, nil
 	}
 	after := r.requeueAfter(&ds)
 	if !listening && (after == 0 || after > 2*time.Second) {
@@ -179,13 +205,21 @@ func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incr
 // transient failures worth a backoff retry.
 func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, refs refReader,
 	forced bool, mode datasource.Mode) error {
+	newSpec := ds.Status.ObservedGeneration != ds.Generation
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
 	if err != nil {
 		r.configError(ds, &conditions.Stalled{Reason: v1alpha1.ReasonInvalidAttributes, Message: err.Error()})
 		return nil
 	}
-	src, err := newSource(ctx, refs, ds, mode)
+	// The source is built from a copy lowered to the cluster's caps.
+	limited := ds.DeepCopy()
+	if lowered := r.Limits.Apply(&limited.Spec); len(lowered) > 0 && newSpec {
+		// Once per spec generation, not on every sync.
+		warn(r.Recorder, ds, v1alpha1.ReasonLimitExceeded, "Sync",
+			"the spec asks for more than this cluster allows; lowered "+strings.Join(lowered, " and ")+" (the manager's --max-sync-timeout and --max-response-bytes)")
+	}
+	src, err := newSource(ctx, refs, limited, mode)
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
 		return nil
@@ -200,12 +234,13 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	if _, records, loaded := ns.Loaded(ds.Name); loaded {
 		baseline = records
 	}
-	syncCtx, cancel := context.WithTimeout(ctx, ds.Spec.SyncTimeout())
+	syncCtx, cancel := context.WithTimeout(ctx, limited.Spec.SyncTimeout())
 	defer cancel()
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
 		Baseline: baseline, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
 		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
+		MaxRecords: r.Limits.MaxRecords,
 	})
 	applied := out.FetchErr == nil && out.Decision.Apply
 	unchanged := false
@@ -373,6 +408,7 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if workers <= 0 {
 		workers = 4
 	}
+	r.slots = syncslots.New(syncslots.PerNamespace(r.MaxSyncsPerNamespace, workers))
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DataSource{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

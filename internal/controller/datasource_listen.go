@@ -110,6 +110,17 @@ func (l *listeners) take(name types.NamespacedName) bool {
 	return ok
 }
 
+// keep marks a notification taken by take as still pending (its sync could
+// not start yet).
+func (l *listeners) keep(name types.NamespacedName) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending[name] = true
+}
+
 // ensureListener starts, restarts or stops the DataSource's LISTEN connection
 // to match its spec. It reports false when it must be retried shortly (the
 // manager's runnables are still starting).

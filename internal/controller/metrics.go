@@ -38,10 +38,16 @@ var (
 		Name: "persona_datasource_last_success_timestamp_seconds",
 		Help: "Unix time of the DataSource's last successful sync (status.lastSuccessfulSyncTime).",
 	}, []string{"namespace", "datasource"})
+	// A namespace that keeps its syncs waiting holds its cap of workers
+	// (hanging or slow sources): the series says whose.
+	syncsWaiting = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_datasource_sync_waits_total",
+		Help: "Due syncs put off because their namespace already ran its cap of syncs (--max-concurrent-syncs-per-namespace).",
+	}, []string{"namespace"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords, dataStale, lastSuccess)
+	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords, dataStale, lastSuccess, syncsWaiting)
 }
 
 // observeFreshness exports the DataSource's staleness, on every reconcile:

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/usersuccess/persona-operator/internal/connector/netguard"
+	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
@@ -42,6 +43,9 @@ var (
 	personaClock = clocktesting.NewFakeClock(time.Now())
 	// playbookClock drives the Playbook controller (overdue steps, rate limits).
 	playbookClock = clocktesting.NewFakeClock(time.Now())
+	// suiteLimits are the manager's cluster-wide caps (--max-records-per-source,
+	// --max-response-bytes), small enough for specs to exceed.
+	suiteLimits = datasource.Limits{MaxRecords: 1000, MaxResponseBytes: 1 << 20}
 	// stopManager stops the running manager (restartManager starts a new one).
 	stopManager func()
 	// managerLogs holds everything the manager logged, so specs can check that no
@@ -119,6 +123,7 @@ func startManagerWith(policy identity.Policy) {
 		APIReader:   mgr.GetAPIReader(),
 		Store:       store,
 		Recorder:    mgr.GetEventRecorder("datasource-controller"),
+		Limits:      suiteLimits,
 		Identities:  identities,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PersonaReconciler{

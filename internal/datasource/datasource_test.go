@@ -3,6 +3,7 @@ package datasource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,7 @@ func TestRunAndRecord(t *testing.T) {
 		name       string
 		src        connector.Source
 		baseline   int64
+		maxRecords int64
 		wantReady  string
 		wantStall  string
 		wantRecs   int64
@@ -142,11 +144,17 @@ func TestRunAndRecord(t *testing.T) {
 			wantInMsgs: "keeping the last good data (10 records"},
 		{name: "config failure stalls", src: failing{connector.Configf("AuthenticationFailed", "401")}, baseline: 10,
 			wantReady: "False/AuthenticationFailed", wantStall: "True/AuthenticationFailed", wantRecs: 10},
+		{name: "at the record cap", src: inline.New("CSV", []byte("id,nps\nu1,1\nu2,x\nu3,3\n")), maxRecords: 3,
+			wantReady: "True/Succeeded", wantRecs: 2, wantRej: 1, wantApply: true},
+		{name: "over the record cap stalls and keeps the data", src: inline.New("CSV", []byte("id,nps\nu1,1\nu2,2\nu3,3\nu4,4\n")),
+			baseline: 10, maxRecords: 3, wantReady: "False/LimitExceeded", wantStall: "True/LimitExceeded", wantRecs: 10,
+			wantInMsgs: "more than 3 records"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := ds(func(d *v1alpha1.DataSource) { d.Status.RecordsAccepted = tt.baseline })
-			out := Run(context.Background(), Request{Name: "crm", Source: tt.src, Mapper: mapper(t), Baseline: tt.baseline, MaxShrinkPercent: 50, Now: clock})
+			out := Run(context.Background(), Request{Name: "crm", Source: tt.src, Mapper: mapper(t), Baseline: tt.baseline,
+				MaxShrinkPercent: 50, Now: clock, MaxRecords: tt.maxRecords})
 			applied := out.FetchErr == nil && out.Decision.Apply
 			if applied != tt.wantApply {
 				t.Fatalf("applied = %v, want %v (%+v)", applied, tt.wantApply, out)
@@ -177,6 +185,69 @@ func TestRunAndRecord(t *testing.T) {
 			}
 			if !applied && d.Status.LastSuccessfulSyncTime.Time.Equal(t0) {
 				t.Fatal("a sync that was not applied moved lastSuccessfulSyncTime")
+			}
+		})
+	}
+}
+
+// endless yields records until the visitor fails, counting them.
+type endless struct{ visited *int64 }
+
+func (e endless) Fetch(ctx context.Context, visit connector.Visitor) error {
+	for i := int64(1); ; i++ {
+		*e.visited = i
+		rec := connector.Record{Num: i, Fields: []string{"id", "nps"}, Values: []any{fmt.Sprint("u", i), "1"}}
+		if err := visit(rec, nil); err != nil {
+			return err
+		}
+	}
+}
+
+// A source with more records than the cluster allows is stopped as soon as it
+// exceeds the cap, not read to the end.
+func TestRecordCapStopsReading(t *testing.T) {
+	var visited int64
+	out := Run(context.Background(), Request{Name: "crm", Source: endless{&visited}, Mapper: mapper(t),
+		Now: func() time.Time { return t0 }, MaxRecords: 1000})
+	s, ok := conditions.AsStalled(out.FetchErr)
+	if !ok || s.Reason != v1alpha1.ReasonLimitExceeded || out.Data != nil {
+		t.Fatalf("FetchErr %v, data %v; want a LimitExceeded stall and no data", out.FetchErr, out.Data)
+	}
+	if visited != 1001 {
+		t.Fatalf("read %d records, want 1001 (the cap and one more)", visited)
+	}
+}
+
+func TestLimitsApply(t *testing.T) {
+	hour := &metav1.Duration{Duration: time.Hour}
+	tests := []struct {
+		name        string
+		limits      Limits
+		spec        v1alpha1.DataSourceSpec
+		wantTimeout time.Duration
+		wantBytes   int64
+		wantLowered int
+	}{
+		{"no limits", Limits{}, v1alpha1.DataSourceSpec{Timeout: hour, HTTP: &v1alpha1.HTTPSource{MaxResponseBytes: 1 << 30}}, time.Hour, 1 << 30, 0},
+		{"under the caps", Limits{MaxSyncTimeout: 2 * time.Hour, MaxResponseBytes: 1 << 30},
+			v1alpha1.DataSourceSpec{Timeout: hour, HTTP: &v1alpha1.HTTPSource{MaxResponseBytes: 1 << 20}}, time.Hour, 1 << 20, 0},
+		{"over both caps", Limits{MaxSyncTimeout: 10 * time.Minute, MaxResponseBytes: 64 << 20},
+			v1alpha1.DataSourceSpec{Timeout: hour, HTTP: &v1alpha1.HTTPSource{MaxResponseBytes: 1 << 30}}, 10 * time.Minute, 64 << 20, 2},
+		{"defaults over the caps", Limits{MaxSyncTimeout: 30 * time.Second, MaxResponseBytes: 1 << 20},
+			v1alpha1.DataSourceSpec{HTTP: &v1alpha1.HTTPSource{}}, 30 * time.Second, 1 << 20, 2},
+		{"defaults under the caps stay defaults", Limits{MaxSyncTimeout: time.Hour, MaxResponseBytes: 1 << 30},
+			v1alpha1.DataSourceSpec{HTTP: &v1alpha1.HTTPSource{}}, v1alpha1.DefaultTimeout, 0, 0},
+		{"not HTTP", Limits{MaxResponseBytes: 1}, v1alpha1.DataSourceSpec{}, v1alpha1.DefaultTimeout, -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			lowered := tt.limits.Apply(&spec)
+			if len(lowered) != tt.wantLowered || spec.SyncTimeout() != tt.wantTimeout {
+				t.Fatalf("lowered %v, timeout %s; want %d lowered, %s", lowered, spec.SyncTimeout(), tt.wantLowered, tt.wantTimeout)
+			}
+			if spec.HTTP != nil && spec.HTTP.MaxResponseBytes != tt.wantBytes {
+				t.Fatalf("maxResponseBytes %d, want %d", spec.HTTP.MaxResponseBytes, tt.wantBytes)
 			}
 		})
 	}

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/breaker"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
 
@@ -64,6 +67,50 @@ type Request struct {
 	Previous *profile.SourceData
 	// Incremental is set for a source with a watermark column.
 	Incremental *Incremental
+	// MaxRecords, when positive, is the most records (accepted or rejected)
+	// the sync may read: one more fails it with ReasonLimitExceeded, and the
+	// last good data stays.
+	MaxRecords int64
+}
+
+// Limits are the cluster-wide caps on a sync, set by the manager's flags; a
+// spec cannot exceed them. Zero fields set no cap.
+type Limits struct {
+	// MaxResponseBytes caps spec.http.maxResponseBytes (default included).
+	MaxResponseBytes int64
+	// MaxRecords caps the records one sync reads (Request.MaxRecords).
+	MaxRecords int64
+	// MaxSyncTimeout caps spec.timeout (default included).
+	MaxSyncTimeout time.Duration
+}
+
+// Apply lowers the spec's timeout and response size to the caps, in place
+// (the caller passes a copy), and says which fields it lowered, for a
+// message. Sources are built from the result, so no sync runs longer or reads
+// more than the cluster allows.
+func (l Limits) Apply(spec *v1alpha1.DataSourceSpec) (lowered []string) {
+	if l.MaxSyncTimeout > 0 && spec.SyncTimeout() > l.MaxSyncTimeout {
+		spec.Timeout = &metav1.Duration{Duration: l.MaxSyncTimeout}
+		lowered = append(lowered, fmt.Sprintf("spec.timeout to %s", l.MaxSyncTimeout))
+	}
+	if h := spec.HTTP; h != nil && l.MaxResponseBytes > 0 {
+		asked := h.MaxResponseBytes
+		if asked <= 0 {
+			asked = httpsrc.DefaultMaxResponseBytes
+		}
+		if asked > l.MaxResponseBytes {
+			h.MaxResponseBytes = l.MaxResponseBytes
+			lowered = append(lowered, fmt.Sprintf("spec.http.maxResponseBytes to %d", l.MaxResponseBytes))
+		}
+	}
+	return lowered
+}
+
+// tooManyRecords is the error that stops a sync over Request.MaxRecords.
+func tooManyRecords(limit int64) error {
+	return connector.Configf(v1alpha1.ReasonLimitExceeded,
+		"the source has more than %d records, the most one source may hold in this cluster "+
+			"(the manager's --max-records-per-source): narrow the query or split the source", limit)
 }
 
 // Incremental says how to read an incremental source's records.
@@ -97,7 +144,11 @@ func Run(ctx context.Context, req Request) Outcome {
 			out.Rejections = append(out.Rejections, v1alpha1.RecordRejection{Record: num, Reason: conditions.Truncate(reason, MaxRejectionBytes)})
 		}
 	}
+	var read int64
 	err := req.Source.Fetch(ctx, func(rec connector.Record, recErr *connector.RecordError) error {
+		if read++; req.MaxRecords > 0 && read > req.MaxRecords {
+			return tooManyRecords(req.MaxRecords)
+		}
 		if recErr != nil {
 			reject(recErr.Num, recErr.Reason)
 			return nil

@@ -59,12 +59,16 @@ func Explain(expr string, s profile.Schema, subj Subject, now time.Time) (Result
 	if err != nil {
 		return Result{}, &CompileError{Msg: err.Error()}
 	}
-	out, det, evalErr := prg.Eval(map[string]any{
+	vars := map[string]any{
 		"user":    &object{vals: subj.User},
 		"account": &object{vals: subj.Account},
 		"now":     types.Timestamp{Time: now},
-	})
+	}
 	w := walker{ast: checked.NativeRep()}
+	if err := withinCostLimit(env, checked.NativeRep(), vars); err != nil {
+		return Result{Err: err, Tree: w.node(checked.NativeRep().Expr()), Attributes: attributes(checked.NativeRep(), subj)}, nil
+	}
+	out, det, evalErr := prg.Eval(vars)
 	if det != nil {
 		w.state = det.State()
 	}

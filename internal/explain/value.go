@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -28,10 +29,24 @@ func Format(v ref.Val) string {
 	return s
 }
 
+// prefix is as much of s as can show in maxValueLength characters once
+// quoted (quoting never shortens), cut at a rune boundary: a 4 MiB value is
+// not quoted whole to show its first 256 characters.
+func prefix(s string) string {
+	if len(s) <= maxValueLength+utf8.UTFMax {
+		return s
+	}
+	cut := maxValueLength + utf8.UTFMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
 func format(v ref.Val) string {
 	switch x := v.(type) {
 	case types.String:
-		return strconv.Quote(string(x))
+		return strconv.Quote(prefix(string(x)))
 	case types.Int:
 		return strconv.FormatInt(int64(x), 10)
 	case types.Uint:
@@ -48,7 +63,7 @@ func format(v ref.Val) string {
 	case types.Null:
 		return "null"
 	case types.Bytes:
-		return "b" + strconv.Quote(string(x))
+		return "b" + strconv.Quote(prefix(string(x)))
 	case *types.Err:
 		return "error: " + x.Error()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,10 +22,18 @@ import (
 	"github.com/usersuccess/persona-operator/internal/queryapi"
 )
 
+// previewTimeout bounds one preview, evaluation included: the evaluation
+// holds the namespace's read lock, which the DataSource controller's writes
+// to that namespace wait for. A variable for the tests.
+var previewTimeout = 30 * time.Second
+
 // preview answers POST …/personas/NAME/preview: the Persona in the body,
-// evaluated as the controller would, compared with the live one.
+// evaluated as the controller would, compared with the live one. It stops
+// when the request is cancelled (the client went away) or after
+// previewTimeout.
 func (h *Handler) preview(req request) (any, *httpError) {
-	ctx := req.http.Context()
+	ctx, cancel := context.WithTimeout(req.http.Context(), previewTimeout)
+	defer cancel()
 	p, herr := decodePersona(req)
 	if herr != nil {
 		return nil, herr
@@ -42,7 +51,7 @@ func (h *Handler) preview(req request) (any, *httpError) {
 		return nil, herr
 	}
 	now := h.now()
-	ev, herr := h.evaluate(p, sel, cur, now)
+	ev, herr := h.evaluate(ctx, p, sel, cur, now)
 	if herr != nil {
 		return nil, herr
 	}
@@ -92,16 +101,25 @@ func (h *Handler) current(ctx context.Context, p *v1alpha1.Persona) (current, *h
 // controller does (persona.Compile, persona.Evaluate, persona.KeepAbsent), and
 // like it refuses to evaluate a rule reading user.playbooks before every
 // Playbook has published its runs (right after a manager restart): that would
-// show exits that will not happen.
-func (h *Handler) evaluate(p *v1alpha1.Persona, sel persona.Selection, cur current, now time.Time) (persona.Evaluation, *httpError) {
+// show exits that will not happen. Once ctx is done the rule and insights
+// stop evaluating (rule.Program.WithContext), the namespace's read lock is
+// released, and the answer is an error, not a partial result.
+func (h *Handler) evaluate(ctx context.Context, p *v1alpha1.Persona, sel persona.Selection, cur current, now time.Time) (persona.Evaluation, *httpError) {
 	var ev persona.Evaluation
 	var compileErr error
 	var unpublished []string
+	if err := ctx.Err(); err != nil {
+		return ev, stopped(err)
+	}
 	h.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) {
 		c, err := persona.Compile(&p.Spec, v.Schema())
 		if err != nil {
 			compileErr = err
 			return
+		}
+		c.Rule = c.Rule.WithContext(ctx)
+		for i := range c.Insights {
+			c.Insights[i].Program = c.Insights[i].Program.WithContext(ctx)
 		}
 		if unpublished = persona.Unpublished(c, v, playbookNames(cur.playbooks)); len(unpublished) > 0 {
 			return
@@ -120,8 +138,19 @@ func (h *Handler) evaluate(p *v1alpha1.Persona, sel persona.Selection, cur curre
 		return ev, errInvalid(compileErr.Error())
 	case len(unpublished) > 0:
 		return ev, errUnavailable(persona.WaitingForPlaybooks(unpublished))
+	case ctx.Err() != nil:
+		return ev, stopped(ctx.Err())
 	}
 	return ev, nil
+}
+
+// stopped is the answer to a preview cancelled or past previewTimeout.
+func stopped(err error) *httpError {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errUnavailable(fmt.Sprintf("the preview took longer than %s and was stopped: "+
+			"the rule or its insights are too slow over this namespace's profiles", previewTimeout))
+	}
+	return errUnavailable("the preview was cancelled: " + err.Error())
 }
 
 // playbooks lists the namespace's Playbooks, those being deleted aside (as

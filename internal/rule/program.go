@@ -10,12 +10,12 @@ import (
 	"github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/ext"
 )
 
 // CostLimit bounds one evaluation (CEL cost units, as Kubernetes uses for CRD
 // validation rules), so no rule can stall the manager. Rules whose estimated
-// worst case exceeds it are rejected when compiled.
+// worst case exceeds it are rejected when compiled; an evaluation that costs
+// more at runtime fails (costs.go).
 const CostLimit = 1_000_000
 
 // Size assumptions for the cost estimate: lists and maps of at most maxListSize
@@ -89,13 +89,12 @@ func IsNumber(t *types.Type) bool {
 // rules (kubectl persona explain) build their environment from it, so a rule
 // type-checks the same everywhere.
 func Language() []cel.EnvOption {
-	return []cel.EnvOption{
+	return append([]cel.EnvOption{
 		cel.Variable("user", cel.ObjectType(UserTypeName)),
 		cel.Variable("account", cel.ObjectType(AccountTypeName)),
 		cel.Variable("now", cel.TimestampType),
 		cel.CrossTypeNumericComparisons(true),
-		ext.Strings(), ext.Sets(), ext.Lists(), ext.Math(),
-	}
+	}, append(extensions(), sizeGuards())...)
 }
 
 // compile compiles an expression; plain leaves CEL's plan as it is (no fast
@@ -130,13 +129,12 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 		analysis, crossings = analyzeRule(checked.NativeRep(), s)
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	iterates := hasComprehension(checked.NativeRep().Expr())
+	tracked := needsCostTracking(checked.NativeRep())
 	var terms []*term
 	var allTerms bool
-	if iterates {
-		// The estimate assumes list sizes; a runtime limit catches larger lists.
-		// Tracking cost costs an allocation per evaluation, so only rules that
-		// iterate pay it.
+	if tracked {
+		// The estimate assumes sizes that values may exceed; the runtime
+		// limit stops any evaluation that costs more (costs.go).
 		opts = append(opts, cel.CostLimit(CostLimit))
 	} else if !plain {
 		// `a && b && c && d` parses as a balanced tree of binary calls; one
@@ -163,7 +161,7 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 		userDense:    userDense,
 		accountDense: accountDense,
 		UsesNow:      referencesIdent(checked.NativeRep().Expr(), "now"),
-		reuseFrame:   !iterates,
+		reuseFrame:   !tracked,
 		terms:        terms,
 		allTerms:     allTerms,
 		analysis:     analysis,

@@ -1,15 +1,12 @@
 package httpsrc
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
 	"net/url"
 
@@ -54,19 +51,12 @@ func (s *source) fetch(ctx context.Context, r *run) error {
 	u := s.url
 	var num int64
 	for page := 1; ; page++ {
-		doc, err := s.get(ctx, u, page)
+		res, err := s.get(ctx, u, page, num, r)
 		if err != nil {
 			return err
 		}
-		n, err := format.VisitJSONRecords(ctx, doc, s.records, num, r.record)
-		if err != nil && !r.failed {
-			return onPage(u, page, err)
-		}
-		if err != nil {
-			return err
-		}
-		num += n
-		next, err := s.next(doc, u)
+		num += res.records
+		next, err := s.next(res, u)
 		switch {
 		case err != nil:
 			return onPage(u, page, err)
@@ -95,31 +85,47 @@ func onPage(u *url.URL, page int, err error) error {
 	return err
 }
 
-// get fetches and decodes one page.
-func (s *source) get(ctx context.Context, u *url.URL, page int) (any, error) {
+// get fetches one page and streams its records to visit (stream.go).
+func (s *source) get(ctx context.Context, u *url.URL, page int, numBase int64, r *run) (pageResult, error) {
 	where := pageName(u, page)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, connector.Configf("InvalidURL", "%s: cannot build the request", where)
+		return pageResult{}, connector.Configf("InvalidURL", "%s: cannot build the request", where)
 	}
 	req.Header = s.header.Clone()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, requestError(where, err)
+		return pageResult{}, requestError(where, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if err := statusError(where, resp.StatusCode); err != nil {
-		return nil, err
+		return pageResult{}, err
 	}
-	body, err := s.readBody(where, resp)
-	if err != nil {
-		return nil, err
+	tooLarge := connector.Configf("ResponseTooLarge", "%s: the response is larger than %d bytes", where, s.maxBytes)
+	if resp.ContentLength > s.maxBytes {
+		return pageResult{}, tooLarge
 	}
-	doc, err := format.ParseJSON(body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: the response is not JSON: %w", where, err)
+	res, err := streamPage(ctx, &capped{r: resp.Body, left: s.maxBytes}, s.records, s.tokenPath(), numBase, r.record)
+	switch {
+	case err == nil || r.failed:
+		return res, err // the visitor's error goes back untouched
+	case connector.IsConfig(err):
+		return res, onPage(u, page, err)
+	case errors.Is(err, errTooLarge):
+		return res, tooLarge
 	}
-	return doc, nil
+	return res, fmt.Errorf("%s: %w", where, err)
+}
+
+// tokenPath is the path of the pagination token in a page, "" for none.
+func (s *source) tokenPath() string {
+	switch s.page.Type {
+	case PaginationNextLink:
+		return s.page.NextLinkPath
+	case PaginationCursor:
+		return s.page.CursorPath
+	}
+	return ""
 }
 
 // requestError classifies a failed request. *url.Error is unwrapped because
@@ -170,44 +176,20 @@ func statusError(where string, code int) error {
 	return connector.Configf("HTTPError", "%s: %s", where, status)
 }
 
-// readBody reads at most maxBytes, reading one byte more to tell a body of
-// exactly maxBytes from a larger one.
-func (s *source) readBody(where string, resp *http.Response) ([]byte, error) {
-	tooLarge := connector.Configf("ResponseTooLarge", "%s: the response is larger than %d bytes", where, s.maxBytes)
-	if resp.ContentLength > s.maxBytes {
-		return nil, tooLarge
-	}
-	var buf bytes.Buffer
-	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
-	}
-	limit := s.maxBytes
-	if limit < math.MaxInt64 {
-		limit++
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, limit)); err != nil {
-		return nil, fmt.Errorf("%s: reading the response: %w", where, err)
-	}
-	if int64(buf.Len()) > s.maxBytes {
-		return nil, tooLarge
-	}
-	return buf.Bytes(), nil
-}
-
 // next returns the URL of the page after cur, or nil at the end.
-func (s *source) next(doc any, cur *url.URL) (*url.URL, error) {
+func (s *source) next(res pageResult, cur *url.URL) (*url.URL, error) {
 	switch s.page.Type {
 	case PaginationNextLink:
-		return s.nextLink(doc, cur)
+		return s.nextLink(res, cur)
 	case PaginationCursor:
-		return s.nextCursor(doc)
+		return s.nextCursor(res)
 	}
 	return nil, nil
 }
 
-func (s *source) nextLink(doc any, cur *url.URL) (*url.URL, error) {
+func (s *source) nextLink(res pageResult, cur *url.URL) (*url.URL, error) {
 	path := s.page.NextLinkPath
-	link, err := pageToken(doc, path, "next link")
+	link, err := pageToken(res, path, "next link")
 	if err != nil || link == "" {
 		return nil, err
 	}
@@ -224,8 +206,8 @@ func (s *source) nextLink(doc any, cur *url.URL) (*url.URL, error) {
 }
 
 // nextCursor sets the cursor parameter on the configured URL.
-func (s *source) nextCursor(doc any) (*url.URL, error) {
-	cursor, err := pageToken(doc, s.page.CursorPath, "cursor")
+func (s *source) nextCursor(res pageResult) (*url.URL, error) {
+	cursor, err := pageToken(res, s.page.CursorPath, "cursor")
 	if err != nil || cursor == "" {
 		return nil, err
 	}
@@ -237,8 +219,8 @@ func (s *source) nextCursor(doc any) (*url.URL, error) {
 }
 
 // pageToken reads a next link or cursor at path: missing, null or "" is "".
-func pageToken(doc any, path, what string) (string, error) {
-	v, _ := format.Lookup(doc, path)
+func pageToken(res pageResult, path, what string) (string, error) {
+	v := res.token
 	switch t := v.(type) {
 	case nil:
 		return "", nil
