@@ -18,7 +18,8 @@
 #   down  stop whatever a killed run left behind
 # Environment: USERS (default 100000), ACCOUNTS (default USERS/10), BENCH_DIR
 # (state, default .bench-scale), BENCH_OUT (default $BENCH_DIR/results-$USERS),
-# BENCH_ARGS (extra hack/benchscale flags, e.g. "-changes 200 -idle 2m").
+# BENCH_ARGS (extra hack/benchscale flags, e.g. "-changes 200 -idle 2m"),
+# MANAGER_GOMEMLIMIT (the manager's GOMEMLIMIT, e.g. 2GiB; unset: none).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,7 +69,13 @@ run() {
   "$root/hack/localcluster.sh" up >/dev/null
   install
   # The benchmark database listens on loopback, which the manager denies by default.
-  start_manager --pprof-bind-address="127.0.0.1:$pprof_port" --deny-source-cidrs=
+  # MANAGER_GOMEMLIMIT (e.g. 2GiB) gives the manager the soft memory limit its
+  # Deployment derives from the container's limit (cmd/memlimit.go).
+  if [ -n "${MANAGER_GOMEMLIMIT:-}" ]; then
+    GOMEMLIMIT=$MANAGER_GOMEMLIMIT start_manager --pprof-bind-address="127.0.0.1:$pprof_port" --deny-source-cidrs=
+  else
+    start_manager --pprof-bind-address="127.0.0.1:$pprof_port" --deny-source-cidrs=
+  fi
   pid=$(manager_pid) || { log "the manager did not start: $(tail -n 20 "$state/logs/manager.log")"; exit 1; }
 
   rm -rf "$out"
