@@ -51,6 +51,7 @@ func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
 	var maxConcurrentSyncs, kubeAPIBurst, jobCreateWorkers, personaWorkers int
+	var evaluationTimeout time.Duration
 	var kubeAPIQPS float64
 	var enableWebhooks bool
 	var webhookCertPath string
@@ -86,6 +87,8 @@ func main() {
 	flag.IntVar(&maxConcurrentSyncs, "max-concurrent-syncs", 4, "DataSource syncs run in parallel.")
 	flag.IntVar(&personaWorkers, "persona-workers", 0,
 		"Personas evaluated in parallel; 0 (default): the number of CPUs.")
+	flag.DurationVar(&evaluationTimeout, "max-evaluation-time", controller.DefaultEvaluationTimeout,
+		"Longest evaluation of one persona; one that runs longer is stopped and applies nothing (Ready=False, EvaluationTimeout).")
 	flag.IntVar(&jobCreateWorkers, "playbook-job-create-workers", controller.DefaultJobCreateWorkers,
 		"Playbook Jobs created in parallel within one pass (launch rate is about this many divided by the API server's create latency).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 100, "Queries per second to the API server (Playbook launches are bounded by it).")
@@ -189,12 +192,13 @@ func main() {
 	}
 
 	if err := (&controller.PersonaReconciler{
-		APIReader:   mgr.GetAPIReader(),
-		StoreEvents: storeEvents,
-		Client:      mgr.GetClient(),
-		Store:       store,
-		Recorder:    mgr.GetEventRecorder("persona-controller"),
-		Workers:     personaWorkers,
+		APIReader:         mgr.GetAPIReader(),
+		StoreEvents:       storeEvents,
+		Client:            mgr.GetClient(),
+		Store:             store,
+		Recorder:          mgr.GetEventRecorder("persona-controller"),
+		Workers:           personaWorkers,
+		EvaluationTimeout: evaluationTimeout,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Persona")
 		os.Exit(1)

@@ -41,6 +41,9 @@ const (
 	// ReasonLimitExceeded: a cluster-wide cap set by the manager's flags
 	// (records per source, ...) was exceeded.
 	ReasonLimitExceeded = "LimitExceeded"
+	// ReasonEvaluationTimeout: evaluating a persona took longer than the
+	// manager's --max-evaluation-time; membership was left as it was.
+	ReasonEvaluationTimeout = "EvaluationTimeout"
 )
 
 // ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,

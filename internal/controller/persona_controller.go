@@ -58,6 +58,10 @@ type PersonaReconciler struct {
 	// Workers is how many personas evaluate at once (default: the number of
 	// CPUs). Evaluations only read the store, so they run in parallel.
 	Workers int
+	// EvaluationTimeout bounds one evaluation (default
+	// DefaultEvaluationTimeout): a namespace's rule over its profiles cannot
+	// hold a worker, and the store's read lock, for longer.
+	EvaluationTimeout time.Duration
 
 	// writes are the slice writes the cache may not show yet.
 	writes tracker.Writes
@@ -167,6 +171,9 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		key         string
 		gen         uint64
 	)
+	evalCtx, cancel := context.WithTimeout(ctx, r.evaluationTimeout())
+	defer cancel()
+	profiles := 0
 	r.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) {
 		schema := v.Schema()
 		c, err := r.compiled(p, schema)
@@ -174,6 +181,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 			compileErr = err
 			return
 		}
+		c, profiles = c.WithContext(evalCtx), v.UsersKnown()
 		if unpublished = persona.Unpublished(c, v, playbooks); len(unpublished) > 0 {
 			return
 		}
@@ -205,6 +213,16 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		// The publish re-triggers through the feed.
 		persona.MarkWaiting(p, persona.WaitingForPlaybooks(unpublished))
 		return ctrl.Result{}, nil
+	}
+	if evalCtx.Err() != nil && ctx.Err() == nil {
+		// Stopped by the deadline: the profiles not evaluated read as errors,
+		// so nothing of it may be applied.
+		msg := persona.EvaluationTimeout(p, r.evaluationTimeout(), profiles)
+		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, v1alpha1.ReasonEvaluationTimeout, "Evaluate", "%s", msg)
+		return ctrl.Result{RequeueAfter: refreshInterval(p)}, nil
+	}
+	if ctx.Err() != nil {
+		return ctrl.Result{}, ctx.Err()
 	}
 
 	out := planMembership(slices, ev, now, sliceSize(p))
@@ -263,6 +281,16 @@ func (c cachedSlices) Size(i int) int    { return len(c[i].Members) }
 func (c cachedSlices) At(i, j int) membership.Member {
 	m := &c[i].Members[j]
 	return membership.Member{UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time}
+}
+
+// DefaultEvaluationTimeout is the default of --max-evaluation-time.
+const DefaultEvaluationTimeout = 2 * time.Minute
+
+func (r *PersonaReconciler) evaluationTimeout() time.Duration {
+	if r.EvaluationTimeout > 0 {
+		return r.EvaluationTimeout
+	}
+	return DefaultEvaluationTimeout
 }
 
 // memoryKey identifies what an evaluation is valid for: the spec, the schema,

@@ -4,6 +4,7 @@
 package persona
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -80,6 +81,18 @@ func Check(spec *v1alpha1.PersonaSpec, s rule.Schema) (*Compiled, []Problem) {
 		return nil, problems
 	}
 	return c, nil
+}
+
+// WithContext returns a copy of c whose rule and insights stop evaluating once
+// ctx is done (rule.Program.WithContext): an evaluation past its deadline ends
+// soon after, and the caller, seeing ctx.Err(), must not apply its result
+// (every remaining profile would read as an error, a mass exit).
+func (c *Compiled) WithContext(ctx context.Context) *Compiled {
+	out := &Compiled{Rule: c.Rule.WithContext(ctx), Insights: make([]CompiledInsight, len(c.Insights))}
+	for i, in := range c.Insights {
+		out.Insights[i] = CompiledInsight{Spec: in.Spec, Program: in.Program.WithContext(ctx)}
+	}
+	return out
 }
 
 // ReadsUser reports whether the rule or an insight reads the user attribute.

@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -138,4 +139,26 @@ func TestCompiledReadsUser(t *testing.T) {
 			t.Errorf("%s: ReadsUser(playbooks) = %v, want %v", name, got, tc.want)
 		}
 	}
+}
+
+// An evaluation stopped by its context reads every profile left as an error:
+// the controller checks the context and applies nothing of it (Ready=False,
+// EvaluationTimeout), never a mass exit.
+func TestEvaluateStopsWithItsContext(t *testing.T) {
+	n := store(t)
+	n.Read(nil, func(v *profile.View) {
+		c, err := Compile(&v1alpha1.PersonaSpec{Rule: `user.role != user.id`}, v.Schema())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := Evaluate(v, c.WithContext(context.Background()), now, time.Now); len(ev.Matching) != 3 || ev.Errors != 0 {
+			t.Fatalf("live context: %d members, %d errors", len(ev.Matching), ev.Errors)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		ev := Evaluate(v, c.WithContext(ctx), now, time.Now)
+		if len(ev.Matching) != 0 || ev.Errors != 3 {
+			t.Fatalf("stopped: %d members, %d errors; want every profile an error", len(ev.Matching), ev.Errors)
+		}
+	})
 }

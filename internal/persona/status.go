@@ -124,3 +124,14 @@ func oldest(sources []v1alpha1.SourceFreshness) *metav1.Time {
 	}
 	return out
 }
+
+// EvaluationTimeout is the condition of an evaluation that ran past the
+// manager's deadline: Ready=False, membership unchanged (nothing of the
+// stopped evaluation is applied), retried later.
+func EvaluationTimeout(p *v1alpha1.Persona, limit time.Duration, profiles int) string {
+	msg := fmt.Sprintf("evaluating about %d profiles took longer than %s (the manager's --max-evaluation-time); %s",
+		profiles, limit, Unchanged)
+	conditions.Remove(&p.Status.Conditions, v1alpha1.StalledCondition)
+	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonEvaluationTimeout, msg)
+	return msg
+}

@@ -117,10 +117,7 @@ func (h *Handler) evaluate(ctx context.Context, p *v1alpha1.Persona, sel persona
 			compileErr = err
 			return
 		}
-		c.Rule = c.Rule.WithContext(ctx)
-		for i := range c.Insights {
-			c.Insights[i].Program = c.Insights[i].Program.WithContext(ctx)
-		}
+		c = c.WithContext(ctx)
 		if unpublished = persona.Unpublished(c, v, playbookNames(cur.playbooks)); len(unpublished) > 0 {
 			return
 		}
