@@ -104,6 +104,9 @@ func main() {
 	maxRecordsPerSource := flag.Int64("max-records-per-source", 5_000_000,
 		"The most records one DataSource sync may read; one more fails the sync (Stalled, LimitExceeded) "+
 			"and keeps the last good data (0: no cap).")
+	maxUsersPerNamespace := flag.Int("max-users-per-namespace", 10_000_000,
+		"The most users one namespace's profile store may hold; a sync that would add more is not applied "+
+			"(Stalled, LimitExceeded) and the last good data is kept (0: no cap).")
 	applySourcePolicy := sourcePolicyFlags(flag.CommandLine)
 	// Identity per object (docs/security.md): whom the manager acts as to read
 	// a DataSource's Secrets and create a Playbook's Jobs.
@@ -185,6 +188,7 @@ func main() {
 		MaxSyncsPerNamespace: *maxSyncsPerNamespace,
 		Limits: datasource.Limits{
 			MaxResponseBytes: *maxResponseBytes, MaxRecords: *maxRecordsPerSource, MaxSyncTimeout: *maxSyncTimeout,
+			MaxUsers: *maxUsersPerNamespace,
 		},
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DataSource")

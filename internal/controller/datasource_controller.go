@@ -242,6 +242,10 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
 		MaxRecords: r.Limits.MaxRecords,
 	})
+	if out.FetchErr == nil && out.Decision.Apply {
+		known, added := ns.UsersAdded(out.Data, out.Delta)
+		out.FetchErr = datasource.CheckUsers(known, added, r.Limits.MaxUsers)
+	}
 	applied := out.FetchErr == nil && out.Decision.Apply
 	unchanged := false
 	switch {

@@ -45,7 +45,7 @@ var (
 	playbookClock = clocktesting.NewFakeClock(time.Now())
 	// suiteLimits are the manager's cluster-wide caps (--max-records-per-source,
 	// --max-response-bytes), small enough for specs to exceed.
-	suiteLimits = datasource.Limits{MaxRecords: 1000, MaxResponseBytes: 1 << 20}
+	suiteLimits = datasource.Limits{MaxRecords: 1000, MaxResponseBytes: 1 << 20, MaxUsers: 1500}
 	// stopManager stops the running manager (restartManager starts a new one).
 	stopManager func()
 	// managerLogs holds everything the manager logged, so specs can check that no

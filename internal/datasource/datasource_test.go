@@ -313,3 +313,27 @@ func TestRejected(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckUsers(t *testing.T) {
+	tests := []struct {
+		known, added, max int
+		stalls            bool
+	}{
+		{known: 10, added: 5, max: 0},                // no cap
+		{known: 10, added: 5, max: 15},               // exactly at the cap
+		{known: 10, added: 6, max: 15, stalls: true}, // over it
+		{known: 20, added: 0, max: 15},               // adds nobody: a namespace over a lowered cap still syncs
+		{known: 0, added: 1_000_001, max: 1_000_000, stalls: true},
+	}
+	for _, tt := range tests {
+		err := CheckUsers(tt.known, tt.added, tt.max)
+		s, ok := conditions.AsStalled(err)
+		if ok != tt.stalls || (err != nil) != tt.stalls {
+			t.Errorf("CheckUsers(%d, %d, %d) = %v, want stalled %v", tt.known, tt.added, tt.max, err, tt.stalls)
+			continue
+		}
+		if ok && (s.Reason != v1alpha1.ReasonLimitExceeded || !strings.Contains(s.Message, "--max-users-per-namespace")) {
+			t.Errorf("CheckUsers stall %+v", s)
+		}
+	}
+}

@@ -82,6 +82,23 @@ type Limits struct {
 	MaxRecords int64
 	// MaxSyncTimeout caps spec.timeout (default included).
 	MaxSyncTimeout time.Duration
+	// MaxUsers caps the users one namespace's store holds (CheckUsers).
+	MaxUsers int
+}
+
+// CheckUsers is the cap on users per namespace: a sync that would make the
+// namespace hold more than max users (known now, added by the sync) is not
+// applied and stalls with LimitExceeded, the last good data kept, so one
+// namespace cannot grow the shared manager's memory without bound. A sync that
+// adds no user always passes (one that shrinks or changes a namespace already
+// over a lowered cap must still apply).
+func CheckUsers(known, added, max int) error {
+	if max <= 0 || added == 0 || known+added <= max {
+		return nil
+	}
+	return &conditions.Stalled{Reason: v1alpha1.ReasonLimitExceeded, Message: fmt.Sprintf(
+		"applying this sync would make the namespace hold %d users, over the manager's limit of %d (--max-users-per-namespace); the last good data is kept",
+		known+added, max)}
 }
 
 // Apply lowers the spec's timeout and response size to the caps, in place

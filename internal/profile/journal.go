@@ -122,3 +122,34 @@ func (v *View) UsersOfAccounts(ids []string) []string {
 // and users known only from signals: an upper bound of the view's profiles
 // that, unlike Len, builds no snapshot.
 func (v *View) UsersKnown() int { return len(v.n.users) }
+
+// UsersAdded says how many users the namespace holds, and how many new ones
+// applying a sync's data (or, for an incremental sync, its delta) would add:
+// keys it holds that no source holds yet. The cluster-wide cap on users per
+// namespace is checked with it before anything is applied.
+func (n *Namespace) UsersAdded(d *SourceData, delta *Delta) (known, added int) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	known = len(n.users)
+	switch {
+	case delta != nil:
+		for key, op := range delta.users {
+			if _, ok := n.users[key]; !ok && !op.del {
+				added++
+			}
+		}
+	case d != nil && d.SignalDecl != nil:
+		for key := range d.Signals {
+			if _, ok := n.users[key]; !ok {
+				added++
+			}
+		}
+	case d != nil:
+		for key := range d.Users {
+			if _, ok := n.users[key]; !ok {
+				added++
+			}
+		}
+	}
+	return known, added
+}

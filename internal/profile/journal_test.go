@@ -134,3 +134,18 @@ func TestJournalIsBounded(t *testing.T) {
 		t.Fatalf("since the oversized change: %+v", c)
 	}
 }
+
+func TestUsersAdded(t *testing.T) {
+	n := NewStore().Namespace("ns")
+	n.Apply(source(t, "users", 0, journalUsers, map[string]any{"id": "u1", "role": "a"}, map[string]any{"id": "u2", "role": "a"}))
+	next := source(t, "users", 0, journalUsers, map[string]any{"id": "u2", "role": "b"}, map[string]any{"id": "u3", "role": "a"},
+		map[string]any{"id": "u4", "role": "a"})
+	if known, added := n.UsersAdded(next, nil); known != 2 || added != 2 {
+		t.Fatalf("full sync: known %d added %d, want 2 and 2 (u3, u4)", known, added)
+	}
+	d := delta(t, "users", journalUsers, op{rec: map[string]any{"id": "u1", "role": "c"}},
+		op{rec: map[string]any{"id": "u9", "role": "c"}}, op{rec: map[string]any{"id": "u8"}, del: true})
+	if known, added := n.UsersAdded(nil, d); known != 2 || added != 1 {
+		t.Fatalf("delta: known %d added %d, want 2 and 1 (u9)", known, added)
+	}
+}
