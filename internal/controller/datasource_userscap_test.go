@@ -39,7 +39,9 @@ var _ = Describe("Cluster-wide cap on users per namespace", func() {
 		Eventually(func() string { return eventNotes(ns) }).Should(ContainSubstring("--max-users-per-namespace"))
 
 		By("a change that adds no user still applies (the first source re-synced with other values)")
-		updateSpec(ns, "crm", func(ds *v1alpha1.DataSource) { ds.Spec.Inline.Data = strings.ReplaceAll(ds.Spec.Inline.Data, "end_user", "admin") })
+		updateSpec(ns, "crm", func(ds *v1alpha1.DataSource) {
+			ds.Spec.Inline.Data = strings.ReplaceAll(ds.Spec.Inline.Data, "end_user", "admin")
+		})
 		Eventually(func() any { return storeAttr(ns, "u1", "role") }).Should(BeEquivalentTo("admin"))
 
 		By("once there is room, the held-back source loads")
