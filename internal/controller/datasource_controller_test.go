@@ -193,7 +193,8 @@ var _ = Describe("DataSource controller", func() {
 		Expect(st.RecordsAccepted).To(BeEquivalentTo(4))
 		Expect(st.HeldBackRecords).To(BeEquivalentTo(1))
 		Expect(storeUsers(ns)).To(HaveLen(4), "the last good data stays")
-		Expect(eventNotes(ns)).To(ContainSubstring("SuspiciousShrink"))
+		// The Event is recorded after the status patch: wait for it.
+		Eventually(eventNotes).WithArguments(ns).Should(ContainSubstring("SuspiciousShrink"))
 
 		By("forcing it with the force-apply annotation")
 		annotate(ns, "crm", v1alpha1.ForceApplyAnnotation, "checked-1")
