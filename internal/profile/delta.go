@@ -192,8 +192,7 @@ func keyCount(src *SourceData) int64 {
 // (the merge plan changes: the data must be applied whole).
 func Diff(prev, next *SourceData) *Delta {
 	if prev == nil || next == nil || prev.Name != next.Name || prev.SignalDecl != nil || next.SignalDecl != nil ||
-		prev.Builtin || next.Builtin || prev.Entity != next.Entity || prev.Priority != next.Priority ||
-		!sameDecls(prev.UserDecls, next.UserDecls) || !sameDecls(prev.AccountDecls, next.AccountDecls) {
+		prev.Builtin || !sameShape(prev, next) {
 		return nil
 	}
 	return &Delta{Name: next.Name, Entity: next.Entity,
@@ -213,16 +212,4 @@ func diffRows(prev, next map[string]storedRow) map[string]deltaOp {
 		}
 	}
 	return ops
-}
-
-func sameDecls(a, b []attr.Decl) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -164,7 +165,7 @@ func (n *Namespace) changed(all bool, users, accounts []string) {
 func sameShape(a, b *SourceData) bool {
 	return a != nil && b != nil && a.Entity == b.Entity && a.Priority == b.Priority && a.Builtin == b.Builtin &&
 		(a.SignalDecl == nil) == (b.SignalDecl == nil) && (a.SignalDecl == nil || *a.SignalDecl == *b.SignalDecl) &&
-		sameDecls(a.UserDecls, b.UserDecls) && sameDecls(a.AccountDecls, b.AccountDecls)
+		slices.Equal(a.UserDecls, b.UserDecls) && slices.Equal(a.AccountDecls, b.AccountDecls)
 }
 
 // Remove drops a source's data (the DataSource was deleted).
