@@ -42,11 +42,11 @@ func NewDeltaBuilder(name string, m *attr.Mapper) *DeltaBuilder {
 func (db *DeltaBuilder) Upsert(m attr.Mapped) {
 	if m.User != nil {
 		h := db.b.hashRow('u', m.User.Key, m.User.AccountID, m.User.Values)
-		db.d.users[m.User.Key] = deltaOp{row: db.b.stored(m.User, h)}
+		db.d.users[m.User.Key] = deltaOp{row: db.b.stored('u', m.User, h)}
 	}
 	if m.Account != nil {
 		h := db.b.hashRow('a', m.Account.Key, m.Account.AccountID, m.Account.Values)
-		db.d.accounts[m.Account.Key] = deltaOp{row: db.b.stored(m.Account, h)}
+		db.d.accounts[m.Account.Key] = deltaOp{row: db.b.stored('a', m.Account, h)}
 	}
 }
 

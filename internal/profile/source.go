@@ -62,6 +62,8 @@ type Builder struct {
 	digest  uint64
 	scratch []byte
 	prev    *SourceData // the source's stored data, whose unchanged rows are reused
+	// users, accounts and signals share equal values among rows (intern.go).
+	users, accounts, signals interner
 }
 
 // Reuse makes the builder keep prev's row for every record that has not
@@ -127,7 +129,7 @@ func (b *Builder) Add(m attr.Mapped) {
 	}
 	if m.SignalUser != "" {
 		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
-		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], attr.ToCEL(m.Signal))
+		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], b.signals.value(0, m.Signal))
 	}
 }
 
@@ -159,13 +161,18 @@ func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 			return old
 		}
 	}
-	return b.stored(r, h)
+	return b.stored(kind, r, h)
 }
 
-// stored converts a hashed row's values to CEL.
-func (b *Builder) stored(r *attr.Row, h uint64) storedRow {
+// stored converts a hashed row's values (kind 'u' for a user, 'a' for an
+// account) to CEL.
+func (b *Builder) stored(kind byte, r *attr.Row, h uint64) storedRow {
+	in := &b.users
+	if kind == 'a' {
+		in = &b.accounts
+	}
 	for i, v := range r.Values {
-		r.Values[i] = attr.ToCEL(v)
+		r.Values[i] = in.value(i, v)
 	}
 	return storedRow{Row: r, hash: h}
 }

@@ -50,7 +50,7 @@ type Namespace struct {
 	// userPos hands out the users' positions in snapshots.
 	userPos positions
 	plan    *plan
-	gen      uint64
+	gen     uint64
 	// journal records the keys each generation changed (journal.go).
 	journal journal
 
