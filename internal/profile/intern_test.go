@@ -54,3 +54,22 @@ func TestInternStopsOnHighCardinality(t *testing.T) {
 		t.Fatalf("column still interning: off %v, %d values", c.off, len(c.strs))
 	}
 }
+
+// Applying a signal source's data moves its lists into the store's rows;
+// applying the same data again changes nothing.
+func TestSignalDataAppliedOnce(t *testing.T) {
+	n := newNamespace()
+	n.Apply(source(t, "users", 0, usersSpec, map[string]any{"id": "u1"}))
+	d := source(t, "requests", 0, ticketsSpec, map[string]any{"user": "u1", "feature": "sso"}, map[string]any{"user": "u1", "feature": "api"})
+	n.Apply(d)
+	if d.Signals != nil {
+		t.Error("the applied data keeps its signal map")
+	}
+	before, gen := dump(n, nil), n.Generation()
+	if n.Apply(d) != gen || dump(n, nil) != before {
+		t.Fatalf("applying the same data again changed the store:\n%s\nwas\n%s", dump(n, nil), before)
+	}
+	if want := "u1@ id=u1 requests=[sso, api]"; before != want {
+		t.Fatalf("profiles:\n%s\nwant\n%s", before, want)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
@@ -32,8 +34,10 @@ type SourceData struct {
 	// Users and Accounts hold rows whose values are CEL values (ref.Val).
 	Users    map[string]storedRow
 	Accounts map[string]storedRow
-	// Signals holds each user's list elements, as CEL values.
-	Signals map[string][]any
+	// Signals holds each user's list elements, as CEL values, until the data
+	// is applied: the store's rows then hold the lists (userRows), sharing
+	// the elements, and the map is dropped.
+	Signals map[string][]ref.Val
 
 	// Builtin marks a contribution of the operator itself (user.playbooks), not
 	// of a DataSource: it adds attributes to profiles but makes none, is part of
@@ -92,13 +96,13 @@ func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Buil
 		AccountDecls: m.AccountDecls(),
 		Users:        map[string]storedRow{},
 		Accounts:     map[string]storedRow{},
-		Signals:      map[string][]any{},
+		Signals:      map[string][]ref.Val{},
 	}
 	switch d.Entity {
 	case v1alpha1.EntityAccount:
 		d.Accounts = make(map[string]storedRow, sizeHint)
 	case v1alpha1.EntitySignal:
-		d.Signals = make(map[string][]any, sizeHint/4)
+		d.Signals = make(map[string][]ref.Val, sizeHint/4)
 	default:
 		d.Users = make(map[string]storedRow, sizeHint)
 	}
@@ -129,7 +133,11 @@ func (b *Builder) Add(m attr.Mapped) {
 	}
 	if m.SignalUser != "" {
 		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
-		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], b.signals.value(0, m.Signal))
+		v, ok := b.signals.value(0, m.Signal).(ref.Val)
+		if !ok {
+			v = types.NullValue // as a list of CEL values holds a missing element
+		}
+		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], v)
 	}
 }
 

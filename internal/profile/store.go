@@ -132,6 +132,9 @@ func (n *Namespace) Apply(d *SourceData) uint64 {
 // apply is Apply with n.mu held for writing.
 func (n *Namespace) apply(d *SourceData) uint64 {
 	slot, ok := n.slots[d.Name]
+	if ok && n.sources[slot] == d {
+		return n.gen // the same data again (its signal map is gone: see below)
+	}
 	if !ok {
 		slot = n.freeSlot()
 		n.slots[d.Name] = slot
@@ -141,6 +144,9 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 	all := !ok || !sameShape(n.sources[slot], d)
 	n.sources[slot] = d
 	users := userRows(d)
+	// The rows hold the signal lists now; the map would be a second index of
+	// every signal user.
+	d.Signals = nil
 	// The first load of a namespace sizes its maps once.
 	if len(n.users) == 0 {
 		n.users = make(map[string]*entry, len(users))
@@ -253,7 +259,7 @@ func userRows(d *SourceData) map[string]storedRow {
 	}
 	rows := make(map[string]storedRow, len(d.Signals))
 	for uid, list := range d.Signals {
-		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{attr.ToCEL(list)}}}
+		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{types.NewRefValList(types.DefaultTypeAdapter, list)}}}
 	}
 	return rows
 }
