@@ -263,4 +263,3 @@ func statusError(where string, code int) error {
 	}
 	return connector.Configf("HTTPError", "%s: %s", where, status)
 }
-

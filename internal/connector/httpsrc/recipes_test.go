@@ -480,7 +480,9 @@ func TestRecipeZendesk(t *testing.T) {
 	current := ""
 	v := &vendor{t: t, throttleAt: 2}
 	v.accepts = bearer(&current, &mu)
-	v.expired = func(w http.ResponseWriter) { writeJSON(w, 401, map[string]string{"error": "Couldn't authenticate you"}) }
+	v.expired = func(w http.ResponseWriter) {
+		writeJSON(w, 401, map[string]string{"error": "Couldn't authenticate you"})
+	}
 	v.throttle = func(w http.ResponseWriter) {
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("ratelimit-remaining", "0")
@@ -637,4 +639,3 @@ func TestRecipeStripe(t *testing.T) {
 	wantSynced(t, r, accountKeys, "cus_A", "cus_B", "cus_C", "cus_D", "cus_E")
 	wantResumed(t, v, 3)
 }
-

@@ -130,4 +130,3 @@ func oauthFromSpec(o *v1alpha1.HTTPOAuth2, secret SecretReader) (*OAuth2, error)
 	}
 	return oc, nil
 }
-
