@@ -160,13 +160,6 @@ func (s *Sessions) Forget(key string) {
 	delete(s.m, key)
 }
 
-// Len is the number of sessions held.
-func (s *Sessions) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
-
 // WithSession keeps the source's budget and token in sessions under key.
 func WithSession(sessions *Sessions, key string) Option {
 	return func(o *options) { o.sessions, o.key = sessions, key }
