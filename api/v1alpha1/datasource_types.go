@@ -372,7 +372,7 @@ type HTTPRateLimit struct {
 	// +optional
 	RequestsPerMinute int32 `json:"requestsPerMinute,omitempty"`
 	// maxRetries is how often one page is tried again after a 429, 502, 503 or
-	// 504 or a dropped connection, waiting as the server's Retry-After says (or
+	// 504 (before any record of the page was read), waiting as Retry-After says (or
 	// an exponential backoff with jitter) before failing the sync. The
 	// listing resumes from that page, not from the first. Defaults to 5.
 	// +kubebuilder:default=5

@@ -268,7 +268,7 @@ var _ = Describe("Admission", func() {
 			`Unsupported value: "Pages"`),
 		Entry("http oauth2 and a bearer token", validDataSource, httpSpec(map[string]any{
 			"bearerTokenSecretRef": map[string]any{"name": "s", "key": "token"},
-			"oauth2": map[string]any{"flow": "ClientCredentials", "tokenURL": "https://auth.example.com/token", "secretRef": map[string]any{"name": "o"}}}),
+			"oauth2":               map[string]any{"flow": "ClientCredentials", "tokenURL": "https://auth.example.com/token", "secretRef": map[string]any{"name": "o"}}}),
 			"bearerTokenSecretRef, basicAuthSecretRef and oauth2 are mutually exclusive"),
 		Entry("http oauth2 with an unknown flow", validDataSource, httpSpec(map[string]any{
 			"oauth2": map[string]any{"flow": "Password", "tokenURL": "https://auth.example.com/token", "secretRef": map[string]any{"name": "o"}}}),

@@ -18,8 +18,8 @@ type Limits struct {
 	// RequestsPerMinute caps the API requests of the source, across syncs
 	// when the source has a session (WithSession); 0: no budget.
 	RequestsPerMinute int
-	// MaxRetries is how often one page is tried again after a 429, 502, 503,
-	// 504 or a failed connection; negative: DefaultMaxRetries.
+	// MaxRetries is how often one page is tried again after a 429, 502, 503
+	// or 504 answered before any of its records was read (0: never).
 	MaxRetries int
 	// RetryBase is the first backoff wait when the server says nothing
 	// (0: DefaultRetryBase); later waits double, with jitter.
@@ -28,9 +28,8 @@ type Limits struct {
 
 // Defaults of Limits.
 const (
-	DefaultMaxRetries = 5
-	DefaultRetryBase  = time.Second
-	maxRetryWait      = 5 * time.Minute
+	DefaultRetryBase = time.Second
+	maxRetryWait     = 5 * time.Minute
 )
 
 // Events reported to an observer (WithObserver), for metrics.
