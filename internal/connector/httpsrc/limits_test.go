@@ -148,3 +148,41 @@ func TestBudgetHolds(t *testing.T) {
 		t.Errorf("%d pages in %s, under the %s the budget allows", pages, time.Since(start), min)
 	}
 }
+
+// A wait longer than the sync has left fails the sync at once, as a
+// transient error; the records read before are not a result.
+func TestRetryAfterBeyondDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("p") == "2" {
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		_, _ = write(w, `{"data":[{"id":"a"}],"next":"?p=2"}`)
+	}))
+	defer srv.Close()
+	start := time.Now()
+	_, err := fetch(t, Config{URL: srv.URL, RecordsPath: "data", Timeout: 5 * time.Second, Limits: Limits{MaxRetries: 3},
+		Pagination: Pagination{Type: PaginationNextLink, NextLinkPath: "next"}})
+	wantTransient(t, err)
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("waited %s for a Retry-After beyond the deadline", time.Since(start))
+	}
+}
+
+// A page that fails after some of its records were read is not asked again
+// (its records would be read twice): the sync fails.
+func TestNoRetryAfterRecords(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Content-Length", "1000")
+		_, _ = write(w, `{"data":[{"id":"a"},{"id":"b"},`) // the connection drops mid-body
+	}))
+	defer srv.Close()
+	_, err := fetch(t, Config{URL: srv.URL, RecordsPath: "data", Limits: Limits{MaxRetries: 3, RetryBase: time.Millisecond}})
+	wantTransient(t, err)
+	if calls != 1 {
+		t.Errorf("%d requests: a half-read page was asked again", calls)
+	}
+}
