@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/cel-go/common/types/ref"
 	"golang.org/x/oauth2/jws"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -443,6 +444,10 @@ func TestRecipeHubSpot(t *testing.T) {
 	r := syncRecipe(t, ds, secrets, sessions, datasource.Mode{})
 	wantSynced(t, r, accountKeys, "1000", "1001", "1002", "1003", "1004")
 	wantResumed(t, v, 3)
+	d := r.out.Data
+	if name, emp := attrOf(d.AccountDecls, d.Accounts["1002"].Values, "name"), attrOf(d.AccountDecls, d.Accounts["1002"].Values, "employees"); name != "Company 2" || emp != int64(25) {
+		t.Errorf("company 1002: name %v, employees %#v", name, emp)
+	}
 	// The next sync reuses the cached token (valid 30 min): no token request.
 	v.throttleAt = 0
 	if again := syncRecipe(t, ds, secrets, sessions, datasource.Mode{}); again.out.FetchErr != nil || v.tokens != 1 {
@@ -591,6 +596,13 @@ func TestRecipeIntercom(t *testing.T) {
 	r := syncRecipe(t, ds, map[string]string{"intercom-api/token": "dG9rOmludGVyY29t"}, httpsrc.NewSessions(), datasource.Mode{})
 	wantSynced(t, r, userKeys, "u-1", "u-2", "u-3", "u-4", "u-5")
 	wantResumed(t, v, 3)
+	d := r.out.Data
+	if seen, ok := attrOf(d.UserDecls, d.Users["u-1"].Values, "lastSeenAt").(time.Time); !ok || !seen.Equal(time.Unix(1777636800, 0)) {
+		t.Errorf("u-1 lastSeenAt %v", attrOf(d.UserDecls, d.Users["u-1"].Values, "lastSeenAt"))
+	}
+	if seen := attrOf(d.UserDecls, d.Users["u-3"].Values, "lastSeenAt"); seen != nil {
+		t.Errorf("u-3, never seen: lastSeenAt %v, want absent", seen)
+	}
 }
 
 // --- Stripe: secret key as bearer, has_more with starting_after=<last id>,
@@ -638,4 +650,29 @@ func TestRecipeStripe(t *testing.T) {
 	r := syncRecipe(t, ds, map[string]string{"stripe-api/restrictedKey": "rk_test_51Hx"}, httpsrc.NewSessions(), datasource.Mode{})
 	wantSynced(t, r, accountKeys, "cus_A", "cus_B", "cus_C", "cus_D", "cus_E")
 	wantResumed(t, v, 3)
+	d := r.out.Data
+	// 2 × $50 a month; 2 × $1200 a year is $200 a month.
+	for cus, want := range map[string]float64{"cus_A": 100, "cus_B": 200} {
+		if got := attrOf(d.AccountDecls, d.Accounts[cus].Values, "mrr"); got != want {
+			t.Errorf("%s: mrr %v, want %v", cus, got, want)
+		}
+	}
+	if got := attrOf(d.AccountDecls, d.Accounts["cus_B"].Values, "plan"); got != "price_pro_year" {
+		t.Errorf("plan %v", got)
+	}
+}
+
+// attrOf is the named attribute of a stored row, as a Go value (nil: absent).
+func attrOf(decls []attr.Decl, values []any, name string) any {
+	for i, d := range decls {
+		if d.Name != name || i >= len(values) || values[i] == nil {
+			continue
+		}
+		if rv, ok := values[i].(ref.Val); ok {
+			v, _ := attr.FromCEL(rv)
+			return v
+		}
+		return values[i]
+	}
+	return nil
 }
