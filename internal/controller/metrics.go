@@ -48,7 +48,8 @@ var (
 	// out, pages it resumed at instead of restarting, tokens fetched.
 	httpEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "persona_datasource_http_events_total",
-		Help: "HTTP source events: throttled (a 429 or 503), resumed (a listing went on from the page that failed, after a wait), token_fetched (a new OAuth2 access token), token_rejected (the API refused an access token; a new one was fetched once).",
+		Help: "HTTP source events: throttled (a 429 or 503), resumed (a listing went on from the page that failed, after a wait), " +
+			"token_fetched (a new OAuth2 access token), token_rejected (the API refused an access token; a new one was fetched once).",
 	}, []string{"namespace", "datasource", "event"})
 )
 

@@ -102,8 +102,8 @@ func TestBudgetHolds(t *testing.T) {
 		mu.Lock()
 		now := time.Now()
 		recent := 0
-		for _, t := range at {
-			if now.Sub(t) < time.Second {
+		for _, ts := range at {
+			if now.Sub(ts) < time.Second {
 				recent++
 			}
 		}

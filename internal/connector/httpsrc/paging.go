@@ -174,7 +174,7 @@ func (s *source) exhausted(res pageResult, read int64) (bool, error) {
 	if s.page.TotalPath == "" {
 		return false, nil
 	}
-	total, err := number(res, exTotal, s.page.TotalPath)
+	total, err := totalOf(res, s.page.TotalPath)
 	return read >= total, err
 }
 
@@ -218,9 +218,9 @@ func flag(res pageResult, i int, path, what string) (bool, error) {
 	return b, nil
 }
 
-// number reads a non-negative integer of the page (a total).
-func number(res pageResult, i int, path string) (int64, error) {
-	n, ok := res.values[i].(json.Number)
+// totalOf reads the page's total record count, a non-negative integer.
+func totalOf(res pageResult, path string) (int64, error) {
+	n, ok := res.values[exTotal].(json.Number)
 	if ok {
 		if v, err := n.Int64(); err == nil && v >= 0 {
 			return v, nil

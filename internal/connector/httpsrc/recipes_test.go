@@ -43,7 +43,6 @@ import (
 
 // vendor is one fake API: its pages, and what it saw.
 type vendor struct {
-	t *testing.T
 	// page answers one listing request (after auth and the injected 429).
 	page func(w http.ResponseWriter, r *http.Request)
 	// token answers the token endpoint; nil: the API takes a static token.
@@ -260,7 +259,7 @@ func TestRecipeSalesforce(t *testing.T) {
 	var mu sync.Mutex
 	current, issued, served := "", 0, 0
 	var lastQuery string
-	v := &vendor{t: t, throttleAt: 2}
+	v := &vendor{throttleAt: 2}
 	v.accepts = func(auth string) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -379,7 +378,7 @@ const hubspotRefresh = "hs-refresh-7f3e9a" //nolint:gosec // a test credential
 func hubspotVendor(t *testing.T, companies int) *vendor {
 	var mu sync.Mutex
 	current := ""
-	v := &vendor{t: t, throttleAt: 3}
+	v := &vendor{throttleAt: 3}
 	v.accepts = bearer(&current, &mu)
 	v.expired = func(w http.ResponseWriter) {
 		writeJSON(w, 401, map[string]string{"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"})
@@ -483,7 +482,7 @@ func TestRecipeHubSpotRevoked(t *testing.T) {
 func TestRecipeZendesk(t *testing.T) {
 	var mu sync.Mutex
 	current := ""
-	v := &vendor{t: t, throttleAt: 2}
+	v := &vendor{throttleAt: 2}
 	v.accepts = bearer(&current, &mu)
 	v.expired = func(w http.ResponseWriter) {
 		writeJSON(w, 401, map[string]string{"error": "Couldn't authenticate you"})
@@ -552,7 +551,7 @@ func TestRecipeZendesk(t *testing.T) {
 // pages.next.starting_after, X-RateLimit-* with a Unix reset time.
 
 func TestRecipeIntercom(t *testing.T) {
-	v := &vendor{t: t, throttleAt: 2}
+	v := &vendor{throttleAt: 2}
 	v.accepts = func(auth string) bool { return auth == "Bearer dG9rOmludGVyY29t" }
 	v.expired = func(w http.ResponseWriter) {
 		writeJSON(w, 401, map[string]any{"type": "error.list", "errors": []map[string]string{{"code": "unauthorized", "message": "Access Token Invalid"}}})
@@ -609,7 +608,7 @@ func TestRecipeIntercom(t *testing.T) {
 // its 429 error object (no Retry-After: backoff with jitter).
 
 func TestRecipeStripe(t *testing.T) {
-	v := &vendor{t: t, throttleAt: 2}
+	v := &vendor{throttleAt: 2}
 	v.accepts = func(auth string) bool { return auth == "Bearer rk_test_51Hx" }
 	v.expired = func(w http.ResponseWriter) {
 		writeJSON(w, 401, map[string]any{"error": map[string]string{"type": "invalid_request_error", "message": "Invalid API Key provided"}})
