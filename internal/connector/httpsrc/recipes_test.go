@@ -675,3 +675,84 @@ func attrOf(decls []attr.Decl, values []any, name string) any {
 	}
 	return nil
 }
+
+// --- Zendesk users: API token as basic auth, the cursor-based incremental
+// export (start_time in Unix seconds, after_url until end_of_stream), a 429
+// with Retry-After, and an incremental sync from the watermark.
+
+func TestRecipeZendeskUsers(t *testing.T) {
+	type zuser struct {
+		id      string
+		updated time.Time
+	}
+	base := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	users := []zuser{{"ext-1", base}, {"ext-2", base.Add(time.Hour)}, {"ext-3", base.Add(2 * time.Hour)}, {"ext-4", base.Add(3 * time.Hour)}, {"ext-5", base.Add(4 * time.Hour)}}
+	var starts []string
+	v := &vendor{throttleAt: 2}
+	v.accepts = func(auth string) bool {
+		r := &http.Request{Header: http.Header{"Authorization": {auth}}}
+		u, p, ok := r.BasicAuth()
+		return ok && u == "agent@example.com/token" && p == "zd-api-token"
+	}
+	v.expired = func(w http.ResponseWriter) { writeJSON(w, 401, map[string]string{"error": "Couldn't authenticate you"}) }
+	v.throttle = func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "0")
+		writeJSON(w, 429, map[string]any{"error": "APIRateLimitExceeded", "description": "Number of allowed incremental export API requests per minute exceeded"})
+	}
+	v.page = func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var from int
+		var since int64
+		if c := q.Get("cursor"); c != "" {
+			parts := strings.SplitN(c, ".", 2)
+			from, _ = strconv.Atoi(parts[0])
+			since, _ = strconv.ParseInt(parts[1], 10, 64)
+		} else {
+			starts = append(starts, q.Get("start_time"))
+			var err error
+			if since, err = strconv.ParseInt(q.Get("start_time"), 10, 64); err != nil {
+				writeJSON(w, 400, map[string]any{"error": "InvalidValue", "description": "start_time is required"})
+				return
+			}
+		}
+		var sel []zuser
+		for _, u := range users {
+			if u.updated.Unix() >= since {
+				sel = append(sel, u)
+			}
+		}
+		var recs []map[string]any
+		for i, u := range sel[min(from, len(sel)):min(from+2, len(sel))] {
+			recs = append(recs, map[string]any{"id": 360000 + from + i, "external_id": u.id, "role": "end-user", "suspended": false,
+				"active": true, "updated_at": u.updated.Format(time.RFC3339)})
+		}
+		cursor := fmt.Sprintf("%d.%d", from+2, since)
+		writeJSON(w, 200, map[string]any{"users": recs, "after_cursor": cursor, "before_cursor": nil,
+			"after_url":     fmt.Sprintf("http://%s/api/v2/incremental/users/cursor.json?cursor=%s", r.Host, cursor),
+			"end_of_stream": from+2 >= len(sel)})
+	}
+	srv := v.serve(t)
+	ds := loadRecipe(t, "zendesk_users.yaml", srv)
+	if rpm := ds.Spec.HTTP.RateLimit.RequestsPerMinute; rpm != 10 {
+		t.Errorf("the recipe's budget is %d a minute, not the export's 10", rpm)
+	}
+	ds.Spec.HTTP.RateLimit.RequestsPerMinute = 600 // 6 s a request would make a slow test; TestBudgetHolds tests budgets
+	secrets := map[string]string{"zendesk-api/username": "agent@example.com/token", "zendesk-api/password": "zd-api-token"}
+	sessions := httpsrc.NewSessions()
+	full := syncRecipe(t, ds, secrets, sessions, datasource.Mode{})
+	wantSynced(t, full, userKeys, "ext-1", "ext-2", "ext-3", "ext-4", "ext-5")
+	wantResumed(t, v, 3)
+	if !full.out.Watermark.Equal(base.Add(4 * time.Hour)) {
+		t.Errorf("watermark %s", full.out.Watermark)
+	}
+
+	users[1].updated = base.Add(5 * time.Hour)
+	v.throttleAt = 0
+	inc := syncRecipe(t, ds, secrets, sessions, datasource.IncrementalMode(withStatus(ds, full.out.Watermark), true, false, "", time.Now()))
+	if o := inc.out; o.FetchErr != nil || o.Delta == nil || o.Accepted != 2 {
+		t.Fatalf("incremental: %v, delta %v, %d upserts (want ext-5 again, within the overlap, and ext-2)", o.FetchErr, o.Delta != nil, o.Accepted)
+	}
+	if want := strconv.FormatInt(base.Add(4*time.Hour-time.Minute).Unix(), 10); len(starts) != 2 || starts[0] != "0" || starts[1] != want {
+		t.Errorf("start_time sent %q, want 0 then %s", starts, want)
+	}
+}
