@@ -167,10 +167,7 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 	if o.sessions == nil { // no session kept across syncs: one of its own
 		o.sessions, o.key = NewSessions(), "source"
 	}
-	ss := o.sessions.get(o.key, cfg.Limits.RequestsPerMinute, cfg.OAuth2.key())
-	if cfg.OAuth2 != nil && ss.tokens == nil {
-		ss.tokens = &tokenCache{cfg: *cfg.OAuth2}
-	}
+	ss := o.sessions.get(o.key, cfg.Limits.RequestsPerMinute, cfg.OAuth2)
 	return &source{
 		url:         u,
 		start:       start,

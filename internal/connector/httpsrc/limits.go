@@ -176,8 +176,9 @@ type session struct {
 }
 
 // get returns the session for key, replacing its budget when rpm changed and
-// its token when the credentials did.
-func (s *Sessions) get(key string, rpm int, authKey string) *session {
+// its token when the credentials (auth, nil for none) did.
+func (s *Sessions) get(key string, rpm int, auth *OAuth2) *session {
+	authKey := auth.key()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.m[key]
@@ -189,8 +190,11 @@ func (s *Sessions) get(key string, rpm int, authKey string) *session {
 		}
 		s.m[key] = ss
 	}
-	if ss.authKey != authKey {
+	if ss.authKey != authKey || (auth != nil && ss.tokens == nil) {
 		ss.tokens, ss.authKey = nil, authKey
+		if auth != nil {
+			ss.tokens = &tokenCache{cfg: *auth}
+		}
 	}
 	return ss
 }
