@@ -42,6 +42,14 @@ func (g *Generator) next(n int) int {
 
 func (g *Generator) oneOf(s ...string) string { return s[g.next(len(s))] }
 
+// leaf picks one of the values, or of the extreme ones too with Extreme.
+func (g *Generator) leaf(values []string, extreme ...string) string {
+	if g.Extreme {
+		values = append(values[:len(values):len(values)], extreme...)
+	}
+	return g.oneOf(values...)
+}
+
 func (g *Generator) boolean(depth int) string {
 	if depth <= 0 {
 		return g.compare(0)
@@ -68,9 +76,11 @@ func (g *Generator) boolean(depth int) string {
 func (g *Generator) op() string { return g.oneOf("<", "<=", ">", ">=", "==", "!=") }
 
 func (g *Generator) compare(depth int) string {
-	switch g.next(9) {
+	switch g.next(10) {
 	case 0:
 		return g.str() + " " + g.op() + " " + g.str()
+	case 9:
+		return g.oneOf(Refused...)
 	case 1:
 		return g.integer(depth) + " " + g.op() + " " + g.integer(depth)
 	case 2:
@@ -136,10 +146,8 @@ func (g *Generator) integer(depth int) string {
 			return "(" + g.integer(depth-1) + " / " + g.integer(depth-1) + ")"
 		}
 	}
-	if g.Extreme {
-		return g.oneOf("user.nps", "account.seats", "6", "0", "-1", "9223372036854775807", "-9223372036854775807", "size(user.features)")
-	}
-	return g.oneOf("user.nps", "account.seats", "6", "0", "-1", "size(user.features)")
+	return g.leaf([]string{"user.nps", "account.seats", "6", "0", "-1", "size(user.features)"},
+		"9223372036854775807", "-9223372036854775807")
 }
 
 func (g *Generator) timestamp(depth int) string {
@@ -153,34 +161,28 @@ func (g *Generator) timestamp(depth int) string {
 			return "(" + g.duration(depth-1) + " + " + g.timestamp(depth-1) + ")"
 		}
 	}
-	if g.Extreme {
-		return g.oneOf("user.lastLogin", "account.renewalDate", "now", `timestamp("2027-01-01T00:00:00Z")`,
-			`timestamp("0001-01-01T00:00:00Z")`, `timestamp("9999-12-31T23:59:59.999999999Z")`)
-	}
-	return g.oneOf("user.lastLogin", "account.renewalDate", "now", `timestamp("2027-01-01T00:00:00Z")`)
+	return g.leaf([]string{"user.lastLogin", "account.renewalDate", "now", `timestamp("2027-01-01T00:00:00Z")`},
+		`timestamp("0001-01-01T00:00:00Z")`, `timestamp("9999-12-31T23:59:59.999999999Z")`)
 }
 
 func (g *Generator) duration(depth int) string {
 	if depth > 0 {
-		switch g.next(5) {
+		switch g.next(4) {
 		case 0:
 			return "(" + g.timestamp(depth-1) + " - " + g.timestamp(depth-1) + ")"
 		case 1:
 			return "(" + g.duration(depth-1) + " + " + g.duration(depth-1) + ")"
 		case 2:
 			return "(" + g.duration(depth-1) + " - " + g.duration(depth-1) + ")"
-		case 3:
-			return "-" + g.duration(depth-1)
 		}
 	}
-	if g.Extreme {
-		return g.oneOf("user.tenure", `duration("2160h")`, `duration("0s")`, `duration("-720h")`, `duration("2562047h47m16.854775807s")`)
-	}
-	return g.oneOf("user.tenure", `duration("2160h")`, `duration("0s")`, `duration("-720h")`)
+	return g.leaf([]string{"user.tenure", `duration("2160h")`, `duration("0s")`, `duration("-720h")`},
+		`duration("2562047h47m16.854775807s")`)
 }
 
-// Refused are rules outside the translatable subset, which a translator must
-// refuse rather than mistranslate.
+// Refused are clauses outside what internal/sqlrule translates exactly
+// (regular expressions, double arithmetic, conversions, modulo), which it
+// must refuse rather than mistranslate.
 var Refused = []string{
 	`user.role.matches("^c")`,
 	`user.score * 2.0 > 1.0`,
