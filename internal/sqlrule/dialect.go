@@ -26,6 +26,9 @@ type Dialect interface {
 	// it, to the representation of an attribute of type t (see the package
 	// documentation), or says why it can't exactly.
 	Column(ref, sqlType string, t attr.Type) (string, error)
+	// Rejects is the condition under which the mapper rejects a record for
+	// the value of a column Column accepts ("" when it never does).
+	Rejects(ref, sqlType string, t attr.Type) string
 	// ID is the key column ref as the mapper reads it: as text, trimmed of
 	// Unicode white space; "" when it can't exactly.
 	ID(ref, sqlType string) (string, error)
@@ -96,6 +99,15 @@ func (PostgreSQL) Column(ref, sqlType string, t attr.Type) (string, error) {
 		return wrapInt64("(extract(epoch from " + ref + ") * 1000000000)"), nil
 	}
 	return "", fmt.Errorf("a %s column is not translated exactly to a %s attribute", sqlType, t)
+}
+
+// Rejects implements Dialect: ±infinity timestamps decode to no time.Time,
+// so the mapper rejects their records.
+func (PostgreSQL) Rejects(ref, _ string, t attr.Type) string {
+	if t == attr.Timestamp {
+		return "NOT isfinite(" + ref + ")"
+	}
+	return ""
 }
 
 // wrapInt64 reduces an integer numeric to int64 the way two's complement

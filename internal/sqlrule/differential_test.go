@@ -67,9 +67,10 @@ func sources() []v1alpha1.DataSource {
 				{Name: "tenure", Type: v1alpha1.TypeDuration}, {Name: "active", Type: v1alpha1.TypeBool},
 			}}),
 		ds("legacy", v1alpha1.DataSourceSpec{Key: v1alpha1.RecordKey{UserID: "uid", AccountID: "acct"},
-			Postgres: pg("SELECT uid, acct, nps, role, score, plan FROM users_b"),
+			Postgres: pg("SELECT uid, acct, nps, role, score, plan, seen FROM users_b"),
 			Attributes: []v1alpha1.AttributeMapping{
 				{Name: "role", Type: v1alpha1.TypeString}, {Name: "nps", Type: v1alpha1.TypeInt},
+				{Name: "lastLogin", From: "seen", Type: v1alpha1.TypeTimestamp},
 				{Name: "score", Type: v1alpha1.TypeDouble}, {Name: "plan", Type: v1alpha1.TypeString, Optional: boolp(false)},
 			}}),
 		ds("accounts", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityAccount, Key: v1alpha1.RecordKey{AccountID: "id"},
@@ -91,10 +92,10 @@ func sources() []v1alpha1.DataSource {
 
 const schema = `
 CREATE TABLE users_a (id text, account text, role text, nps int8, score float8, last_login timestamptz, tenure interval, active bool);
-CREATE TABLE users_b (uid varchar, acct text, nps int4, role varchar, score float4, plan text);
+CREATE TABLE users_b (uid varchar, acct text, nps int4, role varchar, score float4, plan text, seen timestamp);
 CREATE TABLE accounts (id text, tier text, arr float8, renewal timestamptz, seats int8);
 CREATE TABLE features (user_id text, feature text);
-CREATE TABLE tickets (user_id text, priority text, opened timestamptz);
+CREATE TABLE tickets (user_id text, priority text, opened date);
 `
 
 // fill loads n users' worth of generated data.
@@ -108,7 +109,8 @@ func fill(t testing.TB, ctx context.Context, conn *pgx.Conn, n int, seed uint64)
 	times := []any{nil, now, now.Add(-time.Hour), now.Add(2160 * time.Hour), now.Add(-30 * 24 * time.Hour),
 		time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(2200, 6, 1, 0, 0, 0, 5000, time.UTC), now.Add(3*365*24*time.Hour + 17*time.Second + 3*time.Microsecond)}
+		time.Date(2200, 6, 1, 0, 0, 0, 5000, time.UTC), now.Add(3*365*24*time.Hour + 17*time.Second + 3*time.Microsecond),
+		"infinity", "-infinity"}
 	intervals := []any{nil, "0", "1 hour", "2160 hours", "-5 hours", "10 years", "100 years", "1000 years",
 		"-300 years", "1 mon 2 days 3 hours", "9223372036854775 microseconds", "-9223372036854775 microseconds", "292 years 1 mon"}
 	ids := func(i int) any {
@@ -145,14 +147,15 @@ func fill(t testing.TB, ctx context.Context, conn *pgx.Conn, n int, seed uint64)
 				pick(strs...), pick(ints...), pick(doubles...), pick(times...), pick(intervals...), pick(nil, true, false))
 		}
 		if i%3 != 0 {
-			exec(`INSERT INTO users_b VALUES ($1, $2, $3, $4, $5, $6)`, ids(i+r.IntN(2)*0), pick(nil, "a2", "a10", ""),
-				pick(nil, int32(1), int32(9), int32(math.MaxInt32)), pick(strs...), pick(nil, float32(2.5), float32(math.NaN())), pick("pro", "pro", "pro", nil))
+			exec(`INSERT INTO users_b VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz AT TIME ZONE 'UTC')`, id, pick(nil, "a2", "a10", ""),
+				pick(nil, int32(1), int32(9), int32(math.MaxInt32)), pick(strs...), pick(nil, float32(2.5), float32(math.NaN())),
+				pick("pro", "pro", "pro", nil), pick(times...))
 		}
 		for range r.IntN(4) {
 			exec(`INSERT INTO features VALUES ($1, $2)`, id, pick("sso", "audit_log", "é", "", "Zeta", "日本", "sso"))
 		}
 		for range r.IntN(3) {
-			exec(`INSERT INTO tickets VALUES ($1, $2, $3)`, id, pick(nil, "high", "low", "é"), pick(times...))
+			exec(`INSERT INTO tickets VALUES ($1, $2, $3::timestamptz AT TIME ZONE 'UTC')`, id, pick(nil, "high", "low", "é"), pick(times...))
 		}
 	}
 	for i := 0; i < 10; i++ { // a10 has no row: users know it by id only

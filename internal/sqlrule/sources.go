@@ -229,7 +229,8 @@ func (s *source) rowsCTE(d Dialect) (string, error) {
 
 // accepts checks that no value of a mapping can make the mapper reject a
 // record in a way SQL would not see (a failed conversion or expression), and
-// returns the select item testing a required attribute's presence.
+// returns the select item testing that the mapper accepts the record's value
+// (present when required, convertible), "" when it always does.
 func (s *source) accepts(d Dialect, a *v1alpha1.AttributeMapping, i int) (string, error) {
 	if a.Expression != "" {
 		return "", fmt.Errorf("DataSource %s: attribute %s is computed by a CEL expression over the record, which is not translated", s.Name, a.Name)
@@ -245,8 +246,15 @@ func (s *source) accepts(d Dialect, a *v1alpha1.AttributeMapping, i int) (string
 	if _, err := d.Column(ref, typ, attr.Type(a.Type)); err != nil {
 		return "", fmt.Errorf("DataSource %s, attribute %s (column %q): %w", s.Name, a.Name, from(a), err)
 	}
-	if !required(a) {
+	cond := "TRUE"
+	if required(a) {
+		cond = ref + " IS NOT NULL"
+	}
+	if rejects := d.Rejects(ref, typ, attr.Type(a.Type)); rejects != "" {
+		cond += " AND NOT COALESCE(" + rejects + ", FALSE)"
+	}
+	if cond == "TRUE" {
 		return "", nil
 	}
-	return fmt.Sprintf("(%s IS NOT NULL) AS req%d", ref, i), nil
+	return fmt.Sprintf("(%s) AS req%d", cond, i), nil
 }

@@ -20,10 +20,10 @@ func declared(t testing.TB) ([]sqlrule.Source, profile.Schema) {
 	cols := map[string]map[string]string{
 		"crm": {"id": "text", "account": "text", "role": "text", "nps": "int8", "score": "float8",
 			"last_login": "timestamptz", "tenure": "interval", "active": "bool"},
-		"legacy":   {"uid": "varchar", "acct": "text", "nps": "int4", "role": "varchar", "score": "float4", "plan": "text"},
+		"legacy":   {"uid": "varchar", "acct": "text", "nps": "int4", "role": "varchar", "score": "float4", "plan": "text", "seen": "timestamp"},
 		"accounts": {"id": "text", "tier": "text", "arr": "float8", "renewal": "timestamptz", "seats": "int8"},
 		"features": {"user_id": "text", "feature": "text"},
-		"tickets":  {"user_id": "text", "priority": "text", "opened": "timestamptz"},
+		"tickets":  {"user_id": "text", "priority": "text", "opened": "date"},
 	}
 	var out []sqlrule.Source
 	var data []*profile.SourceData
