@@ -140,39 +140,9 @@ func (s *source) use(a *v1alpha1.AttributeMapping) string {
 // trimmed and valid, required attributes present, every used attribute
 // converted; one row per accepted record.
 func (s *source) rowsCTE(d Dialect) (string, error) {
-	col := func(name string) (string, string, bool) {
-		t, ok := s.Columns[name]
-		return "q." + d.Ident(name), t, ok
-	}
-	keyField, keyName := s.Spec.Key.UserID, "user id"
-	if s.entity == v1alpha1.EntityAccount {
-		keyField, keyName = s.Spec.Key.AccountID, "account id"
-	} else if keyField == "" {
-		keyField = "id"
-	}
-	ref, typ, ok := col(keyField)
-	if !ok {
-		return "", fmt.Errorf("DataSource %s: its query has no %s column %q", s.Name, keyName, keyField)
-	}
-	key, err := d.ID(ref, typ)
+	sel, where, err := s.keys(d)
 	if err != nil {
-		return "", fmt.Errorf("DataSource %s: %w", s.Name, err)
-	}
-	sel := []string{key + " AS k"}
-	var where []string
-	if s.entity == v1alpha1.EntityUser {
-		acct := "NULL::text"
-		if f := s.Spec.Key.AccountID; f != "" {
-			if ref, typ, ok := col(f); ok {
-				id, err := d.ID(ref, typ)
-				if err != nil {
-					return "", fmt.Errorf("DataSource %s: %w", s.Name, err)
-				}
-				acct = "NULLIF(" + id + ", '')"
-			}
-		}
-		sel = append(sel, acct+" AS acct")
-		where = append(where, "(x.acct IS NULL OR "+d.ValidID("x.acct")+")")
+		return "", err
 	}
 	for i := range s.Spec.Attributes {
 		cond, err := s.accepts(d, &s.Spec.Attributes[i], i)
@@ -186,45 +156,68 @@ func (s *source) rowsCTE(d Dialect) (string, error) {
 	}
 	if s.entity == v1alpha1.EntitySignal && s.Spec.Signal.ValueAttribute != "" {
 		// A record without the value attribute is rejected.
-		for i := range s.Spec.Attributes {
-			a := &s.Spec.Attributes[i]
-			if a.Name != s.Spec.Signal.ValueAttribute {
-				continue
-			}
-			if a.Expression != "" {
-				return "", fmt.Errorf("DataSource %s: the value attribute %s is computed by a CEL expression, which is not translated", s.Name, a.Name)
-			}
-			ref, _, ok := col(from(a))
-			if !ok {
-				where = append(where, "FALSE")
-				break
-			}
-			sel = append(sel, fmt.Sprintf("(%s IS NOT NULL) AS reqv", ref))
+		a := mapping(s, s.Spec.Signal.ValueAttribute)
+		if a == nil {
+			return "", fmt.Errorf("DataSource %s: spec.signal.valueAttribute is not declared", s.Name)
+		}
+		if _, ok := s.Columns[from(a)]; !ok {
+			where = append(where, "FALSE")
+		} else {
+			sel = append(sel, fmt.Sprintf("(q.%s IS NOT NULL) AS reqv", d.Ident(from(a))))
 			where = append(where, "x.reqv")
 		}
 	}
-	var out []string
+	cols := []string{"x.k"}
+	if s.entity == v1alpha1.EntityUser {
+		cols = append(cols, "x.acct")
+	}
 	for i, a := range s.used {
-		ref, typ, ok := col(from(a))
 		v := "NULL"
-		if ok {
-			if v, err = d.Column(ref, typ, attr.Type(a.Type)); err != nil {
+		if typ, ok := s.Columns[from(a)]; ok {
+			if v, err = d.Column("q."+d.Ident(from(a)), typ, attr.Type(a.Type)); err != nil {
 				return "", fmt.Errorf("DataSource %s, attribute %s (column %q): %w", s.Name, a.Name, from(a), err)
 			}
 		}
 		sel = append(sel, fmt.Sprintf("%s AS c%d", v, i))
-		out = append(out, fmt.Sprintf("x.c%d", i))
-	}
-	cols := "x.k"
-	if s.entity == v1alpha1.EntityUser {
-		cols += ", x.acct"
-	}
-	for _, o := range out {
-		cols += ", " + o
+		cols = append(cols, fmt.Sprintf("x.c%d", i))
 	}
 	where = append(where, d.ValidID("x.k"))
-	return fmt.Sprintf("%s AS (SELECT %s FROM (SELECT %s FROM %s q) x WHERE %s)",
-		d.Ident(s.rows()), cols, strings.Join(sel, ", "), d.Ident(s.cte()), strings.Join(where, " AND ")), nil
+	return fmt.Sprintf("%s AS (SELECT %s FROM (SELECT %s FROM %s q) x WHERE %s)", d.Ident(s.rows()),
+		strings.Join(cols, ", "), strings.Join(sel, ", "), d.Ident(s.cte()), strings.Join(where, " AND ")), nil
+}
+
+// keys selects the record's key (k) and, for a User source, its account
+// (acct, NULL for none), with the conditions under which the mapper accepts
+// them.
+func (s *source) keys(d Dialect) (sel, where []string, err error) {
+	keyField, keyName := s.Spec.Key.UserID, "user id"
+	if s.entity == v1alpha1.EntityAccount {
+		keyField, keyName = s.Spec.Key.AccountID, "account id"
+	} else if keyField == "" {
+		keyField = "id"
+	}
+	typ, ok := s.Columns[keyField]
+	if !ok {
+		return nil, nil, fmt.Errorf("DataSource %s: its query has no %s column %q", s.Name, keyName, keyField)
+	}
+	key, err := d.ID("q."+d.Ident(keyField), typ)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DataSource %s: %w", s.Name, err)
+	}
+	sel = []string{key + " AS k"}
+	if s.entity != v1alpha1.EntityUser {
+		return sel, nil, nil
+	}
+	acct := "NULL::text"
+	if typ, ok := s.Columns[s.Spec.Key.AccountID]; ok && s.Spec.Key.AccountID != "" {
+		id, err := d.ID("q."+d.Ident(s.Spec.Key.AccountID), typ)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DataSource %s: %w", s.Name, err)
+		}
+		acct = "NULLIF(" + id + ", '')"
+	}
+	// An account id the mapper's CheckID refuses rejects the record.
+	return append(sel, acct+" AS acct"), []string{"(x.acct IS NULL OR " + d.ValidID("x.acct") + ")"}, nil
 }
 
 // accepts checks that no value of a mapping can make the mapper reject a
