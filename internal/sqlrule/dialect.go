@@ -138,13 +138,18 @@ var controls = func() string {
 	return b.String()
 }()
 
-// ID implements Dialect. Only text ids: the mapper formats an integer id
-// through float64, which SQL would have to imitate.
+// ID implements Dialect. An integer id is formatted as the mapper formats
+// it, through float64: in decimal below 2^53, else as Go's shortest 'g'
+// form, which PostgreSQL's float8 output matches (extra_float_digits 1, the
+// default: shortest exact digits, an exponent from 1e15 on).
 func (d PostgreSQL) ID(ref, sqlType string) (string, error) {
-	if sqlType != "text" && sqlType != "varchar" {
-		return "", fmt.Errorf("a %s key column is not translated (only text and varchar)", sqlType)
+	switch sqlType {
+	case "text", "varchar":
+		return "btrim(" + ref + ", " + pgString(unicodeSpace) + ")", nil
+	case "int2", "int4", "int8":
+		return fmt.Sprintf("(CASE WHEN abs(%s::numeric) < 9007199254740992 THEN %s::text ELSE %s::float8::text END)", ref, ref, ref), nil
 	}
-	return "btrim(" + ref + ", " + pgString(unicodeSpace) + ")", nil
+	return "", fmt.Errorf("a %s key column is not translated (text, varchar and integers are)", sqlType)
 }
 
 // ValidID implements Dialect.

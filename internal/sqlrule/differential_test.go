@@ -73,6 +73,8 @@ func sources() []v1alpha1.DataSource {
 				{Name: "lastLogin", From: "seen", Type: v1alpha1.TypeTimestamp},
 				{Name: "score", Type: v1alpha1.TypeDouble}, {Name: "plan", Type: v1alpha1.TypeString, Optional: boolp(false)},
 			}}),
+		ds("billing", v1alpha1.DataSourceSpec{Priority: -5, Postgres: pg("SELECT id, nps FROM users_c"),
+			Attributes: []v1alpha1.AttributeMapping{{Name: "nps", Type: v1alpha1.TypeInt}}}),
 		ds("accounts", v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityAccount, Key: v1alpha1.RecordKey{AccountID: "id"},
 			Postgres: pg("SELECT id, tier, arr, renewal, seats FROM accounts"),
 			Attributes: []v1alpha1.AttributeMapping{
@@ -93,6 +95,7 @@ func sources() []v1alpha1.DataSource {
 const schema = `
 CREATE TABLE users_a (id text, account text, role text, nps int8, score float8, last_login timestamptz, tenure interval, active bool);
 CREATE TABLE users_b (uid varchar, acct text, nps int4, role varchar, score float4, plan text, seen timestamp);
+CREATE TABLE users_c (id int8, nps int8);
 CREATE TABLE accounts (id text, tier text, arr float8, renewal timestamptz, seats int8);
 CREATE TABLE features (user_id text, feature text);
 CREATE TABLE tickets (user_id text, priority text, opened date);
@@ -157,6 +160,10 @@ func fill(t testing.TB, ctx context.Context, conn *pgx.Conn, n int, seed uint64)
 		for range r.IntN(3) {
 			exec(`INSERT INTO tickets VALUES ($1, $2, $3::timestamptz AT TIME ZONE 'UTC')`, id, pick(nil, "high", "low", "é"), pick(times...))
 		}
+	}
+	// Integer ids, formatted through float64 by the mapper.
+	for _, id := range []int64{0, 7, -3, 1 << 53, 1<<53 - 1, -(1 << 53) - 1, 9007199254740995, math.MaxInt64, math.MinInt64, 1e15, 123456789012345678} {
+		exec(`INSERT INTO users_c VALUES ($1, $2)`, id, pick(ints...))
 	}
 	for i := 0; i < 10; i++ { // a10 has no row: users know it by id only
 		id := any(fmt.Sprintf("a%d", i))

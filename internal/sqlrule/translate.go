@@ -59,7 +59,10 @@ type val struct {
 const MaxSQLBytes = 256 << 10
 
 // Query is a translated rule: SQL returning the member ids in byte order,
-// and its bound parameters, `now` among them.
+// and its bound parameters, `now` among them. An id repeated in the result
+// means a source query returned a key twice (integer ids past 2^53 can
+// format alike): a sync keeps the last such record, SQL has no such order,
+// so the caller must fail the evaluation rather than guess.
 type Query struct {
 	SQL    string
 	args   []any

@@ -21,6 +21,7 @@ func declared(t testing.TB) ([]sqlrule.Source, profile.Schema) {
 		"crm": {"id": "text", "account": "text", "role": "text", "nps": "int8", "score": "float8",
 			"last_login": "timestamptz", "tenure": "interval", "active": "bool"},
 		"legacy":   {"uid": "varchar", "acct": "text", "nps": "int4", "role": "varchar", "score": "float4", "plan": "text", "seen": "timestamp"},
+		"billing":  {"id": "int8", "nps": "int8"},
 		"accounts": {"id": "text", "tier": "text", "arr": "float8", "renewal": "timestamptz", "seats": "int8"},
 		"features": {"user_id": "text", "feature": "text"},
 		"tickets":  {"user_id": "text", "priority": "text", "opened": "date"},
@@ -77,7 +78,7 @@ func TestSourcesThatCannotBeTranslated(t *testing.T) {
 		"an attribute computed by an expression": func(s []sqlrule.Source) {
 			s[0].Spec.Attributes[0].Expression = `record.role + "x"`
 		},
-		"an integer user id": func(s []sqlrule.Source) { s[0].Columns["id"] = "int8" },
+		"a numeric user id": func(s []sqlrule.Source) { s[0].Columns["id"] = "numeric" },
 		"a column of a type that may not convert": func(s []sqlrule.Source) {
 			s[0].Columns["nps"] = "text" // "abc" would reject the record in memory
 		},
