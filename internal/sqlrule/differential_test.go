@@ -216,30 +216,16 @@ func newFixture(t testing.TB, n int, seed uint64) *fixture {
 			t.Fatalf("%s: %v", ds.Name, out.FetchErr)
 		}
 		f.ns.Apply(out.Data)
-		f.sources = append(f.sources, sqlrule.Source{Name: ds.Name, Spec: ds.Spec, Columns: describe(t, conn, ds.Spec.Postgres.Query)})
+		cols, err := postgres.Describe(ctx, postgres.Config{DSN: dsn, Query: ds.Spec.Postgres.Query}, postgres.WithPolicy(netguard.Policy{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.sources = append(f.sources, sqlrule.Source{Name: ds.Name, Spec: ds.Spec, Columns: cols})
 	}
 	if f.ns.Source("crm").Records == 0 {
 		t.Fatal("nothing loaded")
 	}
 	return f
-}
-
-// describe is the result columns of a query, as the database types them.
-func describe(t testing.TB, conn *pgx.Conn, query string) map[string]string {
-	t.Helper()
-	sd, err := conn.Prepare(context.Background(), "", query)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, f := range sd.Fields {
-		typ, ok := conn.TypeMap().TypeForOID(f.DataTypeOID)
-		if !ok {
-			t.Fatalf("column %s: unknown type %d", f.Name, f.DataTypeOID)
-		}
-		out[f.Name] = typ.Name
-	}
-	return out
 }
 
 // inMemory is the members by the project's evaluator.
