@@ -58,7 +58,7 @@ func TestChooseEvaluation(t *testing.T) {
 			if c.insights {
 				spec.Insights = []v1alpha1.InsightSpec{{Name: "n", Type: v1alpha1.InsightSum, Expression: "user.nps"}}
 			}
-			var decls []*profile.SourceData
+			decls := make([]*profile.SourceData, 0, len(c.sources))
 			for i := range c.sources {
 				d, err := profile.Declared(&c.sources[i])
 				if err != nil {

@@ -2,6 +2,7 @@ package sqlrule
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/google/cel-go/common/ast"
@@ -31,7 +32,7 @@ func (t *translator) call(e ast.Expr) (val, error) {
 		if err != nil {
 			return val{}, err
 		}
-		return val{sql: "(NOT " + a.sql + ")", kind: KindBool, constant: a.constant}, nil
+		return val{sql: "(NOT " + a.sql + ")", kind: KindBool}, nil
 	case operators.Conditional:
 		return t.conditional(e)
 	case operators.NotStrictlyFalse:
@@ -60,7 +61,7 @@ func (t *translator) call(e ast.Expr) (val, error) {
 		if a.kind != KindInt {
 			return val{}, t.refuse(e, "negating a %s is not translated", a.kind)
 		}
-		return val{sql: "(-NULLIF(" + a.sql + ", " + minInt64 + "))", kind: a.kind, constant: a.constant}, nil
+		return val{sql: "(-NULLIF(" + a.sql + ", " + minInt64 + "))", kind: a.kind}, nil
 	case operators.In:
 		a, b, err := t.pair(c.Args())
 		if err != nil {
@@ -113,7 +114,7 @@ func (t *translator) logical(e ast.Expr, fn string) (val, error) {
 	if fn == operators.LogicalOr {
 		op = " OR "
 	}
-	var parts []string
+	parts := make([]string, 0, len(e.AsCall().Args()))
 	for _, a := range e.AsCall().Args() {
 		v, err := t.typed(a, KindBool)
 		if err != nil {
@@ -177,7 +178,7 @@ func isNumber(k Kind) bool { return k == KindInt || k == KindDouble }
 // float64s, false when either is NaN (PostgreSQL orders NaN above every
 // number), an error when either is.
 func orderNumbers(a, b val, op string) string {
-	var nans []string
+	nans := make([]string, 0, 2)
 	for _, v := range []val{a, b} {
 		if v.kind == KindDouble {
 			nans = append(nans, v.sql+" = 'NaN'::float8")
@@ -217,11 +218,10 @@ func equal(a, b val) string {
 
 // arith is CEL's checked arithmetic: exact in numeric, NULL out of range.
 func (t *translator) arith(e ast.Expr, fn string, a, b val) (val, error) {
-	constant := a.constant && b.constant
 	ka, kb := a.kind, b.kind
 	switch {
 	case fn == operators.Add && ka == KindString && kb == KindString:
-		return val{sql: "(" + a.sql + " || " + b.sql + ")", kind: KindString, constant: constant}, nil
+		return val{sql: "(" + a.sql + " || " + b.sql + ")", kind: KindString}, nil
 	case ka == KindInt && kb == KindInt:
 		var x string
 		switch fn {
@@ -234,23 +234,23 @@ func (t *translator) arith(e ast.Expr, fn string, a, b val) (val, error) {
 		default:
 			x = "div((" + a.sql + ")::numeric, NULLIF(" + b.sql + ", 0))"
 		}
-		return val{sql: inRange(x, minInt64, maxInt64), kind: KindInt, constant: constant}, nil
+		return val{sql: inRange(x, minInt64, maxInt64), kind: KindInt}, nil
 	case fn == operators.Multiply || fn == operators.Divide:
 	case ka == KindDuration && kb == KindDuration:
 		op := map[string]string{operators.Add: " + ", operators.Subtract: " - "}[fn]
-		return val{sql: inRange(a.sql+op+b.sql, minInt64, maxInt64), kind: KindDuration, constant: constant}, nil
+		return val{sql: inRange(a.sql+op+b.sql, minInt64, maxInt64), kind: KindDuration}, nil
 	case fn == operators.Add && (ka == KindTimestamp && kb == KindDuration || ka == KindDuration && kb == KindTimestamp):
-		return val{sql: inRange(a.sql+" + "+b.sql, minTimeNanos, maxTimeNanos), kind: KindTimestamp, constant: constant}, nil
+		return val{sql: inRange(a.sql+" + "+b.sql, minTimeNanos, maxTimeNanos), kind: KindTimestamp}, nil
 	case fn == operators.Subtract && ka == KindTimestamp && kb == KindDuration:
 		// CEL negates the duration first: the most negative one overflows.
-		return val{sql: inRange(a.sql+" - NULLIF("+b.sql+", "+minInt64+")", minTimeNanos, maxTimeNanos), kind: KindTimestamp, constant: constant}, nil
+		return val{sql: inRange(a.sql+" - NULLIF("+b.sql+", "+minInt64+")", minTimeNanos, maxTimeNanos), kind: KindTimestamp}, nil
 	case fn == operators.Subtract && ka == KindTimestamp && kb == KindTimestamp:
 		// CEL subtracts whole seconds, multiplies them by 1e9 in int64, then
 		// adds the nanoseconds: both steps must fit.
 		// (Multiplying by 1e-9 is exact in numeric; dividing rounds.)
 		secs := fmt.Sprintf("(floor(%s * 0.000000001) - floor(%s * 0.000000001))", a.sql, b.sql)
 		return val{sql: fmt.Sprintf("(CASE WHEN abs%s <= 9223372036 THEN %s END)", secs,
-			inRange(a.sql+" - "+b.sql, minInt64, maxInt64)), kind: KindDuration, constant: constant}, nil
+			inRange(a.sql+" - "+b.sql, minInt64, maxInt64)), kind: KindDuration}, nil
 	}
 	if ka == KindDouble || kb == KindDouble {
 		return val{}, t.refuse(e, "double arithmetic is not translated: SQL engines raise an error on overflow where CEL gives an infinity")
@@ -292,11 +292,11 @@ func (t *translator) inConstants(x, list val) val {
 		// (x stays in the SQL for its parameters.)
 		return val{sql: "(" + x.sql + " IS NULL AND FALSE)", kind: KindBool}
 	}
-	var eqs []string
+	eqs := make([]string, 0, len(list.elems))
 	for _, el := range list.elems {
 		switch {
 		case el.kind == x.kind && x.kind == KindDouble:
-			if d := float64(el.lit.(types.Double)); d == d { // NaN is in no set
+			if d := float64(el.lit.(types.Double)); !math.IsNaN(d) { // NaN is in no set
 				eqs = append(eqs, "("+x.sql+" = "+t.param(d, KindDouble)+")")
 			}
 		case el.kind == x.kind:
@@ -350,9 +350,9 @@ func (t *translator) size(e ast.Expr) (val, error) {
 	switch {
 	case v.kind == KindString:
 		// CEL counts code points, as char_length does in a UTF8 database.
-		return val{sql: "(char_length(" + v.sql + ")::int8)", kind: KindInt, constant: v.constant}, nil
+		return val{sql: "(char_length(" + v.sql + ")::int8)", kind: KindInt}, nil
 	case v.kind == kindList && v.sig == nil:
-		return val{sql: fmt.Sprintf("(%d::int8)", len(v.elems)), kind: KindInt, constant: true}, nil
+		return val{sql: fmt.Sprintf("(%d::int8)", len(v.elems)), kind: KindInt}, nil
 	case v.kind == kindList:
 		// A user without signals has no list (an error), never an empty one.
 		alias := t.alias()
@@ -385,7 +385,7 @@ func (t *translator) stringTest(e ast.Expr, fn string) (val, error) {
 	default:
 		sql = fmt.Sprintf("(strpos(%s, %s) > 0)", s.sql, x.sql)
 	}
-	return val{sql: sql, kind: KindBool, constant: s.constant && x.constant}, nil
+	return val{sql: sql, kind: KindBool}, nil
 }
 
 // constantTime folds timestamp("...") and duration("...") of a constant with
@@ -403,11 +403,11 @@ func (t *translator) constantTime(e ast.Expr, fn string) (val, error) {
 	out := lit.ConvertToType(typ)
 	switch v := out.(type) {
 	case types.Timestamp:
-		return val{sql: t.param(nanos(v.Time), kind), kind: kind, constant: true}, nil
+		return val{sql: t.param(nanos(v.Time), kind), kind: kind}, nil
 	case types.Duration:
-		return val{sql: fmt.Sprintf("(%d::numeric)", int64(v.Duration)), kind: kind, constant: true}, nil
+		return val{sql: fmt.Sprintf("(%d::numeric)", int64(v.Duration)), kind: kind}, nil
 	case *types.Err:
-		return val{sql: "CAST(NULL AS numeric)", kind: kind, constant: true}, nil
+		return val{sql: "CAST(NULL AS numeric)", kind: kind}, nil
 	}
 	return val{}, t.refuse(e, "%s() of a %s is not translated", fn, lit.Type().TypeName())
 }

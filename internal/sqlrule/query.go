@@ -16,15 +16,15 @@ func (t *translator) query(where string) (string, error) {
 	// source's rows CTE carries.
 	pSel := []string{"ids.k AS id", coalesce(t.m.users, func(s *source) string { return join(s) + ".acct" }) + " AS acct"}
 	for i, name := range t.userCols.order {
-		var refs []string
+		refs := make([]string, 0, len(t.m.userAttr[name]))
 		for _, c := range t.m.userAttr[name] {
 			refs = append(refs, join(c.src)+"."+c.src.use(c.m))
 		}
 		pSel = append(pSel, fmt.Sprintf("COALESCE(%s) AS u%d", strings.Join(refs, ", "), i))
 	}
-	var aSel []string
+	aSel := make([]string, 0, len(t.acctCols.order))
 	for i, name := range t.acctCols.order {
-		var refs []string
+		refs := make([]string, 0, len(t.m.acctAttr[name]))
 		for _, c := range t.m.acctAttr[name] {
 			refs = append(refs, join(c.src)+"."+c.src.use(c.m))
 		}
@@ -42,7 +42,7 @@ func (t *translator) query(where string) (string, error) {
 	for s := range t.signals {
 		needed[s] = true
 	}
-	var ctes []string
+	ctes := make([]string, 0, 2*len(t.m.sources)+2)
 	for _, s := range t.m.sources {
 		if needed[s] {
 			ctes = append(ctes, fmt.Sprintf("%s AS (%s\n)", t.d.Ident(s.cte()), s.query))
@@ -72,7 +72,7 @@ func join(s *source) string { return fmt.Sprintf("j%d", s.idx) }
 
 // merged is the keys of the sources' rows, each source's row joined.
 func (t *translator) merged(sources []*source) string {
-	var keys []string
+	keys := make([]string, 0, len(sources))
 	for _, s := range sources {
 		keys = append(keys, "SELECT k FROM "+t.d.Ident(s.rows()))
 	}
@@ -84,7 +84,7 @@ func (t *translator) merged(sources []*source) string {
 }
 
 func coalesce(sources []*source, ref func(*source) string) string {
-	var refs []string
+	refs := make([]string, 0, len(sources))
 	for _, s := range sources {
 		refs = append(refs, ref(s))
 	}

@@ -48,8 +48,6 @@ type val struct {
 	// column in the source's rows.
 	elem Kind
 	col  string
-	// const: the value does not depend on the profile or now.
-	constant bool
 	// lit is a literal's value.
 	lit ref.Val
 }
@@ -193,18 +191,18 @@ func (t *translator) literalVal(e ast.Expr) (val, error) {
 	switch v := e.AsLiteral().(type) {
 	case types.Bool:
 		if v {
-			return val{sql: "TRUE", kind: KindBool, constant: true}, nil
+			return val{sql: "TRUE", kind: KindBool}, nil
 		}
-		return val{sql: "FALSE", kind: KindBool, constant: true}, nil
+		return val{sql: "FALSE", kind: KindBool}, nil
 	case types.Int:
-		return val{sql: fmt.Sprintf("('%d'::int8)", int64(v)), kind: KindInt, constant: true}, nil
+		return val{sql: fmt.Sprintf("('%d'::int8)", int64(v)), kind: KindInt}, nil
 	case types.Double:
-		return val{sql: t.param(float64(v), KindDouble), kind: KindDouble, constant: true}, nil
+		return val{sql: t.param(float64(v), KindDouble), kind: KindDouble}, nil
 	case types.String:
 		if strings.ContainsRune(string(v), 0) {
 			return val{}, t.refuse(e, "a string with a NUL character has no SQL text value")
 		}
-		return val{sql: t.param(string(v), KindString), kind: KindString, constant: true}, nil
+		return val{sql: t.param(string(v), KindString), kind: KindString}, nil
 	}
 	return val{}, t.refuse(e, "a %s constant is not translated", e.AsLiteral().Type().TypeName())
 }
@@ -225,7 +223,7 @@ func (t *translator) ident(e ast.Expr) (val, error) {
 }
 
 func (t *translator) list(e ast.Expr) (val, error) {
-	out := val{kind: kindList, constant: true}
+	out := val{kind: kindList}
 	for _, x := range e.AsList().Elements() {
 		if x.Kind() != ast.LiteralKind {
 			return val{}, t.refuse(x, "only lists of literals are translated")
@@ -245,7 +243,7 @@ func (t *translator) list(e ast.Expr) (val, error) {
 		default:
 			return val{}, t.refuse(x, "a list of %s is not translated", x.AsLiteral().Type().TypeName())
 		}
-		v.lit, v.constant = x.AsLiteral(), true
+		v.lit = x.AsLiteral()
 		if s, ok := v.lit.(types.String); ok && strings.ContainsRune(string(s), 0) {
 			return val{}, t.refuse(x, "a string with a NUL character has no SQL text value")
 		}

@@ -26,9 +26,10 @@ func declared(t testing.TB) ([]sqlrule.Source, profile.Schema) {
 		"features": {"user_id": "text", "feature": "text"},
 		"tickets":  {"user_id": "text", "priority": "text", "opened": "date"},
 	}
-	var out []sqlrule.Source
-	var data []*profile.SourceData
-	for _, ds := range sources() {
+	all := sources()
+	out := make([]sqlrule.Source, 0, len(all))
+	data := make([]*profile.SourceData, 0, len(all))
+	for _, ds := range all {
 		d, err := profile.Declared(&ds)
 		if err != nil {
 			t.Fatal(err)
