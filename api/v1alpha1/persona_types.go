@@ -24,6 +24,21 @@ const (
 	InsightMax InsightType = "Max"
 )
 
+// EvaluationMode says where a persona's rule is evaluated.
+// +kubebuilder:validation:Enum=InMemory;Database;Auto
+type EvaluationMode string
+
+// Evaluation modes.
+const (
+	// EvaluationInMemory evaluates the rule over the manager's profile store.
+	EvaluationInMemory EvaluationMode = "InMemory"
+	// EvaluationDatabase evaluates the rule inside the PostgreSQL database its
+	// DataSources read; admission requires the rule to translate exactly.
+	EvaluationDatabase EvaluationMode = "Database"
+	// EvaluationAuto is Database when the rule translates, InMemory otherwise.
+	EvaluationAuto EvaluationMode = "Auto"
+)
+
 // PersonaSpec declares a segment of users as a CEL rule.
 type PersonaSpec struct {
 	// description says who this persona is, for humans.
@@ -81,6 +96,26 @@ type PersonaSpec struct {
 	// suspend stops evaluation: membership is frozen, nobody enters or exits.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// evaluation says where the rule is evaluated: InMemory (the default), over
+	// the manager's profile store; Database, inside the PostgreSQL database the
+	// persona's DataSources read, for which admission requires the rule to
+	// translate to SQL exactly (or rejects it with the position and the
+	// reason); Auto, Database when the rule translates and InMemory otherwise.
+	// status.evaluation says which was chosen and why.
+	// +kubebuilder:default=InMemory
+	// +optional
+	Evaluation EvaluationMode `json:"evaluation,omitempty"`
+}
+
+// EvaluationStatus is where a persona's rule is evaluated, and why.
+type EvaluationStatus struct {
+	// mode is where the rule is evaluated: InMemory or Database.
+	Mode EvaluationMode `json:"mode"`
+	// reason explains the choice: spec.evaluation, or why the rule cannot be
+	// evaluated in the database.
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
 }
 
 // InsightSpec is one named aggregate over a persona's members.
@@ -213,6 +248,9 @@ type PersonaStatus struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	Sources []SourceFreshness `json:"sources,omitempty"`
+	// evaluation is where the rule was last evaluated, and why.
+	// +optional
+	Evaluation *EvaluationStatus `json:"evaluation,omitempty"`
 	// insights are the latest results of spec.insights.
 	// +kubebuilder:validation:MaxItems=16
 	// +optional

@@ -172,6 +172,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		gen         uint64
 		detached    *profile.View
 		compiled    *persona.Compiled
+		evaluation  v1alpha1.EvaluationStatus
 	)
 	evalCtx, cancel := context.WithTimeout(ctx, r.evaluationTimeout())
 	defer cancel()
@@ -184,6 +185,8 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 			return
 		}
 		c, profiles = c.WithContext(evalCtx), v.UsersKnown()
+		// Where the rule runs is only shown for now: always in memory.
+		evaluation, _ = persona.ChooseEvaluation(&p.Spec, c.Rule, sources)
 		if unpublished = persona.Unpublished(c, v, playbooks); len(unpublished) > 0 {
 			return
 		}
@@ -242,7 +245,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	change := out.Change
 	persona.Record(p, persona.Outcome{
 		Eval: ev, Change: change, Members: out.Members, Sample: out.Sample, Slices: len(written),
-		Sources: freshness(sources), Now: now,
+		Sources: freshness(sources), Now: now, Evaluation: evaluation,
 	})
 	r.announce(p, change, ev, mode)
 	// At the next change of membership by time alone, or the next full

@@ -312,6 +312,37 @@ var _ = Describe("Persona controller", func() {
 		Expect(err).To(MatchError(ContainSubstring("spec.insights[0].expression")))
 	})
 
+	It("evaluates where spec.evaluation says, with the reason in status, and rejects at admission a rule the database cannot evaluate, with its position", func() {
+		// Inline sources: Database is rejected, Auto falls back to memory.
+		p := newPersona(ns, "in-db", "user.nps <= 6")
+		p.Spec.Evaluation = v1alpha1.EvaluationDatabase
+		err := k8sClient.Create(ctx, p)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(And(ContainSubstring("spec.evaluation"), ContainSubstring("is not a PostgreSQL source"))))
+		p = newPersona(ns, "auto", "user.nps <= 6")
+		p.Spec.Evaluation = v1alpha1.EvaluationAuto
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(func() *v1alpha1.EvaluationStatus { return fetchPersona(ns, "auto").Status.Evaluation }).Should(
+			PointTo(MatchFields(IgnoreExtras, Fields{"Mode": Equal(v1alpha1.EvaluationInMemory),
+				"Reason": ContainSubstring("Auto: cannot be evaluated in the database")})))
+
+		// PostgreSQL sources (never synced here: admission reads specs only).
+		pgNS := newNamespace()
+		ds := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: pgNS, Name: "crm"}, Spec: v1alpha1.DataSourceSpec{
+			Type:       v1alpha1.DataSourcePostgreSQL,
+			Postgres:   &v1alpha1.PostgresSource{DSNSecretRef: v1alpha1.SecretKeySelector{Name: "crm-db", Key: "dsn"}, Query: "SELECT * FROM users"},
+			Attributes: []v1alpha1.AttributeMapping{{Name: "nps", Type: v1alpha1.TypeInt}, {Name: "role", Type: v1alpha1.TypeString}}}}
+		Expect(k8sClient.Create(ctx, ds)).To(Succeed())
+		p = newPersona(pgNS, "regex", `user.nps > 5 && user.role.matches("^c")`)
+		p.Spec.Evaluation = v1alpha1.EvaluationDatabase
+		err = k8sClient.Create(ctx, p)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(And(ContainSubstring("spec.rule"), ContainSubstring(`1:17: user.role.matches("^c")`), ContainSubstring("RE2"))))
+		p = newPersona(pgNS, "promoters", `user.nps > 8 && user.role.startsWith("c")`)
+		p.Spec.Evaluation = v1alpha1.EvaluationDatabase
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	})
+
 	It("type-checks Sum, Average, Min and Max insights as numbers, and shows runtime failures in the insight's error", func() {
 		p := newPersona(ns, "sum-of-strings", "true")
 		p.Spec.Insights = []v1alpha1.InsightSpec{{Name: "roles", Type: v1alpha1.InsightSum, Expression: "user.role"}}

@@ -26,6 +26,8 @@ type Outcome struct {
 	Slices  int
 	Sources []v1alpha1.SourceFreshness
 	Now     time.Time
+	// Evaluation is where the rule was evaluated (ChooseEvaluation).
+	Evaluation v1alpha1.EvaluationStatus
 }
 
 func set(p *v1alpha1.Persona, typ string, status metav1.ConditionStatus, reason, msg string) {
@@ -51,6 +53,12 @@ func Record(p *v1alpha1.Persona, o Outcome) {
 	}
 	st.Sources = o.Sources
 	st.DataFreshness = oldest(o.Sources)
+	st.Evaluation = nil
+	if o.Evaluation.Mode != "" {
+		ev := o.Evaluation
+		ev.Reason = conditions.Truncate(ev.Reason, 1024)
+		st.Evaluation = &ev
+	}
 	entered, exited := int64(len(o.Change.Entered)), int64(len(o.Change.Exited))
 	switch {
 	case entered+exited > 0:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/testutil/rulegen"
 )
 
 // The fast paths (fast.go, table.go) must give exactly what CEL's own plan
@@ -238,115 +239,13 @@ func TestAtRiskIsTabulated(t *testing.T) {
 	})
 }
 
-// ruleGen builds a random well-typed rule from fuzz input: &&, ||, !, ternaries,
-// has(), comparisons of strings, ints, doubles, timestamps and durations with
-// arithmetic on either side, `now` anywhere.
-type ruleGen struct {
-	data []byte
-	pos  int
-}
-
-func (g *ruleGen) next(n int) int {
-	if g.pos >= len(g.data) {
-		return 0
-	}
-	b := g.data[g.pos]
-	g.pos++
-	return int(b) % n
-}
-
-func (g *ruleGen) oneOf(s ...string) string { return s[g.next(len(s))] }
-
-func (g *ruleGen) boolean(depth int) string {
-	if depth <= 0 {
-		return g.compare(0)
-	}
-	switch g.next(8) {
-	case 0:
-		return g.boolean(depth-1) + " && " + g.boolean(depth-1)
-	case 1:
-		return "(" + g.boolean(depth-1) + " || " + g.boolean(depth-1) + ")"
-	case 2:
-		return "!(" + g.boolean(depth-1) + ")"
-	case 3:
-		return "(" + g.boolean(depth-1) + " ? " + g.boolean(depth-1) + " : " + g.boolean(depth-1) + ")"
-	case 4:
-		return "has(" + g.oneOf("user.nps", "user.role", "user.lastLogin", "user.tenure", "account.tier", "account.renewalDate") + ")"
-	default:
-		return g.compare(depth - 1)
-	}
-}
-
-func (g *ruleGen) op() string { return g.oneOf("<", "<=", ">", ">=", "==", "!=") }
-
-func (g *ruleGen) compare(depth int) string {
-	switch g.next(6) {
-	case 0:
-		return g.str() + " " + g.op() + " " + g.str()
-	case 1:
-		return g.integer(depth) + " " + g.op() + " " + g.integer(depth)
-	case 2:
-		return g.timestamp(depth) + " " + g.op() + " " + g.timestamp(depth)
-	case 3:
-		return g.duration(depth) + " " + g.op() + " " + g.duration(depth)
-	case 4:
-		return g.oneOf("user.score", "account.arr", "5.5") + " " + g.oneOf("<", "<=", ">", ">=") + " " + g.oneOf("user.score", "account.arr", "user.nps", "0.0")
-	default:
-		return g.str() + " in " + g.oneOf(`["champion", "smb"]`, `[]`, `["enterprise"]`)
-	}
-}
-
-func (g *ruleGen) str() string {
-	return g.oneOf("user.role", "account.tier", `"champion"`, `"enterprise"`, "account.id", "user.accountId")
-}
-
-func (g *ruleGen) integer(depth int) string {
-	if depth > 0 && g.next(4) == 0 {
-		return "(" + g.integer(depth-1) + " + " + g.integer(depth-1) + ")"
-	}
-	return g.oneOf("user.nps", "account.seats", "6", "0", "-1")
-}
-
-func (g *ruleGen) timestamp(depth int) string {
-	if depth > 0 {
-		switch g.next(4) {
-		case 0:
-			return "(" + g.timestamp(depth-1) + " + " + g.duration(depth-1) + ")"
-		case 1:
-			return "(" + g.timestamp(depth-1) + " - " + g.duration(depth-1) + ")"
-		case 2:
-			return "(" + g.duration(depth-1) + " + " + g.timestamp(depth-1) + ")"
-		}
-	}
-	return g.oneOf("user.lastLogin", "account.renewalDate", "now", `timestamp("2027-01-01T00:00:00Z")`)
-}
-
-func (g *ruleGen) duration(depth int) string {
-	if depth > 0 {
-		switch g.next(4) {
-		case 0:
-			return "(" + g.timestamp(depth-1) + " - " + g.timestamp(depth-1) + ")"
-		case 1:
-			return "(" + g.duration(depth-1) + " + " + g.duration(depth-1) + ")"
-		case 2:
-			return "(" + g.duration(depth-1) + " - " + g.duration(depth-1) + ")"
-		}
-	}
-	return g.oneOf("user.tenure", `duration("2160h")`, `duration("0s")`, `duration("-720h")`)
-}
-
-func genRule(data []byte) string {
-	g := &ruleGen{data: data}
-	return g.boolean(3)
-}
-
 func FuzzFastPathsMatchCEL(f *testing.F) {
 	for _, seed := range []string{"\x00\x00\x02\x03", "\x05\x02\x00\x01\x02\x03", "\x00\x05\x03\x00\x01\x00\x02", "\x03\x04\x01\x02\x05\x02\x00\x00"} {
 		f.Add([]byte(seed))
 	}
 	n := diverse(f, 60, 3)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		expr := genRule(data)
+		expr := rulegen.Rule(data)
 		n.Read(nil, func(v *profile.View) {
 			if _, err := Compile(expr, v.Schema()); err != nil {
 				t.Skip(err) // e.g. comparing types CEL does not compare
@@ -367,7 +266,9 @@ func TestRandomRulesMatchCEL(t *testing.T) {
 		for j := range data {
 			data[j] = byte(r.UintN(256))
 		}
-		expr := genRule(data)
+		g := rulegen.New(data)
+		g.Extreme = true
+		expr := g.Rule()
 		ok := true
 		n.Read(nil, func(v *profile.View) {
 			_, err := Compile(expr, v.Schema())

@@ -50,6 +50,9 @@ type Program struct {
 	crossings []crossing
 	// output is the type CEL's checker gave the expression.
 	output *types.Type
+	// checked is the type-checked expression (its && and || flattened when
+	// the plan has fast paths), for translators to other languages.
+	checked *ast.AST
 }
 
 // Compile compiles a Persona rule: it must be a bool.
@@ -167,8 +170,18 @@ func compile(expr string, s Schema, wantBool, plain bool) (*Program, error) {
 		analysis:     analysis,
 		crossings:    crossings,
 		output:       checked.OutputType(),
+		checked:      checked.NativeRep(),
 	}, nil
 }
+
+// Source is the expression as written.
+func (p *Program) Source() string { return p.source }
+
+// Checked is the type-checked expression: every node's type and source
+// position, for translating the rule to another language (internal/sqlrule).
+// It is shared: read it, never modify it. Nested && and || may be one call
+// with more than two operands (the same function; see flattenLogical).
+func (p *Program) Checked() *ast.AST { return p.checked }
 
 // ReadsUser reports whether the expression reads the user attribute: selects
 // it, or uses `user` as a whole. The Persona controller re-evaluates a persona

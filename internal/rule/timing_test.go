@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/testutil/rulegen"
 )
 
 func TestTimeAnalysis(t *testing.T) {
@@ -186,17 +187,17 @@ func TestNextChangeIsNeverLate(t *testing.T) {
 	n := diverseStore(t, 60, 5, false)
 	r := rand.New(rand.NewPCG(11, 11))
 	exact := 0
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 900; i++ {
 		data := make([]byte, 40)
 		for j := range data {
 			data[j] = byte(r.UintN(256))
 		}
-		if checkNextChange(t, n, genRule(data)) {
+		if checkNextChange(t, n, rulegen.Rule(data)) {
 			exact++
 		}
 	}
 	if exact < 50 {
-		t.Fatalf("only %d of 300 generated rules were exact", exact)
+		t.Fatalf("only %d of 900 generated rules were exact", exact)
 	}
 }
 
@@ -239,6 +240,6 @@ func FuzzTimeAnalysis(f *testing.F) {
 	}
 	n := diverseStore(f, 60, 5, false)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkNextChange(t, n, genRule(data))
+		checkNextChange(t, n, rulegen.Rule(data))
 	})
 }

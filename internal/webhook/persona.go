@@ -6,6 +6,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/sqlrule"
 )
 
 // +kubebuilder:webhook:path=/validate-personas-usersuccess-io-v1alpha1-persona,mutating=false,failurePolicy=fail,sideEffects=None,groups=personas.usersuccess.io,resources=personas,verbs=create;update,versions=v1alpha1,name=vpersona.usersuccess.io,admissionReviewVersions=v1
@@ -63,14 +65,30 @@ func (v *PersonaValidator) validate(ctx context.Context, p *v1alpha1.Persona) (a
 			"could not be type-checked; the Persona reports InvalidRule if they do not exist"), nil
 	}
 	var errs field.ErrorList
-	_, problems := persona.Check(&p.Spec, profile.DeclaredSchema(decls))
+	c, problems := persona.Check(&p.Spec, profile.DeclaredSchema(decls))
 	for _, pr := range problems {
 		errs = append(errs, field.Invalid(pr.Path, pr.Value, pr.Err.Error()))
+	}
+	if len(problems) == 0 && p.Spec.Evaluation == v1alpha1.EvaluationDatabase {
+		if _, err := persona.ChooseEvaluation(&p.Spec, c.Rule, list.Items); err != nil {
+			errs = append(errs, databaseError(p, err))
+		}
 	}
 	if len(errs) > 0 {
 		return warnings, apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("Persona").GroupKind(), p.Name, errs)
 	}
 	return warnings, nil
+}
+
+// databaseError is why a persona can't be evaluated in the database: on the
+// rule, with the sub-expression's position, when the rule is the reason.
+func databaseError(p *v1alpha1.Persona, err error) *field.Error {
+	var r *sqlrule.Refusal
+	if errors.As(err, &r) && r.Expr != "" {
+		return field.Invalid(field.NewPath("spec", "rule"), p.Spec.Rule,
+			"cannot be evaluated in the database (spec.evaluation: Database): "+err.Error())
+	}
+	return field.Invalid(field.NewPath("spec", "evaluation"), p.Spec.Evaluation, "cannot be evaluated in the database: "+err.Error())
 }
 
 // declarations turns DataSource specs into declaration-only SourceData, limited

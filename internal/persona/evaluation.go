@@ -1,0 +1,63 @@
+package persona
+
+import (
+	"fmt"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/rule"
+	"github.com/usersuccess/persona-operator/internal/sqlrule"
+)
+
+// notWired is the reason status gives while the database path is not
+// implemented: the decision is made and shown, the evaluation stays in
+// memory, with the same members.
+const notWired = "; this manager does not evaluate in the database yet, so it evaluates in memory (same members)"
+
+// ChooseEvaluation decides where a persona's rule is evaluated, from
+// spec.evaluation and whether the rule can be evaluated in the database its
+// DataSources (of the namespace's sources, those it reads) read. The error says why
+// not, for spec.evaluation Database: the webhook rejects the persona with it
+// (a *sqlrule.Refusal carries the rule's position).
+func ChooseEvaluation(spec *v1alpha1.PersonaSpec, p *rule.Program, sources []v1alpha1.DataSource) (v1alpha1.EvaluationStatus, error) {
+	mode := spec.Evaluation
+	if mode == "" || mode == v1alpha1.EvaluationInMemory {
+		return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: "spec.evaluation is InMemory"}, nil
+	}
+	if err := InDatabase(spec, p, sources); err != nil {
+		if mode == v1alpha1.EvaluationDatabase {
+			return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: "cannot be evaluated in the database: " + err.Error()}, err
+		}
+		return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: "Auto: cannot be evaluated in the database: " + err.Error()}, nil
+	}
+	return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: string(mode) + ": the rule translates to SQL exactly" + notWired}, nil
+}
+
+// InDatabase says why a persona can't be evaluated in the database, nil
+// when it can: every source it reads (of the namespace's sources)
+// PostgreSQL through the same DSN Secret, no insights (not computed in SQL
+// yet), the rule translated exactly (sqlrule.Check; the query's column types
+// are checked when it runs).
+func InDatabase(spec *v1alpha1.PersonaSpec, p *rule.Program, namespace []v1alpha1.DataSource) error {
+	sources, missing := candidates(spec, namespace)
+	if len(missing) > 0 || len(sources) == 0 {
+		return fmt.Errorf("no DataSources, or some of spec.dataSources do not exist")
+	}
+	if len(spec.Insights) > 0 {
+		return fmt.Errorf("insights are not computed in the database yet")
+	}
+	var first *v1alpha1.PostgresSource
+	in := make([]sqlrule.Source, 0, len(sources))
+	for _, ds := range sources {
+		pg := ds.Spec.Postgres
+		if ds.Spec.Type != v1alpha1.DataSourcePostgreSQL || pg == nil {
+			return fmt.Errorf("DataSource %s is not a PostgreSQL source", ds.Name)
+		}
+		if first == nil {
+			first = pg
+		} else if pg.DSNSecretRef != first.DSNSecretRef {
+			return fmt.Errorf("DataSource %s reads another database (spec.postgres.dsnSecretRef) than %s", ds.Name, sources[0].Name)
+		}
+		in = append(in, sqlrule.Source{Name: ds.Name, Spec: ds.Spec})
+	}
+	return sqlrule.Check(p, in)
+}
