@@ -418,7 +418,8 @@ func (c *column) at(i int32) ref.Val {
 }
 
 // patch returns a copy of c, n long, with the values at positions at read
-// again from d; nil when a value is not in a coded column's dictionary (the
+// again from d. A value a coded column's dictionary lacks is added to a copy
+// of the dictionary; nil when it is full or the value cannot be coded (the
 // column is then built again when read).
 func (c *column) patch(d *snapshot, at []int32, n int) *column {
 	out := *c
@@ -431,9 +432,16 @@ func (c *column) patch(d *snapshot, at []int32, n int) *column {
 	}
 	out.codes = append(make([]uint16, 0, n), c.codes...)[:n]
 	for _, i := range at {
-		code, ok := c.index.find(d.value(c, i))
+		v := d.value(c, i)
+		code, ok := out.index.find(v)
 		if !ok {
-			return nil
+			if out.index == c.index {
+				// The first new value: the dictionary is the old column's too.
+				out.dict, out.index = slices.Clone(c.dict), c.index.clone()
+			}
+			if code, ok = out.index.add(&out.dict, v); !ok {
+				return nil
+			}
 		}
 		out.codes[i] = code
 	}
@@ -473,6 +481,20 @@ func (x *dictIndex) find(v ref.Val) (uint16, bool) {
 		}
 	}
 	return code, ok
+}
+
+// add appends v to the dictionary, false when it is full or v cannot be
+// coded.
+func (x *dictIndex) add(dict *[]ref.Val, v ref.Val) (uint16, bool) {
+	b := columnBuilder{dict: *dict, index: *x}
+	code, ok := b.code(v)
+	*dict, *x = b.dict, b.index
+	return code, ok
+}
+
+// clone returns a copy whose maps can be added to.
+func (x *dictIndex) clone() *dictIndex {
+	return &dictIndex{strs: maps.Clone(x.strs), ints: maps.Clone(x.ints), times: maps.Clone(x.times), other: maps.Clone(x.other)}
 }
 
 // otherKey is the key of a codable value of the types in dictIndex.other.

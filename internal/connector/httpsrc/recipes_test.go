@@ -694,7 +694,9 @@ func TestRecipeZendeskUsers(t *testing.T) {
 		u, p, ok := r.BasicAuth()
 		return ok && u == "agent@example.com/token" && p == "zd-api-token"
 	}
-	v.expired = func(w http.ResponseWriter) { writeJSON(w, 401, map[string]string{"error": "Couldn't authenticate you"}) }
+	v.expired = func(w http.ResponseWriter) {
+		writeJSON(w, 401, map[string]string{"error": "Couldn't authenticate you"})
+	}
 	v.throttle = func(w http.ResponseWriter) {
 		w.Header().Set("Retry-After", "0")
 		writeJSON(w, 429, map[string]any{"error": "APIRateLimitExceeded", "description": "Number of allowed incremental export API requests per minute exceeded"})
