@@ -19,7 +19,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Type is a call's type.
@@ -46,8 +49,11 @@ const (
 	// be: further is a client bug that would keep a windowed aggregate
 	// counting an event that has not happened.
 	MaxFuture = time.Hour
-	// MaxIDBytes bounds messageId, userId, anonymousId, groupId and event names.
+	// MaxIDBytes bounds messageId and event names.
 	MaxIDBytes = 512
+	// MaxKeyBytes bounds userId, anonymousId and groupId: the longest user or
+	// account id a PersonaMembership entry stores (attr.MaxIDLength).
+	MaxKeyBytes = 253
 )
 
 // Reasons of a rejected request: the machine-readable part of a 4xx answer.
@@ -289,8 +295,15 @@ func stringField(name string, raw json.RawMessage) (string, *Error) {
 }
 
 func checkLen(name, s string) (string, *Error) {
-	if len(s) > MaxIDBytes {
-		return "", badRequest(ReasonInvalidField, "%s is %d bytes, more than %d", name, len(s), MaxIDBytes)
+	limit := MaxKeyBytes
+	if name == "messageId" || name == "event" || name == "name" {
+		limit = MaxIDBytes
+	}
+	switch {
+	case len(s) > limit:
+		return "", badRequest(ReasonInvalidField, "%s is %d bytes, more than %d", name, len(s), limit)
+	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return "", badRequest(ReasonInvalidField, "%s is not valid UTF-8 or contains a control character", name)
 	}
 	return s, nil
 }

@@ -116,8 +116,9 @@ func TestParseRejects(t *testing.T) {
 		{"properties not an object", Track, `{"messageId":"m","userId":"u","event":"e","properties":[1]}`, ReasonInvalidField, "properties"},
 		{"userId an object", Track, `{"messageId":"m","userId":{"a":1},"event":"e"}`, ReasonInvalidField, "userId must be"},
 		{"event a number", Track, `{"messageId":"m","userId":"u","event":3}`, ReasonInvalidField, "event must be a string"},
-		{"userId too long", Track, `{"messageId":"m","userId":"` + strings.Repeat("u", MaxIDBytes+1) + `","event":"e"}`,
-			ReasonInvalidField, "userId is 513 bytes"},
+		{"userId too long", Track, `{"messageId":"m","userId":"` + strings.Repeat("u", MaxKeyBytes+1) + `","event":"e"}`,
+			ReasonInvalidField, "userId is 254 bytes"},
+		{"userId with a control character", Track, `{"messageId":"m","userId":"a\nb","event":"e"}`, ReasonInvalidField, "control character"},
 		{"NUL escape", Track, `{"messageId":"m","userId":"u","event":"e","properties":{"x":"a\u0000b"}}`, ReasonInvalidJSON, "\\u0000"},
 		{"empty batch", Batch, `{"batch":[]}`, ReasonEmptyBatch, "at least one call"},
 		{"batch call without type", Batch, `{"batch":[{"messageId":"m","userId":"u"}]}`, ReasonUnsupportedType, "type is required"},
@@ -184,7 +185,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("accepted no call")
 		}
 		for _, c := range req.Calls {
-			if c.MessageID == "" || (c.UserID == "" && c.AnonymousID == "") || len(c.UserID) > MaxIDBytes {
+			if c.MessageID == "" || (c.UserID == "" && c.AnonymousID == "") || len(c.UserID) > MaxKeyBytes {
 				t.Fatalf("invalid call accepted: %+v", c)
 			}
 			if c.Timestamp.Sub(now) > MaxFuture {
