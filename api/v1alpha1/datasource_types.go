@@ -498,6 +498,27 @@ type EventAggregate struct {
 	Type AttributeType `json:"type,omitempty"`
 }
 
+// AttributeType is the type of the attribute the aggregate provides.
+func (a *EventAggregate) AttributeType() AttributeType {
+	switch a.Function {
+	case AggregateCount, AggregateDistinctDays:
+		return TypeInt
+	case AggregateFirstSeen, AggregateLastSeen:
+		return TypeTimestamp
+	case AggregateSum:
+		return TypeDouble
+	}
+	if a.Type == "" {
+		return TypeString
+	}
+	return a.Type
+}
+
+// EventsGroupPrefix marks a group call's traits among the fields of an Events
+// source's records: an attribute of entity Account reads group trait
+// industry from field group.industry.
+const EventsGroupPrefix = "group."
+
 // DefaultRetention is spec.events.retention's default.
 const DefaultRetention = 90 * 24 * time.Hour
 

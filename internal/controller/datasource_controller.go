@@ -30,6 +30,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/conditions"
+	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -62,6 +63,10 @@ type DataSourceReconciler struct {
 	// ConfigMaps as its ServiceAccount (default: the manager acts as itself
 	// unless the spec names one).
 	Identities *Identities
+
+	// Events, when set, is the event ingest that Events DataSources load
+	// from; without it they stall (EventsDisabled).
+	Events EventSources
 
 	listen *listeners // LISTEN connections (notifyChannel)
 	slots  *syncslots.Slots
@@ -171,9 +176,17 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
+	r.unregisterEvents(req.Namespace, req.Name)
 	if _, _, loaded := ns.Loaded(req.Name); loaded {
 		ns.Remove(req.Name)
 		r.notify(ctx, req.Namespace, req.Name)
+	}
+}
+
+// unregisterEvents forgets a source that is no longer an Events DataSource.
+func (r *DataSourceReconciler) unregisterEvents(namespace, name string) {
+	if r.Events != nil {
+		r.Events.Unregister(namespace, name)
 	}
 }
 
@@ -219,7 +232,21 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		warn(r.Recorder, ds, v1alpha1.ReasonLimitExceeded, "Sync",
 			"the spec asks for more than this cluster allows; lowered "+strings.Join(lowered, " and ")+" (the manager's --max-sync-timeout and --max-response-bytes)")
 	}
-	src, err := newSource(ctx, refs, limited, mode)
+	var src connector.Source
+	if ds.Spec.Type == v1alpha1.DataSourceEvents {
+		src, err = newEvents(ctx, refs, r.Events, limited)
+		switch {
+		case err == nil:
+			// Deltas of the source wait until this full load is applied (or not).
+			defer r.Events.Loaded(ds.Namespace, ds.Name)
+		case conditions.IsStalled(err):
+			// A write key that is gone or refused stops being accepted.
+			r.unregisterEvents(ds.Namespace, ds.Name)
+		}
+	} else {
+		r.unregisterEvents(ds.Namespace, ds.Name)
+		src, err = newSource(ctx, refs, limited, mode)
+	}
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
 		return nil

@@ -39,17 +39,9 @@ func Compile(specs []v1alpha1.EventAggregate) ([]Aggregate, error) {
 			a.Window = w
 		}
 		switch s.Function {
-		case v1alpha1.AggregateCount, v1alpha1.AggregateDistinctDays:
-			a.Type = v1alpha1.TypeInt
-		case v1alpha1.AggregateFirstSeen, v1alpha1.AggregateLastSeen:
-			a.Type = v1alpha1.TypeTimestamp
-		case v1alpha1.AggregateSum:
-			a.Type = v1alpha1.TypeDouble
-		case v1alpha1.AggregateLastValue:
-			a.Type = s.Type
-			if a.Type == "" {
-				a.Type = v1alpha1.TypeString
-			}
+		case v1alpha1.AggregateCount, v1alpha1.AggregateDistinctDays, v1alpha1.AggregateFirstSeen, v1alpha1.AggregateLastSeen,
+			v1alpha1.AggregateSum, v1alpha1.AggregateLastValue:
+			a.Type = s.AttributeType()
 		default:
 			return nil, fmt.Errorf("spec.events.aggregates[%d] (%s): unknown function %q", i, s.Name, s.Function)
 		}

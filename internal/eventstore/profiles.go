@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/connector"
 )
 
@@ -25,9 +26,6 @@ type Profile struct {
 	Next time.Time
 }
 
-// GroupPrefix marks the account's traits among a profile record's fields:
-// group trait industry is field group.industry.
-const GroupPrefix = "group."
 
 // Record is the profile as a connector record for the attribute mapper:
 // fields userId and accountId (the keys), the aggregates, the identify
@@ -51,7 +49,7 @@ func (p *Profile) Record(num int64) connector.Record {
 		add(k, v)
 	}
 	for k, v := range p.Group {
-		add(GroupPrefix+k, v)
+		add(v1alpha1.EventsGroupPrefix+k, v)
 	}
 	return rec
 }
