@@ -183,6 +183,15 @@ func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace
 	}
 }
 
+// emptyEventsFirstLoad: an Events source's first load may be empty (no event
+// sent yet) and is applied anyway, so the events that arrive next apply as
+// deltas. The breaker's EmptyResult guards exports that fail silently; the
+// event store is the operator's own. A source that held data keeps the
+// breaker (a wiped database does not empty the profiles).
+func emptyEventsFirstLoad(ds *v1alpha1.DataSource, baseline int64) bool {
+	return ds.Spec.Type == v1alpha1.DataSourceEvents && baseline == 0
+}
+
 // unregisterEvents forgets a source that is no longer an Events DataSource.
 func (r *DataSourceReconciler) unregisterEvents(namespace, name string) {
 	if r.Events != nil {
@@ -266,7 +275,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
 		Baseline: baseline, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
-		Forced: forced, Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
+		Forced: forced || emptyEventsFirstLoad(ds, baseline), Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
 		MaxRecords: r.Limits.MaxRecords,
 	})
 	if out.FetchErr == nil && out.Decision.Apply {

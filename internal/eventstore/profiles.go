@@ -26,7 +26,6 @@ type Profile struct {
 	Next time.Time
 }
 
-
 // Record is the profile as a connector record for the attribute mapper:
 // fields userId and accountId (the keys), the aggregates, the identify
 // traits by name, and the group traits as group.<trait>. An aggregate comes
