@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,10 @@ import (
 )
 
 var srv *pgtest.Server
+
+// databases numbers the databases tests and benchmarks create (a benchmark
+// function runs more than once).
+var databases atomic.Int64
 
 func TestMain(m *testing.M) {
 	pgtest.Main(m, func(s *pgtest.Server) error { srv = s; return nil })
@@ -65,11 +70,11 @@ var logins14d = v1alpha1.EventAggregate{Name: "logins", Function: v1alpha1.Aggre
 
 // start runs the service over a database of its own, with one Events source
 // per namespace: team-a (key wk-a) and team-b (key wk-b), both loaded.
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db := strings.ToLower(strings.NewReplacer("/", "_").Replace(t.Name()))
+	db := fmt.Sprintf("%s_%d", strings.ToLower(strings.NewReplacer("/", "_").Replace(t.Name())), databases.Add(1))
 	if err := srv.Exec(ctx, "CREATE DATABASE "+db); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +101,7 @@ func start(t *testing.T) *env {
 }
 
 // load registers a source and loads it in full, as the DataSource controller does.
-func (e *env) load(t *testing.T, ns, key string, ds *v1alpha1.DataSource) {
+func (e *env) load(t testing.TB, ns, key string, ds *v1alpha1.DataSource) {
 	t.Helper()
 	src, err := e.svc.Register(ns, ds, key)
 	if err != nil {
