@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ var srv *pgtest.Server
 var databases atomic.Int64
 
 func TestMain(m *testing.M) {
+	if os.Getenv(ingestProcessEnv) != "" {
+		os.Exit(m.Run()) // the server process of the SIGKILL test: its database is the parent's
+	}
 	pgtest.Main(m, func(s *pgtest.Server) error { srv = s; return nil })
 }
 
