@@ -79,9 +79,12 @@ func profileSQL(aggs []Aggregate) (string, []any) {
 	cols := make([]string, 0, len(aggs))
 	var edges []string
 	for _, a := range aggs {
-		match := "e.ts IS NOT NULL"
+		match := "e.type = 'track'"
 		if a.Event != "" {
-			match = "e.event = " + param(a.Event) + "::text"
+			match += " AND e.event = " + param(a.Event) + "::text"
+		}
+		if (a.Function == v1alpha1.AggregateFirstSeen || a.Function == v1alpha1.AggregateLastSeen) && a.Event == "" {
+			match = "e.ts IS NOT NULL" // any call of the user
 		}
 		upTo := match + " AND e.ts <= $3"
 		inWindow := upTo
@@ -127,7 +130,7 @@ func profileSQL(aggs []Aggregate) (string, []any) {
 	q := "SELECT " + strings.Join(sel, ",\n  ") + `
 FROM ` + schema + `.users u
 LEFT JOIN ` + schema + `.accounts a ON a.namespace = u.namespace AND a.account_id = u.account_id
-LEFT JOIN ` + schema + `.events e ON e.namespace = u.namespace AND e.user_id = u.user_id AND e.type = 'track'
+LEFT JOIN ` + schema + `.events e ON e.namespace = u.namespace AND e.user_id = u.user_id
 WHERE u.namespace = $1 AND ($2::text[] IS NULL OR u.user_id = ANY($2::text[])) AND $3::timestamptz IS NOT NULL
 GROUP BY u.user_id, u.traits, u.account_id, a.traits, u.first_seen, u.last_seen`
 	return q, args

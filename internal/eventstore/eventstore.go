@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,10 @@ var ddl = []string{
 		PRIMARY KEY (namespace, account_id))`,
 }
 
+// defaultMaxConns is the connection pool's size unless the DSN sets
+// pool_max_conns.
+const defaultMaxConns = 16
+
 // Store is the event store.
 type Store struct {
 	pool *pgxpool.Pool
@@ -70,6 +75,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("the event store DSN does not parse")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// Concurrent requests commit together (PostgreSQL groups their
+		// flushes): pgxpool's default of 4 connections caps ingest well below
+		// what the database sustains. pool_max_conns in the DSN overrides it.
+		cfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -108,8 +119,7 @@ RETURNING message_id`
 
 const upsertUsers = `INSERT INTO ` + schema + `.users (namespace, user_id, first_seen, last_seen)
 SELECT $1, u, f, l FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS x(u, f, l)
-ON CONFLICT (namespace, user_id) DO UPDATE
-SET first_seen = least(users.first_seen, excluded.first_seen), last_seen = greatest(users.last_seen, excluded.last_seen)`
+ON CONFLICT (namespace, user_id) DO NOTHING`
 
 // Write stores the calls of one request in one transaction (one multi-row
 // insert of the events, then the users' and accounts' traits); when it
@@ -184,8 +194,11 @@ func users(calls []tracking.Call) []string {
 	return out
 }
 
-// writeProfiles updates the users and accounts the stored calls touch: first
-// and last seen per user (one statement), then, in call order, identify
+// writeProfiles updates the users and accounts the stored calls touch: a row
+// for each new user (one statement; an existing user's row is neither
+// updated nor locked, so concurrent requests about the same users do not
+// queue: first and last seen come from the events, and Prune folds the
+// events it deletes into the row), then, in call order, identify
 // traits merged into the user's, the user's account from a group call, and
 // group traits merged into the account's (one pipelined batch). Traits merge
 // in arrival order, key by key, as Segment's do.
@@ -208,6 +221,7 @@ func writeProfiles(ctx context.Context, tx pgx.Tx, namespace string, calls []tra
 		}
 	}
 	if len(ids) > 0 {
+		slices.Sort(ids) // one lock order across concurrent requests
 		fs, ls := make([]time.Time, len(ids)), make([]time.Time, len(ids))
 		for i, id := range ids {
 			fs[i], ls[i] = first[id], last[id]
@@ -267,8 +281,8 @@ func (s *Store) Erase(ctx context.Context, namespace, userID string) (int64, err
 
 // Prune deletes a namespace's events timestamped before the cutoff (the
 // retention), at most limit at a time so a large backlog never holds one
-// long transaction; call it until it returns fewer than limit. First and
-// last seen stay in the users table.
+// long transaction; call it until it returns fewer than limit. Call FoldSeen
+// first, so first and last seen stay in the users table.
 func (s *Store) Prune(ctx context.Context, namespace string, before time.Time, limit int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM `+schema+`.events WHERE ctid IN (
 		SELECT ctid FROM `+schema+`.events WHERE namespace = $1 AND ts < $2 LIMIT $3)`, namespace, before, limit)
@@ -276,6 +290,21 @@ func (s *Store) Prune(ctx context.Context, namespace string, before time.Time, l
 		return 0, fmt.Errorf("pruning events: %w", safe(err))
 	}
 	return tag.RowsAffected(), nil
+}
+
+// FoldSeen keeps, in each user's row, the first and last time of the events
+// older than the cutoff, which Prune is about to delete: FirstSeen and
+// LastSeen without event outlive the retention.
+func (s *Store) FoldSeen(ctx context.Context, namespace string, before time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE `+schema+`.users u
+		SET first_seen = least(u.first_seen, o.first), last_seen = greatest(u.last_seen, o.last)
+		FROM (SELECT user_id, min(ts) AS first, max(ts) AS last FROM `+schema+`.events
+			WHERE namespace = $1 AND ts < $2 AND user_id IS NOT NULL GROUP BY user_id) o
+		WHERE u.namespace = $1 AND u.user_id = o.user_id AND (o.first < u.first_seen OR o.last > u.last_seen)`, namespace, before)
+	if err != nil {
+		return fmt.Errorf("keeping first and last seen: %w", safe(err))
+	}
+	return nil
 }
 
 // Namespaces lists the namespaces that hold events, for pruning.

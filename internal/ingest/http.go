@@ -198,6 +198,9 @@ func (s *Service) Prune(ctx context.Context) {
 			continue
 		}
 		before := s.now().Add(-keep)
+		if err := s.events.FoldSeen(ctx, ns, before); err != nil {
+			continue // pruning now would lose first and last seen: next time
+		}
 		for ctx.Err() == nil {
 			n, err := s.events.Prune(ctx, ns, before, pruneBatch)
 			if err != nil || n < pruneBatch {
