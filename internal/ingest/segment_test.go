@@ -2,12 +2,15 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +113,7 @@ func TestSegmentNodeClient(t *testing.T) {
 					{Name: "workflowDays", Function: v1alpha1.AggregateDistinctDays, Event: "workflow_run", Window: "14d"},
 					{Name: "workflowRuns", Function: v1alpha1.AggregateCount, Event: "workflow_run", Window: "14d"},
 					{Name: "lastSeen", Function: v1alpha1.AggregateLastSeen},
+					{Name: "pings", Function: v1alpha1.AggregateCount, Event: "ping", Window: "1h"},
 				},
 			}}}))
 	must(t, c.Create(ctx, &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workflow-champions"},
@@ -140,10 +144,82 @@ func TestSegmentNodeClient(t *testing.T) {
 		return c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "workflow-champions"}, &p) == nil &&
 			slices.Equal(p.Status.SampleMembers, []string{"ada"}) && p.Status.Members == 1
 	})
-	view := op.Store.Namespace(ns)
-	if _, _, loaded := view.Loaded("product"); !loaded {
-		t.Fatal("the source is not loaded")
+	must(t, c.Create(ctx, &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pingers"},
+		Spec: v1alpha1.PersonaSpec{Rule: `has(user.pings) && user.pings >= 1`}}))
+	eventToMembership(t, ctx, c, ns, "http://"+op.Events.Addr(), writeKey)
+}
+
+// eventToMembership sends 2,000 events at 2,000 events/s (a batch of 100
+// every 50 ms, each event a new user's first ping) and logs, per user, the
+// time from the 200 to the user's entry in the persona's PersonaMembership
+// slices (polled every 25 ms).
+func eventToMembership(t *testing.T, ctx context.Context, c client.Client, ns, endpoint, writeKey string) {
+	const batches, perBatch = 20, 100
+	acked := make(map[string]time.Time, batches*perBatch)
+	var mu sync.Mutex
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for b := range batches {
+			<-tick.C
+			var sb strings.Builder
+			sb.WriteString(`{"batch":[`)
+			for i := range perBatch {
+				if i > 0 {
+					sb.WriteByte(',')
+				}
+				fmt.Fprintf(&sb, `{"type":"track","messageId":"ping-%d-%d","userId":"p%d","event":"ping"}`, b, i, b*perBatch+i)
+			}
+			sb.WriteString(`]}`)
+			req, _ := http.NewRequest(http.MethodPost, endpoint+"/v1/batch", strings.NewReader(sb.String()))
+			req.SetBasicAuth(writeKey, "")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("batch %d: %v", b, err)
+				return
+			}
+			_ = resp.Body.Close()
+			at := time.Now()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("batch %d: %d", b, resp.StatusCode)
+				return
+			}
+			mu.Lock()
+			for i := range perBatch {
+				acked[fmt.Sprint("p", b*perBatch+i)] = at
+			}
+			mu.Unlock()
+		}
+	}()
+	seen := map[string]time.Time{}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(seen) < batches*perBatch && time.Now().Before(deadline) {
+		var list v1alpha1.PersonaMembershipList
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1alpha1.PersonaLabel: "pingers"}); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		for _, s := range list.Items {
+			for _, m := range s.Members {
+				if _, ok := seen[m.UserID]; !ok {
+					seen[m.UserID] = now
+				}
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
+	if len(seen) != batches*perBatch {
+		t.Fatalf("%d of %d users became members", len(seen), batches*perBatch)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lat := make([]time.Duration, 0, len(seen))
+	for u, at := range seen {
+		lat = append(lat, max(at.Sub(acked[u]), 0))
+	}
+	slices.Sort(lat)
+	t.Logf("event → membership at 2,000 events/s, %d users: p50 %s, p99 %s, max %s (poll 25 ms)",
+		len(lat), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 }
 
 func must(t *testing.T, err error) {
