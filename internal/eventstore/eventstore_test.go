@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,15 +28,10 @@ func open(t testing.TB) (*Store, string) {
 	t.Helper()
 	ctx := context.Background()
 	db := fmt.Sprintf("%s_%d", strings.ToLower(strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())), databases.Add(1))
-	if err := srv.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.SuperuserDSN())
+	dsn, err := srv.CreateDatabase(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Path = "/" + db
-	dsn := u.String()
 	s, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)

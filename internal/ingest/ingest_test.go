@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -78,13 +77,11 @@ func start(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	db := fmt.Sprintf("%s_%d", strings.ToLower(strings.NewReplacer("/", "_").Replace(t.Name())), databases.Add(1))
-	if err := srv.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+	dsn, err := srv.CreateDatabase(ctx, fmt.Sprintf("%s_%d", strings.ToLower(strings.NewReplacer("/", "_").Replace(t.Name())), databases.Add(1)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(srv.SuperuserDSN())
-	u.Path = "/" + db
-	events, err := eventstore.Open(ctx, u.String())
+	events, err := eventstore.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,19 +73,17 @@ func TestSegmentNodeClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	db := "segment_node_client"
-	if err := ingest.PG().Exec(ctx, "CREATE DATABASE "+db); err != nil {
+	dsn, err := ingest.PG().CreateDatabase(ctx, "segment_node_client")
+	if err != nil {
 		t.Fatal(err)
 	}
-	dsn, _ := url.Parse(ingest.PG().SuperuserDSN())
-	dsn.Path = "/" + db
 
 	env, err := cluster.Start(cluster.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = env.Stop() }()
-	op, err := operatortest.Start(ctx, env, operatortest.Options{EventsDSN: dsn.String()})
+	op, err := operatortest.Start(ctx, env, operatortest.Options{EventsDSN: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}

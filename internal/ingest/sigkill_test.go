@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -61,13 +60,10 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 		t.Skip("sends 100,000 events")
 	}
 	ctx := context.Background()
-	db := fmt.Sprintf("sigkill_%d", databases.Add(1))
-	if err := srv.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+	dsn, err := srv.CreateDatabase(ctx, fmt.Sprintf("sigkill_%d", databases.Add(1)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(srv.SuperuserDSN())
-	u.Path = "/" + db
-	dsn := u.String()
 
 	const batches, perBatch, clients = 1000, 100, 4
 	var mu sync.Mutex
