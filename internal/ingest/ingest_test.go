@@ -351,8 +351,18 @@ func TestWriteKeyBelongsToOneNamespace(t *testing.T) {
 	if n, _ := e.events.Count(context.Background(), "team-b", "k1"); n != 1 {
 		t.Error("the body's write key was not honoured")
 	}
+	// A new key for team-b's source retires the old one.
+	if _, err := e.svc.Register("team-b", eventsDS("product", logins14d), "wk-b2"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := e.post(t, "/v1/track", "wk-b", `{"messageId":"k3","userId":"u1","event":"login"}`); s != http.StatusUnauthorized {
+		t.Errorf("a replaced key still accepted: %d", s)
+	}
+	if s, _ := e.post(t, "/v1/track", "wk-b2", `{"messageId":"k4","userId":"u1","event":"login"}`); s != http.StatusOK {
+		t.Errorf("the new key refused: %d", s)
+	}
 	e.svc.Unregister("team-b", "product")
-	if s, _ := e.post(t, "/v1/track", "wk-b", `{"messageId":"k2","userId":"u1","event":"login"}`); s != http.StatusUnauthorized {
+	if s, _ := e.post(t, "/v1/track", "wk-b2", `{"messageId":"k2","userId":"u1","event":"login"}`); s != http.StatusUnauthorized {
 		t.Errorf("a forgotten key still accepted: %d", s)
 	}
 }

@@ -105,11 +105,14 @@ func (s *Service) Register(namespace string, ds *v1alpha1.DataSource, writeKey s
 		s.sources[namespace] = byName
 		s.nsLock[namespace] = &sync.Mutex{}
 	}
-	if old := byName[ds.Name]; old != nil && old.key != h {
-		s.forgetKey(old.key)
-	}
-	byName[ds.Name] = &source{name: ds.Name, key: h, aggs: aggs, mapper: mapper, retention: ds.Spec.Events.RetentionPeriod()}
+	old := byName[ds.Name]
+	// A load in progress under the old registration still holds deltas back.
+	byName[ds.Name] = &source{name: ds.Name, key: h, aggs: aggs, mapper: mapper, retention: ds.Spec.Events.RetentionPeriod(),
+		loading: old != nil && old.loading}
 	s.keys[h] = namespace
+	if old != nil && old.key != h {
+		s.forgetKey(old.key) // after the replacement: forgetKey looks for users of the key
+	}
 	return &loader{s: s, namespace: namespace, name: ds.Name}, nil
 }
 
