@@ -63,7 +63,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint trackin
 	if !ok && !s.known(w, key) { // unregistered since, or a body key
 		return
 	}
+	start := time.Now()
 	written, err := s.events.Write(r.Context(), namespace, req.Calls, now)
+	observeCommit(time.Since(start))
 	if err != nil {
 		answer(w, &tracking.Error{Status: http.StatusServiceUnavailable, Reason: "StoreUnavailable",
 			Message: "the event store did not commit the calls; retry"})
@@ -75,9 +77,11 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint trackin
 			accounts = append(accounts, c.GroupID)
 		}
 	}
+	observeCalls(namespace, written.Inserted, len(req.Calls))
 	if written.Inserted > 0 {
 		s.markDirty(namespace, written.Users, accounts)
 	}
+	observeRequest(http.StatusOK, "")
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"success":true}`)
 }
@@ -93,6 +97,7 @@ func (s *Service) known(w http.ResponseWriter, key string) bool {
 }
 
 func answer(w http.ResponseWriter, e *tracking.Error) {
+	observeRequest(e.Status, e.Reason)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(struct {

@@ -44,6 +44,7 @@ type Service struct {
 	edges    edgeQueue                       // when windowed aggregates change next
 	edgeAt   map[string]map[string]time.Time // namespace → user → its queued edge
 	nsLock   map[string]*sync.Mutex          // serializes a namespace's loads and deltas
+	since    map[string]time.Time            // namespace → when its oldest dirty user was marked
 	wake     chan struct{}
 }
 
@@ -67,7 +68,8 @@ func New(events *eventstore.Store, profiles *profile.Store, notify func(namespac
 		events: events, profiles: profiles, notify: notify, now: time.Now,
 		keys: map[[32]byte]string{}, sources: map[string]map[string]*source{}, dirty: map[string]map[string]struct{}{},
 		accounts: map[string]map[string]struct{}{}, edgeAt: map[string]map[string]time.Time{}, nsLock: map[string]*sync.Mutex{},
-		wake: make(chan struct{}, 1),
+		since: map[string]time.Time{},
+		wake:  make(chan struct{}, 1),
 	}
 }
 
@@ -178,6 +180,9 @@ func (s *Service) markDirty(namespace string, users, accounts []string) {
 	}
 	add(s.dirty, users)
 	add(s.accounts, accounts)
+	if _, ok := s.since[namespace]; !ok {
+		s.since[namespace] = time.Now()
+	}
 	s.mu.Unlock()
 	s.poke()
 }
@@ -299,9 +304,10 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 		}
 		srcs = append(srcs, src)
 	}
-	users, accounts := s.dirty[namespace], s.accounts[namespace]
+	users, accounts, since := s.dirty[namespace], s.accounts[namespace], s.since[namespace]
 	delete(s.dirty, namespace)
 	delete(s.accounts, namespace)
+	delete(s.since, namespace)
 	lock := s.nsLock[namespace]
 	s.mu.Unlock()
 	if len(srcs) == 0 {
@@ -327,6 +333,7 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 			return err
 		}
 	}
+	applyLag.Observe(time.Since(since).Seconds())
 	return nil
 }
 
