@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -37,8 +38,19 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint trackin
 	if endpoint == tracking.Batch {
 		limit = tracking.MaxBatchBytes
 	}
+	in := io.Reader(r.Body)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		// Some SDKs compress; the limits apply to the decompressed body.
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			answer(w, &tracking.Error{Status: http.StatusBadRequest, Reason: tracking.ReasonInvalidJSON, Message: "the body is not gzip"})
+			return
+		}
+		defer func() { _ = zr.Close() }()
+		in = zr
+	}
 	// One byte more than allowed is enough to tell the body is too large.
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := io.ReadAll(io.LimitReader(in, limit+1))
 	if err != nil {
 		answer(w, &tracking.Error{Status: http.StatusBadRequest, Reason: tracking.ReasonInvalidJSON, Message: "the body could not be read"})
 		return

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -343,6 +345,20 @@ func TestWriteKeyBelongsToOneNamespace(t *testing.T) {
 	e := start(t)
 	if _, err := e.svc.Register("team-b", eventsDS("other"), "wk-a"); err == nil || !strings.Contains(err.Error(), "another namespace") {
 		t.Errorf("team-b took team-a's key: %v", err)
+	}
+	// A gzipped body (some SDKs compress) is read decompressed.
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, _ = zw.Write([]byte(`{"messageId":"z1","userId":"u1","event":"login"}`))
+	_ = zw.Close()
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/track", &zipped)
+	req.SetBasicAuth("wk-a", "")
+	req.Header.Set("Content-Encoding", "gzip")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("gzip: %v %v", resp, err)
+	}
+	if n, _ := e.events.Count(context.Background(), "team-a", "z1"); n != 1 {
+		t.Error("the gzipped call was not stored")
 	}
 	// The body's writeKey works too (Segment's other way to send it).
 	if s, b := e.post(t, "/v1/track", "", `{"messageId":"k1","userId":"u1","event":"login","writeKey":"wk-b"}`); s != 200 {
