@@ -77,7 +77,7 @@ func profileSQL(aggs []Aggregate) (string, []any) {
 		return fmt.Sprintf("$%d", len(args))
 	}
 	cols := make([]string, 0, len(aggs))
-	var edges []string
+	edges := make([]string, 0, 2*len(aggs))
 	for _, a := range aggs {
 		match := "e.type = 'track'"
 		if a.Event != "" {

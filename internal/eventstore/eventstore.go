@@ -154,7 +154,7 @@ func (s *Store) Write(ctx context.Context, namespace string, calls []tracking.Ca
 		for _, m := range fresh {
 			isNew[m] = true
 		}
-		var stored []tracking.Call
+		stored := make([]tracking.Call, 0, len(fresh))
 		for _, c := range calls {
 			if isNew[c.MessageID] {
 				stored = append(stored, c)
@@ -184,7 +184,7 @@ func payload(c tracking.Call) json.RawMessage {
 // users lists the userIds of calls, each once, in first-seen order.
 func users(calls []tracking.Call) []string {
 	seen := map[string]bool{}
-	var out []string
+	out := make([]string, 0, len(calls))
 	for _, c := range calls {
 		if c.UserID != "" && !seen[c.UserID] {
 			seen[c.UserID] = true
@@ -204,7 +204,7 @@ func users(calls []tracking.Call) []string {
 // in arrival order, key by key, as Segment's do.
 func writeProfiles(ctx context.Context, tx pgx.Tx, namespace string, calls []tracking.Call) error {
 	first, last := map[string]time.Time{}, map[string]time.Time{}
-	var ids []string
+	ids := make([]string, 0, len(calls))
 	for _, c := range calls {
 		if c.UserID == "" {
 			continue

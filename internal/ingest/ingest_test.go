@@ -214,8 +214,13 @@ func TestBadInputIsRejectedAndNothingStored(t *testing.T) {
 		})
 	}
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/v1/track", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET: %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d", resp.StatusCode)
 	}
 	for i := 1; i <= 8; i++ {
 		for _, ns := range []string{"team-a", "team-b"} {
@@ -354,8 +359,13 @@ func TestWriteKeyBelongsToOneNamespace(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/track", &zipped)
 	req.SetBasicAuth("wk-a", "")
 	req.Header.Set("Content-Encoding", "gzip")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("gzip: %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("gzip: %d", resp.StatusCode)
 	}
 	if n, _ := e.events.Count(context.Background(), "team-a", "z1"); n != 1 {
 		t.Error("the gzipped call was not stored")

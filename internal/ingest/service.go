@@ -277,7 +277,7 @@ func (s *Service) retryLater(ctx context.Context) {
 func (s *Service) namespacesWithWork() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
+	out := make([]string, 0, len(s.dirty)+len(s.accounts))
 	for ns, set := range s.dirty {
 		if len(set) > 0 || len(s.accounts[ns]) > 0 {
 			out = append(out, ns)
@@ -296,7 +296,7 @@ func (s *Service) namespacesWithWork() []string {
 // in progress keeps its dirty users for after it.
 func (s *Service) flush(ctx context.Context, namespace string) error {
 	s.mu.Lock()
-	var srcs []*source
+	srcs := make([]*source, 0, len(s.sources[namespace]))
 	for _, src := range s.sources[namespace] {
 		if src.loading {
 			s.mu.Unlock()
