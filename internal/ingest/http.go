@@ -103,6 +103,15 @@ func (s *Service) known(w http.ResponseWriter, key string) bool {
 	if _, ok := s.namespaceOf(key); ok {
 		return true
 	}
+	if s.starting() {
+		// After a restart the write keys come back as the DataSource
+		// controller syncs each Events source: until then an unknown key may
+		// be a good one, and a 503 makes the SDK retry where a 401 would make
+		// it drop the calls.
+		answer(w, &tracking.Error{Status: http.StatusServiceUnavailable, Reason: "Starting",
+			Message: "the endpoint is starting and does not know this write key yet; retry"})
+		return false
+	}
 	answer(w, &tracking.Error{Status: http.StatusUnauthorized, Reason: tracking.ReasonUnauthorized,
 		Message: "the write key (the basic-auth user name) is not one of an Events DataSource"})
 	return false

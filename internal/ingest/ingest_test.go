@@ -91,6 +91,7 @@ func start(t testing.TB) *env {
 	e := &env{events: events, profiles: profile.NewStore(), clock: &clock{t: t0}, notified: make(chan string, 100)}
 	e.svc = New(events, e.profiles, func(ns, name string) { e.notified <- ns + "/" + name })
 	e.svc.SetClock(e.clock.Now)
+	e.svc.SetKeyGrace(0)
 	for ns, key := range map[string]string{"team-a": "wk-a", "team-b": "wk-b"} {
 		e.load(t, ns, key, eventsDS("product", logins14d))
 	}
@@ -387,6 +388,13 @@ func TestWriteKeyBelongsToOneNamespace(t *testing.T) {
 	if s, _ := e.post(t, "/v1/track", "wk-b2", `{"messageId":"k4","userId":"u1","event":"login"}`); s != http.StatusOK {
 		t.Errorf("the new key refused: %d", s)
 	}
+	// Just after a start, an unknown key may be one not registered again yet:
+	// 503, so the SDK retries instead of dropping the calls.
+	e.svc.SetKeyGrace(time.Hour)
+	if s, b := e.post(t, "/v1/track", "wk-later", `{"messageId":"k5","userId":"u1","event":"login"}`); s != http.StatusServiceUnavailable {
+		t.Errorf("an unknown key while starting: %d %v, want 503", s, b)
+	}
+	e.svc.SetKeyGrace(0)
 	e.svc.Unregister("team-b", "product")
 	if s, _ := e.post(t, "/v1/track", "wk-b2", `{"messageId":"k2","userId":"u1","event":"login"}`); s != http.StatusUnauthorized {
 		t.Errorf("a forgotten key still accepted: %d", s)

@@ -45,6 +45,8 @@ type Service struct {
 	edgeAt   map[string]map[string]time.Time // namespace → user → its queued edge
 	nsLock   map[string]*sync.Mutex          // serializes a namespace's loads and deltas
 	since    map[string]time.Time            // namespace → when its oldest dirty user was marked
+	started  time.Time                       // when Run started (KeyGrace)
+	keyGrace time.Duration
 	wake     chan struct{}
 }
 
@@ -68,10 +70,25 @@ func New(events *eventstore.Store, profiles *profile.Store, notify func(namespac
 		events: events, profiles: profiles, notify: notify, now: time.Now,
 		keys: map[[32]byte]string{}, sources: map[string]map[string]*source{}, dirty: map[string]map[string]struct{}{},
 		accounts: map[string]map[string]struct{}{}, edgeAt: map[string]map[string]time.Time{}, nsLock: map[string]*sync.Mutex{},
-		since: map[string]time.Time{},
-		wake:  make(chan struct{}, 1),
+		since: map[string]time.Time{}, keyGrace: KeyGrace,
+		wake: make(chan struct{}, 1),
 	}
 }
+
+// KeyGrace is how long after the service starts an unknown write key is
+// answered 503 (retry) rather than 401: the time the DataSource controller
+// takes to register every Events source again after a restart.
+const KeyGrace = 2 * time.Minute
+
+// starting reports whether the service is within KeyGrace of its start.
+func (s *Service) starting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.started.IsZero() && time.Since(s.started) < s.keyGrace
+}
+
+// SetKeyGrace replaces KeyGrace (tests).
+func (s *Service) SetKeyGrace(d time.Duration) { s.mu.Lock(); s.keyGrace = d; s.mu.Unlock() }
 
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
@@ -247,6 +264,9 @@ func (l *loader) Fetch(ctx context.Context, visit connector.Visitor) error {
 
 // Run re-computes dirty users and due edges until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.started = time.Now()
+	s.mu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
