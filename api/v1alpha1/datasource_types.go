@@ -65,14 +65,40 @@ const (
 )
 
 // PaginationType selects how the HTTP connector follows pages.
-// +kubebuilder:validation:Enum=None;NextLink;Cursor
+// +kubebuilder:validation:Enum=None;NextLink;LinkHeader;Cursor;PageNumber;Offset
 type PaginationType string
 
 // Pagination types.
 const (
-	PaginationNone     PaginationType = "None"
-	PaginationNextLink PaginationType = "NextLink"
-	PaginationCursor   PaginationType = "Cursor"
+	PaginationNone       PaginationType = "None"
+	PaginationNextLink   PaginationType = "NextLink"
+	PaginationLinkHeader PaginationType = "LinkHeader"
+	PaginationCursor     PaginationType = "Cursor"
+	PaginationPageNumber PaginationType = "PageNumber"
+	PaginationOffset     PaginationType = "Offset"
+)
+
+// OAuth2Flow is how the HTTP connector obtains its OAuth2 access token.
+// +kubebuilder:validation:Enum=ClientCredentials;RefreshToken;JWTBearer
+type OAuth2Flow string
+
+// OAuth2 flows.
+const (
+	OAuth2ClientCredentials OAuth2Flow = "ClientCredentials"
+	OAuth2RefreshToken      OAuth2Flow = "RefreshToken"
+	OAuth2JWTBearer         OAuth2Flow = "JWTBearer"
+)
+
+// WatermarkFormat is how an HTTP incremental sync writes its watermark in the
+// query parameter.
+// +kubebuilder:validation:Enum=RFC3339;UnixSeconds;UnixMillis
+type WatermarkFormat string
+
+// Watermark formats.
+const (
+	WatermarkRFC3339     WatermarkFormat = "RFC3339"
+	WatermarkUnixSeconds WatermarkFormat = "UnixSeconds"
+	WatermarkUnixMillis  WatermarkFormat = "UnixMillis"
 )
 
 // DataSourceSpec declares where records come from and how they map to user or
@@ -87,6 +113,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.entity == 'Signal' || !has(self.signal)",message="spec.signal is only allowed with entity Signal"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Account' || has(self.key.accountId)",message="entity Account requires spec.key.accountId"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.postgres) || !has(self.postgres.incremental)",message="spec.postgres.incremental is not supported for entity Signal (a signal row has no key to upsert)"
+// +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.http) || !has(self.http.incremental)",message="spec.http.incremental is not supported for entity Signal (a signal row has no key to upsert)"
 type DataSourceSpec struct {
 	// type selects the connector; exactly the matching one of inline, http or
 	// postgres must be set.
@@ -254,7 +281,7 @@ type InlineSource struct {
 }
 
 // HTTPSource fetches records with GET from a JSON API. TLS verification is always on.
-// +kubebuilder:validation:XValidation:rule="!(has(self.bearerTokenSecretRef) && has(self.basicAuthSecretRef))",message="spec.http.bearerTokenSecretRef and spec.http.basicAuthSecretRef are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="[has(self.bearerTokenSecretRef), has(self.basicAuthSecretRef), has(self.oauth2)].filter(x, x).size() <= 1",message="spec.http.bearerTokenSecretRef, basicAuthSecretRef and oauth2 are mutually exclusive"
 type HTTPSource struct {
 	// url to GET, http or https.
 	// +kubebuilder:validation:MaxLength=2048
@@ -293,7 +320,144 @@ type HTTPSource struct {
 	// pagination follows further pages.
 	// +optional
 	Pagination *HTTPPagination `json:"pagination,omitempty"`
+	// oauth2 gets the bearer token from an OAuth2 token endpoint, cached per
+	// DataSource and refreshed before it expires. Cannot be combined with
+	// bearerTokenSecretRef or basicAuthSecretRef.
+	// +optional
+	OAuth2 *HTTPOAuth2 `json:"oauth2,omitempty"`
+	// rateLimit is this source's request budget and how it waits out the
+	// server's limits (429/503 with Retry-After, RateLimit headers).
+	// +optional
+	RateLimit *HTTPRateLimit `json:"rateLimit,omitempty"`
+	// incremental, when set, makes every sync after the first full load send
+	// the last watermark as a query parameter and apply the records it returns
+	// as upserts and deletes; a periodic full reconcile removes records that
+	// vanished. Not for entity Signal.
+	// +optional
+	Incremental *HTTPIncremental `json:"incremental,omitempty"`
 }
+
+// HTTPOAuth2 obtains an access token from a token endpoint. Every credential
+// comes from one Secret: clientId, clientSecret (ClientCredentials,
+// RefreshToken; optional for RefreshToken), refreshToken (RefreshToken),
+// privateKey (JWTBearer: a PEM RSA key).
+// +kubebuilder:validation:XValidation:rule="self.flow == 'JWTBearer' || (!has(self.subject) && !has(self.audience))",message="subject and audience are only used by the JWTBearer flow"
+type HTTPOAuth2 struct {
+	// flow is ClientCredentials (RFC 6749 4.4), RefreshToken (RFC 6749 6) or
+	// JWTBearer (RFC 7523, as Salesforce's server-to-server flow uses it).
+	// +required
+	Flow OAuth2Flow `json:"flow"`
+	// tokenURL is the token endpoint, e.g. https://login.salesforce.com/services/oauth2/token.
+	// The API's own URL may be on another host; the token endpoint receives
+	// only the credentials, the API only the access token.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="tokenURL must be an absolute http or https URL"
+	// +required
+	TokenURL string `json:"tokenURL"`
+	// secretRef names the Secret holding the credentials (keys above).
+	// +required
+	SecretRef LocalObjectReference `json:"secretRef"`
+	// scopes requested with the token.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+	// subject is the JWT's sub claim in the JWTBearer flow (Salesforce: the
+	// user name the integration acts as).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// audience is the JWT's aud claim in the JWTBearer flow (Salesforce:
+	// https://login.salesforce.com or https://test.salesforce.com). Defaults to tokenURL.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	Audience string `json:"audience,omitempty"`
+}
+
+// HTTPRateLimit is a source's request budget.
+type HTTPRateLimit struct {
+	// requestsPerMinute caps the API requests of this DataSource (pages and
+	// retries, across syncs; the token endpoint is not counted). Requests are
+	// spread evenly, never bursting above the budget. Unset: no budget; the
+	// server's 429/Retry-After and RateLimit headers are still honored.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	RequestsPerMinute int32 `json:"requestsPerMinute,omitempty"`
+	// maxRetries is how often one page is tried again after a 429, 502, 503 or
+	// 504 (before any record of the page was read), waiting as Retry-After says (or
+	// an exponential backoff with jitter) before failing the sync. The
+	// listing resumes from that page, not from the first. Defaults to 5.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	MaxRetries *int32 `json:"maxRetries,omitempty"`
+}
+
+// Retries is maxRetries with its default.
+func (r *HTTPRateLimit) Retries() int {
+	if r == nil || r.MaxRetries == nil {
+		return 5
+	}
+	return int(*r.MaxRetries)
+}
+
+// HTTPIncremental sends the watermark as a query parameter.
+// +kubebuilder:validation:XValidation:rule="!has(self.valueTemplate) || self.valueTemplate.contains('{since}')",message="valueTemplate must contain {since}"
+type HTTPIncremental struct {
+	// watermarkField is the record field every change sets (e.g. updated_at):
+	// an RFC 3339 string, or a number of Unix seconds (milliseconds above
+	// 10^11). Its largest value is the next watermark.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	WatermarkField string `json:"watermarkField"`
+	// param is the query parameter that carries the watermark (minus the
+	// overlap) on an incremental sync, e.g. updated_since or start_time. It
+	// replaces the parameter if the URL has it; a full load sends the URL as is.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Param string `json:"param"`
+	// format of the watermark in the parameter. Defaults to RFC3339.
+	// +kubebuilder:default=RFC3339
+	// +optional
+	Format WatermarkFormat `json:"format,omitempty"`
+	// valueTemplate, when set, is the parameter's value with {since} replaced
+	// by the watermark, e.g. a Salesforce SOQL query "SELECT ... WHERE
+	// SystemModstamp >= {since}".
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	ValueTemplate string `json:"valueTemplate,omitempty"`
+	// overlap is how far before the last watermark an incremental sync starts
+	// again, so that late writes are not missed. Defaults to 5s.
+	// +kubebuilder:default="5s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +optional
+	Overlap *metav1.Duration `json:"overlap,omitempty"`
+	// deletedField is a boolean record field: true marks a deleted user or
+	// account, removed from this source (and left out of a full load).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	DeletedField string `json:"deletedField,omitempty"`
+	// fullResyncInterval is how often a full load replaces everything,
+	// removing records that were hard-deleted. Defaults to 24h.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="fullResyncInterval must be at least 1m"
+	// +optional
+	FullResyncInterval *metav1.Duration `json:"fullResyncInterval,omitempty"`
+}
+
+// OverlapDuration is spec.overlap with its default.
+func (h *HTTPIncremental) OverlapDuration() time.Duration { return overlap(h.Overlap) }
+
+// FullResync is spec.fullResyncInterval with its default.
+func (h *HTTPIncremental) FullResync() time.Duration { return fullResync(h.FullResyncInterval) }
 
 // HTTPHeader is one request header, with a literal value or one from a Secret.
 // +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",message="exactly one of value and valueFrom must be set"
@@ -312,15 +476,78 @@ type HTTPHeader struct {
 	ValueFrom *SecretKeySelector `json:"valueFrom,omitempty"`
 }
 
-// HTTPPagination says how to find the next page.
+// HTTPPagination says how to find the next page. One mechanism covers the
+// usual shapes: a next link in the body (relative or absolute: Salesforce
+// nextRecordsUrl, Zendesk links.next) or in an RFC 8288 Link header; a cursor
+// from the body (HubSpot paging.next.after, Intercom
+// pages.next.starting_after) or the last record's id (Stripe starting_after);
+// a page number or an offset, ended by a total or an empty page; and a flag
+// that says whether more follows (Stripe has_more, Zendesk meta.has_more,
+// end_of_stream).
 // +kubebuilder:validation:XValidation:rule="self.type != 'NextLink' || has(self.nextLinkPath)",message="pagination type NextLink requires nextLinkPath"
-// +kubebuilder:validation:XValidation:rule="self.type != 'Cursor' || (has(self.cursorPath) && has(self.cursorParam))",message="pagination type Cursor requires cursorPath and cursorParam"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Cursor' || (has(self.cursorParam) && (has(self.cursorPath) != has(self.cursorRecordField)))",message="pagination type Cursor requires cursorParam and exactly one of cursorPath and cursorRecordField"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Cursor' || (!has(self.cursorPath) && !has(self.cursorParam) && !has(self.cursorRecordField))",message="cursorPath, cursorParam and cursorRecordField are only used by pagination type Cursor"
+// +kubebuilder:validation:XValidation:rule="self.type == 'NextLink' || !has(self.nextLinkPath)",message="nextLinkPath is only used by pagination type NextLink"
+// +kubebuilder:validation:XValidation:rule="self.type != 'PageNumber' || has(self.pageParam)",message="pagination type PageNumber requires pageParam"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Offset' || has(self.offsetParam)",message="pagination type Offset requires offsetParam"
+// +kubebuilder:validation:XValidation:rule="self.type == 'PageNumber' || (!has(self.pageParam) && !has(self.startPage))",message="pageParam and startPage are only used by pagination type PageNumber"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Offset' || !has(self.offsetParam)",message="offsetParam is only used by pagination type Offset"
+// +kubebuilder:validation:XValidation:rule="self.type == 'PageNumber' || self.type == 'Offset' || !has(self.totalPath)",message="totalPath is only used by pagination types PageNumber and Offset"
+// +kubebuilder:validation:XValidation:rule="has(self.pageSizeParam) == has(self.pageSize)",message="pageSizeParam and pageSize go together"
+// +kubebuilder:validation:XValidation:rule="self.type != 'None' || (!has(self.hasMorePath) && !has(self.endPath))",message="hasMorePath and endPath need a pagination type other than None"
 type HTTPPagination struct {
-	// type of pagination: None, NextLink (the response holds the next page's URL)
-	// or Cursor (the response holds a cursor sent back as a query parameter). Defaults to None.
+	// type of pagination: None; NextLink (the body holds the next page's URL);
+	// LinkHeader (an RFC 8288 Link header with rel="next"); Cursor (a cursor
+	// from the body, or the last record's field, sent back as a query
+	// parameter); PageNumber (a page number parameter, from startPage); Offset
+	// (an offset parameter, advanced by the records read). Defaults to None.
 	// +kubebuilder:default=None
 	// +optional
 	Type PaginationType `json:"type,omitempty"`
+	// cursorRecordField: the cursor is this field of the page's last record
+	// (Stripe: id, sent as starting_after). Instead of cursorPath.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	CursorRecordField string `json:"cursorRecordField,omitempty"`
+	// hasMorePath is the dot path of a boolean: false ends the listing
+	// (Stripe has_more, Zendesk meta.has_more).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	HasMorePath string `json:"hasMorePath,omitempty"`
+	// endPath is the dot path of a boolean: true ends the listing (Zendesk
+	// incremental exports' end_of_stream).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	EndPath string `json:"endPath,omitempty"`
+	// pageParam is the query parameter of the page number (PageNumber).
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	PageParam string `json:"pageParam,omitempty"`
+	// startPage is the first page's number (PageNumber). Defaults to 1.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	// +optional
+	StartPage *int32 `json:"startPage,omitempty"`
+	// offsetParam is the query parameter of the offset (Offset): the number of
+	// records read before the page.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	OffsetParam string `json:"offsetParam,omitempty"`
+	// pageSizeParam and pageSize set the page size on every request (e.g.
+	// limit=100, per_page=100).
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	PageSizeParam string `json:"pageSizeParam,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	PageSize int32 `json:"pageSize,omitempty"`
+	// totalPath is the dot path of the total number of records (PageNumber,
+	// Offset): the listing ends once that many were read. Without it, a page
+	// with no records ends the listing.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	TotalPath string `json:"totalPath,omitempty"`
 	// nextLinkPath is the dot-separated path to the next page's URL; empty or
 	// absent ends the listing.
 	// +kubebuilder:validation:MaxLength=256
@@ -406,20 +633,34 @@ type PostgresIncremental struct {
 	NotifyChannel string `json:"notifyChannel,omitempty"`
 }
 
+// Defaults of an incremental source (PostgreSQL and HTTP).
+const (
+	DefaultIncrementalOverlap = 5 * time.Second
+	DefaultFullResyncInterval = 24 * time.Hour
+)
+
 // OverlapDuration is spec.overlap with its default.
 func (p *PostgresIncremental) OverlapDuration() time.Duration {
-	if p.Overlap == nil {
-		return 5 * time.Second
-	}
-	return p.Overlap.Duration
+	return overlap(p.Overlap)
 }
 
 // FullResync is spec.fullResyncInterval with its default.
 func (p *PostgresIncremental) FullResync() time.Duration {
-	if p.FullResyncInterval == nil || p.FullResyncInterval.Duration <= 0 {
-		return 24 * time.Hour
+	return fullResync(p.FullResyncInterval)
+}
+
+func overlap(d *metav1.Duration) time.Duration {
+	if d == nil {
+		return DefaultIncrementalOverlap
 	}
-	return p.FullResyncInterval.Duration
+	return d.Duration
+}
+
+func fullResync(d *metav1.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return DefaultFullResyncInterval
+	}
+	return d.Duration
 }
 
 // EventsSource declares where a namespace's events come from and which
@@ -646,7 +887,8 @@ type DataSourceStatus struct {
 	// held back (0 when the last sync was applied).
 	// +optional
 	HeldBackRecords int64 `json:"heldBackRecords,omitempty"`
-	// incremental is where an incremental source stands (spec.postgres.incremental).
+	// incremental is where an incremental source stands (spec.postgres.incremental,
+	// spec.http.incremental).
 	// +optional
 	Incremental *IncrementalStatus `json:"incremental,omitempty"`
 }

@@ -514,6 +514,12 @@ func (b *bench) singleChanges(ctx context.Context, lat *latencies) error {
 	}
 	cpu0, _ := cpuSeconds(b.o.pid)
 	start := time.Now()
+	profiled := make(chan struct{})
+	go func() {
+		defer close(profiled)
+		b.cpuProfile(ctx, b.o.spread+10*time.Second)
+	}()
+	defer func() { <-profiled }()
 	for i, id := range ids {
 		time.Sleep(time.Until(start.Add(b.o.spread * time.Duration(i) / time.Duration(n))))
 		if _, err := b.db.Exec(ctx, `UPDATE users SET nps = 3, updated_at = now() WHERE id = $1`, id); err != nil {
@@ -589,41 +595,66 @@ func (b *bench) churn(ctx context.Context) error {
 
 // heapProfile fetches the live heap (after a GC) and saves pprof's top.
 func (b *bench) heapProfile(ctx context.Context) error {
-	if b.o.pprofAddr == "" {
-		return errors.New("no -pprof address")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.o.pprofAddr+"/debug/pprof/heap?gc=1", nil)
+	top, err := b.profile(ctx, "heap?gc=1", "heap", "-sample_index=inuse_space")
 	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET heap: %s", resp.Status)
-	}
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	prof := filepath.Join(b.o.out, "heap.pb.gz")
-	if err := os.WriteFile(prof, data, 0o644); err != nil {
-		return err
-	}
-	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", prof).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go tool pprof: %w\n%s", err, top)
-	}
-	if err := os.WriteFile(filepath.Join(b.o.out, "heap-top.txt"), top, 0o644); err != nil {
 		return err
 	}
 	rss, _, _ := procStatus(b.o.pid)
 	b.rep.add("heap profile (inuse_space after a GC; RSS then %s; %s/heap-top.txt):", mib(rss), b.o.out)
-	lines := strings.Split(strings.TrimSpace(string(top)), "\n")
+	b.addTop(top, 10)
+	return nil
+}
+
+// cpuProfile profiles the manager's CPU for d (the single-change phase), so a
+// latency figure comes with where the manager's time went meanwhile.
+func (b *bench) cpuProfile(ctx context.Context, d time.Duration) {
+	top, err := b.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), "cpu", "-cum")
+	if err != nil {
+		b.rep.add("cpu profile: %v", err)
+		return
+	}
+	b.rep.add("cpu profile over the single-row changes (%s, cumulative; %s/cpu-top.txt):", d, b.o.out)
+	b.addTop(top, 25)
+}
+
+// profile fetches /debug/pprof/<path> from the manager into <name>.pb.gz and
+// returns `go tool pprof -top` of it (also saved as <name>-top.txt).
+func (b *bench) profile(ctx context.Context, path, name string, topArgs ...string) ([]byte, error) {
+	if b.o.pprofAddr == "" {
+		return nil, errors.New("no -pprof address")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.o.pprofAddr+"/debug/pprof/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	prof := filepath.Join(b.o.out, name+".pb.gz")
+	if err := os.WriteFile(prof, data, 0o644); err != nil {
+		return nil, err
+	}
+	args := append(append([]string{"tool", "pprof", "-top"}, topArgs...), prof)
+	top, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof: %w\n%s", err, top)
+	}
+	return top, os.WriteFile(filepath.Join(b.o.out, name+"-top.txt"), top, 0o644)
+}
+
+// addTop reports the first n entries of pprof's top.
+func (b *bench) addTop(top []byte, n int) {
 	shown := 0
-	for _, l := range lines {
+	for _, l := range strings.Split(strings.TrimSpace(string(top)), "\n") {
 		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") ||
 			strings.HasPrefix(l, "Time:") {
 			continue
@@ -632,11 +663,10 @@ func (b *bench) heapProfile(ctx context.Context) error {
 		if !strings.HasPrefix(l, "Showing") && !strings.HasPrefix(l, "Dropped") && !strings.Contains(l, "flat%") {
 			shown++
 		}
-		if shown == 10 {
+		if shown == n {
 			break
 		}
 	}
-	return nil
 }
 
 func (b *bench) writeResults() error {

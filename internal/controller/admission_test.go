@@ -72,6 +72,15 @@ func set(value any, path ...string) mutation {
 	}
 }
 
+// httpSpec makes the valid DataSource an HTTP one with fields added to spec.http.
+func httpSpec(fields map[string]any) mutation {
+	h := map[string]any{"url": "https://example.com/users"}
+	for k, v := range fields {
+		h[k] = v
+	}
+	return all(set("HTTP", "spec", "type"), del("spec", "inline"), set(h, "spec", "http"))
+}
+
 func del(path ...string) mutation {
 	return func(obj map[string]any) { unstructured.RemoveNestedField(obj, path...) }
 }
@@ -241,7 +250,7 @@ var _ = Describe("Admission", func() {
 				"url":                  "https://example.com/users",
 				"bearerTokenSecretRef": map[string]any{"name": "s", "key": "token"},
 				"basicAuthSecretRef":   map[string]any{"name": "s"},
-			}, "spec", "http")), "bearerTokenSecretRef and spec.http.basicAuthSecretRef are mutually exclusive"),
+			}, "spec", "http")), "spec.http.bearerTokenSecretRef, basicAuthSecretRef and oauth2 are mutually exclusive"),
 		Entry("http bearer secret ref without key", validDataSource, all(set("HTTP", "spec", "type"), del("spec", "inline"),
 			set(map[string]any{"url": "https://example.com/users", "bearerTokenSecretRef": map[string]any{"name": "s"}}, "spec", "http")),
 			"spec.http.bearerTokenSecretRef.key: Required value"),
@@ -251,7 +260,47 @@ var _ = Describe("Admission", func() {
 			}}}, "spec", "http")), "exactly one of value and valueFrom"),
 		Entry("http cursor pagination without cursorParam", validDataSource, all(set("HTTP", "spec", "type"), del("spec", "inline"),
 			set(map[string]any{"url": "https://example.com/users", "pagination": map[string]any{"type": "Cursor", "cursorPath": "next"}}, "spec", "http")),
-			"pagination type Cursor requires cursorPath and cursorParam"),
+			"pagination type Cursor requires cursorParam and exactly one of cursorPath and cursorRecordField"),
+		Entry("http cursor from both a path and the last record", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
+			"type": "Cursor", "cursorParam": "starting_after", "cursorPath": "next", "cursorRecordField": "id"}}),
+			"exactly one of cursorPath and cursorRecordField"),
+		Entry("http cursor fields on a next-link listing", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
+			"type": "NextLink", "nextLinkPath": "links.next", "cursorPath": "next"}}),
+			"cursorPath, cursorParam and cursorRecordField are only used by pagination type Cursor"),
+		Entry("http page numbers without pageParam", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{"type": "PageNumber"}}),
+			"pagination type PageNumber requires pageParam"),
+		Entry("http offset without offsetParam", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{"type": "Offset"}}),
+			"pagination type Offset requires offsetParam"),
+		Entry("http pageSize without pageSizeParam", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
+			"type": "Offset", "offsetParam": "offset", "pageSize": int64(100)}}), "pageSizeParam and pageSize go together"),
+		Entry("http hasMorePath without pagination", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
+			"type": "None", "hasMorePath": "has_more"}}), "hasMorePath and endPath need a pagination type other than None"),
+		Entry("http unknown pagination type", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{"type": "Pages"}}),
+			`Unsupported value: "Pages"`),
+		Entry("http oauth2 and a bearer token", validDataSource, httpSpec(map[string]any{
+			"bearerTokenSecretRef": map[string]any{"name": "s", "key": "token"},
+			"oauth2":               map[string]any{"flow": "ClientCredentials", "tokenURL": "https://auth.example.com/token", "secretRef": map[string]any{"name": "o"}}}),
+			"bearerTokenSecretRef, basicAuthSecretRef and oauth2 are mutually exclusive"),
+		Entry("http oauth2 with an unknown flow", validDataSource, httpSpec(map[string]any{
+			"oauth2": map[string]any{"flow": "Password", "tokenURL": "https://auth.example.com/token", "secretRef": map[string]any{"name": "o"}}}),
+			`spec.http.oauth2.flow: Unsupported value: "Password"`),
+		Entry("http oauth2 subject outside the JWT flow", validDataSource, httpSpec(map[string]any{
+			"oauth2": map[string]any{"flow": "RefreshToken", "tokenURL": "https://auth.example.com/token", "subject": "me", "secretRef": map[string]any{"name": "o"}}}),
+			"subject and audience are only used by the JWTBearer flow"),
+		Entry("http oauth2 token URL that is not http(s)", validDataSource, httpSpec(map[string]any{
+			"oauth2": map[string]any{"flow": "ClientCredentials", "tokenURL": "ldap://auth.example.com", "secretRef": map[string]any{"name": "o"}}}),
+			"tokenURL must be an absolute http or https URL"),
+		Entry("http requestsPerMinute 0", validDataSource, httpSpec(map[string]any{"rateLimit": map[string]any{"requestsPerMinute": int64(0)}}),
+			"spec.http.rateLimit.requestsPerMinute"),
+		Entry("http incremental without param", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{"watermarkField": "updated_at"}}),
+			"spec.http.incremental.param: Required value"),
+		Entry("http incremental template without {since}", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "updated_at", "param": "q", "valueTemplate": "SELECT Id FROM Contact"}}), "valueTemplate must contain {since}"),
+		Entry("http incremental fullResyncInterval under 1m", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "updated_at", "param": "since", "fullResyncInterval": "30s"}}), "fullResyncInterval must be at least 1m"),
+		Entry("http incremental on a Signal source", validDataSource, all(httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "updated_at", "param": "since"}}), set("Signal", "spec", "entity"), set(map[string]any{"attribute": "tickets"}, "spec", "signal")),
+			"spec.http.incremental is not supported for entity Signal"),
 		Entry("http next-link pagination without nextLinkPath", validDataSource, all(set("HTTP", "spec", "type"), del("spec", "inline"),
 			set(map[string]any{"url": "https://example.com/users", "pagination": map[string]any{"type": "NextLink"}}, "spec", "http")),
 			"pagination type NextLink requires nextLinkPath"),

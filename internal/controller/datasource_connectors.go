@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,9 +40,21 @@ func (r refReader) secretKey(ctx context.Context, name, key, field string) ([]by
 	}
 	v, ok := s.Data[key]
 	if !ok {
-		return nil, conditions.Stalledf(v1alpha1.ReasonSecretNotFound, "%s: Secret %q has no key %q", field, name, key)
+		return nil, &missingKey{conditions.Stalled{Reason: v1alpha1.ReasonSecretNotFound,
+			Message: fmt.Sprintf("%s: Secret %q has no key %q", field, name, key)}}
 	}
 	return v, nil
+}
+
+// missingKey is a Secret without the key asked for: a Stalled error, which an
+// optional key's reader forgives.
+type missingKey struct{ conditions.Stalled }
+
+func (m *missingKey) Unwrap() error { return &m.Stalled }
+
+func isMissingKey(err error) bool {
+	var m *missingKey
+	return errors.As(err, &m)
 }
 
 func (r refReader) configMapKey(ctx context.Context, name, key, field string) ([]byte, error) {
@@ -102,13 +115,14 @@ func newEvents(ctx context.Context, r refReader, events EventSources, ds *v1alph
 }
 
 // newSource builds the connector for a DataSource, resolving its references.
-func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode) (connector.Source, error) {
+// sessions keeps HTTP sources' tokens and budgets across syncs.
+func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions) (connector.Source, error) {
 	spec := &ds.Spec
 	switch spec.Type {
 	case v1alpha1.DataSourceInline:
 		return newInline(ctx, r, spec.Inline)
 	case v1alpha1.DataSourceHTTP:
-		return newHTTP(ctx, r, spec)
+		return newHTTP(ctx, r, ds, mode, sessions)
 	case v1alpha1.DataSourcePostgreSQL:
 		return newPostgres(ctx, r, spec.Postgres, mode)
 	}
@@ -129,61 +143,27 @@ func newInline(ctx context.Context, r refReader, in *v1alpha1.InlineSource) (con
 	return inline.New(string(in.Format), data), nil
 }
 
-func newHTTP(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec) (connector.Source, error) {
-	h := spec.HTTP
-	if h == nil {
+func newHTTP(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions) (connector.Source, error) {
+	spec := &ds.Spec
+	if spec.HTTP == nil {
 		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.http is required for type HTTP")
 	}
-	cfg := httpsrc.Config{
-		URL:              h.URL,
-		Headers:          map[string]string{},
-		Timeout:          spec.SyncTimeout(),
-		MaxResponseBytes: h.MaxResponseBytes,
-		RecordsPath:      h.RecordsPath,
+	var since *time.Time
+	if mode.Delta {
+		since = &mode.Since
 	}
-	for i, hd := range h.Headers {
-		if hd.ValueFrom == nil {
-			cfg.Headers[hd.Name] = hd.Value
-			continue
+	cfg, err := httpsrc.FromSpec(spec, since, func(name, key, field string, optional bool) ([]byte, error) {
+		v, err := r.secretKey(ctx, name, key, field)
+		if optional && isMissingKey(err) {
+			return nil, nil
 		}
-		v, err := r.secretKey(ctx, hd.ValueFrom.Name, hd.ValueFrom.Key, fmt.Sprintf("spec.http.headers[%d].valueFrom", i))
-		if err != nil {
-			return nil, err
-		}
-		cfg.Headers[hd.Name] = string(v)
+		return v, err
+	})
+	if err != nil {
+		return nil, err
 	}
-	if ref := h.BearerTokenSecretRef; ref != nil {
-		v, err := r.secretKey(ctx, ref.Name, ref.Key, "spec.http.bearerTokenSecretRef")
-		if err != nil {
-			return nil, err
-		}
-		cfg.BearerToken = string(v)
-	}
-	if ref := h.BasicAuthSecretRef; ref != nil {
-		user, err := r.secretKey(ctx, ref.Name, "username", "spec.http.basicAuthSecretRef")
-		if err != nil {
-			return nil, err
-		}
-		pass, err := r.secretKey(ctx, ref.Name, "password", "spec.http.basicAuthSecretRef")
-		if err != nil {
-			return nil, err
-		}
-		cfg.Username, cfg.Password = string(user), string(pass)
-	}
-	if ref := h.CASecretRef; ref != nil {
-		v, err := r.secretKey(ctx, ref.Name, ref.Key, "spec.http.caSecretRef")
-		if err != nil {
-			return nil, err
-		}
-		cfg.CAPEM = v
-	}
-	if p := h.Pagination; p != nil {
-		cfg.Pagination = httpsrc.Pagination{
-			Type: string(p.Type), NextLinkPath: p.NextLinkPath, CursorPath: p.CursorPath,
-			CursorParam: p.CursorParam, MaxPages: int(p.MaxPages),
-		}
-	}
-	return httpsrc.New(cfg)
+	observe := func(event string) { httpEvents.WithLabelValues(ds.Namespace, ds.Name, event).Inc() }
+	return httpsrc.New(cfg, httpsrc.WithSession(sessions, ds.Namespace+"/"+ds.Name), httpsrc.WithObserver(observe))
 }
 
 func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource, mode datasource.Mode) (connector.Source, error) {
@@ -221,6 +201,9 @@ func indexRefs(ds *v1alpha1.DataSource) (secrets, configMaps []string) {
 		}
 		if h.CASecretRef != nil {
 			secrets = append(secrets, h.CASecretRef.Name)
+		}
+		if h.OAuth2 != nil {
+			secrets = append(secrets, h.OAuth2.SecretRef.Name)
 		}
 	}
 	if pg := ds.Spec.Postgres; pg != nil {

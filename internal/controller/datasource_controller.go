@@ -31,6 +31,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -68,8 +69,9 @@ type DataSourceReconciler struct {
 	// from; without it they stall (EventsDisabled).
 	Events EventSources
 
-	listen *listeners // LISTEN connections (notifyChannel)
-	slots  *syncslots.Slots
+	listen   *listeners // LISTEN connections (notifyChannel)
+	slots    *syncslots.Slots
+	sessions *httpsrc.Sessions // HTTP sources' tokens and request budgets, across syncs
 }
 
 // slotRetry is how soon a due sync whose namespace is at its cap of running
@@ -97,17 +99,13 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var ds v1alpha1.DataSource
 	if err := r.Get(ctx, req.NamespacedName, &ds); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.listen.stop(req.NamespacedName)
-			r.remove(ctx, ns, req)
-			forgetDataSource(req.Namespace, req.Name)
+			r.forget(ctx, ns, req)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !ds.DeletionTimestamp.IsZero() {
-		r.listen.stop(req.NamespacedName)
-		r.remove(ctx, ns, req)
-		forgetDataSource(req.Namespace, req.Name)
+		r.forget(ctx, ns, req)
 		return ctrl.Result{}, nil
 	}
 
@@ -175,6 +173,14 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{RequeueAfter: after}, nil
 }
 
+// forget drops everything held for a deleted DataSource.
+func (r *DataSourceReconciler) forget(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
+	r.listen.stop(req.NamespacedName)
+	r.remove(ctx, ns, req)
+	r.sessions.Forget(req.Namespace + "/" + req.Name)
+	forgetDataSource(req.Namespace, req.Name)
+}
+
 func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
 	r.unregisterEvents(req.Namespace, req.Name)
 	if _, _, loaded := ns.Loaded(req.Name); loaded {
@@ -211,18 +217,6 @@ func (r *DataSourceReconciler) applyFull(ns *profile.Namespace, ds *v1alpha1.Dat
 	ns.Apply(data)
 }
 
-// incremental is how Run reads an incremental source's records, nil for
-// others.
-func incremental(ds *v1alpha1.DataSource, mode datasource.Mode) *datasource.Incremental {
-	pg := ds.Spec.Postgres
-	if pg == nil || pg.Incremental == nil {
-		return nil
-	}
-	return &datasource.Incremental{
-		WatermarkField: pg.Incremental.WatermarkColumn, DeletedField: pg.Incremental.DeletedColumn, Delta: mode.Delta,
-	}
-}
-
 // sync runs one sync and records it in ds.Status. It returns an error only for
 // transient failures worth a backoff retry.
 func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, refs refReader,
@@ -254,7 +248,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		}
 	} else {
 		r.unregisterEvents(ds.Namespace, ds.Name)
-		src, err = newSource(ctx, refs, limited, mode)
+		src, err = newSource(ctx, refs, limited, mode, r.sessions)
 	}
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
@@ -275,7 +269,8 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
 		Baseline: baseline, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
-		Forced: forced || emptyEventsFirstLoad(ds, baseline), Now: r.Clock.Now, Incremental: incremental(ds, mode), Previous: ns.Source(ds.Name),
+		Forced: forced || emptyEventsFirstLoad(ds, baseline), Now: r.Clock.Now, Incremental: datasource.IncrementalRead(&ds.Spec, mode),
+		Previous:   ns.Source(ds.Name),
 		MaxRecords: r.Limits.MaxRecords,
 	})
 	if out.FetchErr == nil && out.Decision.Apply {
@@ -441,6 +436,7 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	r.listen = newListeners()
+	r.sessions = httpsrc.NewSessions()
 	if err := mgr.Add(r.listen); err != nil {
 		return err
 	}

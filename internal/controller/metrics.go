@@ -44,10 +44,17 @@ var (
 		Name: "persona_datasource_sync_waits_total",
 		Help: "Due syncs put off because their namespace already ran its cap of syncs (--max-concurrent-syncs-per-namespace).",
 	}, []string{"namespace"})
+	// What an HTTP source met on its way through a listing: limits it waited
+	// out, pages it resumed at instead of restarting, tokens fetched.
+	httpEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_datasource_http_events_total",
+		Help: "HTTP source events: throttled (a 429 or 503), resumed (a listing went on from the page that failed, after a wait), " +
+			"token_fetched (a new OAuth2 access token), token_rejected (the API refused an access token; a new one was fetched once).",
+	}, []string{"namespace", "datasource", "event"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords, dataStale, lastSuccess, syncsWaiting)
+	metrics.Registry.MustRegister(syncResults, syncDuration, syncRecords, dataStale, lastSuccess, syncsWaiting, httpEvents)
 }
 
 // observeFreshness exports the DataSource's staleness, on every reconcile:
@@ -67,7 +74,7 @@ func observeFreshness(ds *v1alpha1.DataSource) {
 func forgetDataSource(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "datasource": name}
 	for _, v := range []*prometheus.MetricVec{syncResults.MetricVec, syncDuration.MetricVec, syncRecords.MetricVec,
-		dataStale.MetricVec, lastSuccess.MetricVec} {
+		dataStale.MetricVec, lastSuccess.MetricVec, httpEvents.MetricVec} {
 		v.DeletePartialMatch(l)
 	}
 }

@@ -170,6 +170,8 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		mode        = persona.ModeChanged
 		key         string
 		gen         uint64
+		detached    *profile.View
+		compiled    *persona.Compiled
 	)
 	evalCtx, cancel := context.WithTimeout(ctx, r.evaluationTimeout())
 	defer cancel()
@@ -198,13 +200,18 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 			full = !ok
 		}
 		if full {
-			mode = persona.ModeFull
-			ev = persona.Evaluate(v, c, now, r.Clock.Now)
-			if sel.Partial {
-				persona.KeepAbsent(&ev, v, accounts(membership.Members(toSlices(slices))))
-			}
+			// Every profile is evaluated on a detached view, after the read
+			// lock is released: syncs apply their changes meanwhile instead
+			// of waiting seconds for a million profiles.
+			mode, detached, compiled = persona.ModeFull, v.Detach(), c
 		}
 	})
+	if detached != nil {
+		ev = persona.Evaluate(detached, compiled, now, r.Clock.Now)
+		if sel.Partial {
+			persona.KeepAbsent(&ev, detached, accounts(membership.Members(toSlices(slices))))
+		}
+	}
 	if compileErr != nil {
 		r.invalidRule(p, compileErr)
 		return ctrl.Result{}, nil // a spec or schema change re-triggers

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -543,34 +546,84 @@ func plainProfile(u profile.User, s profile.Schema) map[string]any {
 
 // release removes our finalizer from Jobs being deleted whose outcome is
 // recorded, after deleting their payload Secrets (as the playbook's
-// identity): the payload goes with its Job. A payload the identity may not
+// identity): the payload goes with its Job, before the finalizer that tells
+// this controller the Job is not done with. A payload the identity may not
 // delete stays until the playbook is deleted (it owns it) and a Warning says
 // so; the Job is released all the same.
 func (r *PlaybookReconciler) release(ctx context.Context, pb *v1alpha1.Playbook, act actor, names []string) error {
-	var denied error
+	var held []*batchv1.Job
+	var payloads []string
 	for _, name := range names {
-		var j batchv1.Job
-		if err := r.Get(ctx, types.NamespacedName{Namespace: pb.Namespace, Name: name}, &j); err != nil {
+		j := &batchv1.Job{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pb.Namespace, Name: name}, j); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			return err
 		}
-		if controllerutil.ContainsFinalizer(&j, v1alpha1.RunFinalizer) && hasPayload(&j) {
-			err := act.client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: j.Namespace, Name: j.Name}})
-			switch {
-			case apierrors.IsForbidden(err):
-				denied = identity.Denied(err, act.id, "delete", "secrets", "")
-			case err != nil && !apierrors.IsNotFound(err):
-				return fmt.Errorf("deleting the payload of Job %s: %w", j.Name, err)
-			}
+		if !controllerutil.ContainsFinalizer(j, v1alpha1.RunFinalizer) {
+			continue
 		}
-		if err := r.unhold(ctx, &j); err != nil {
+		if hasPayload(j) {
+			payloads = append(payloads, j.Name)
+		}
+		held = append(held, j)
+	}
+	denied := r.deletePayloads(ctx, pb, act, payloads)
+	if denied != nil && !conditions.IsStalled(denied) {
+		return denied
+	}
+	for _, j := range held {
+		if err := r.unhold(ctx, j); err != nil {
 			return err
 		}
 	}
 	if denied != nil {
 		warn(r.Recorder, pb, identity.ReasonAccessDenied, "Release", denied.Error()+"; finished Jobs' payload Secrets stay until the playbook is deleted")
+	}
+	return nil
+}
+
+// payloadBatch is how many payload Secrets one delete request names (the
+// label selector travels in the URL).
+const payloadBatch = 100
+
+// deletePayloads deletes the payload Secrets of the named Jobs, a batch per
+// request (a delete of the collection by label). A tenant Role that grants
+// delete but not deletecollection (written before) gets one delete per
+// Secret. The identity's refusal is returned as a Stalled error.
+func (r *PlaybookReconciler) deletePayloads(ctx context.Context, pb *v1alpha1.Playbook, act actor, names []string) error {
+	for batch := range slices.Chunk(names, payloadBatch) {
+		sel, err := labels.NewRequirement(playbook.PayloadJobLabel, selection.In, batch)
+		if err != nil {
+			return err
+		}
+		own, err := labels.NewRequirement(v1alpha1.PlaybookLabel, selection.Equals, []string{pb.Name})
+		if err != nil {
+			return err
+		}
+		err = act.client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(pb.Namespace),
+			client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*sel, *own)})
+		if apierrors.IsForbidden(err) {
+			err = deleteEach(ctx, act, pb.Namespace, batch)
+		}
+		if err != nil {
+			if apierrors.IsForbidden(err) {
+				return identity.Denied(err, act.id, "delete", "secrets", "")
+			}
+			return fmt.Errorf("deleting the payloads of finished Jobs: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteEach deletes payload Secrets one request each.
+func deleteEach(ctx context.Context, act actor, namespace string, names []string) error {
+	for _, name := range names {
+		err := act.client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
 	}
 	return nil
 }

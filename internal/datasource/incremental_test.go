@@ -120,7 +120,7 @@ func TestRunIncremental(t *testing.T) {
 	}
 	req := func(delta bool) Request {
 		return Request{Name: "db", Source: src, Mapper: m, Baseline: 10, MaxShrinkPercent: 50, Now: func() time.Time { return t0 },
-			Incremental: &Incremental{WatermarkField: "updated_at", DeletedField: "deleted", Delta: delta}}
+			Incremental: &Incremental{WatermarkField: "updated_at", DeletedField: "deleted", Delta: delta, What: "the query has no column"}}
 	}
 
 	full := Run(context.Background(), req(false))

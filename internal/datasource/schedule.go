@@ -100,8 +100,8 @@ type Mode struct {
 // periodic full reconcile) loads everything, which also removes hard-deleted
 // rows an incremental sync cannot see.
 func IncrementalMode(ds *v1alpha1.DataSource, loaded, forced bool, refsVersion string, now time.Time) Mode {
-	pg := ds.Spec.Postgres
-	if pg == nil || pg.Incremental == nil {
+	spec := IncrementalOf(&ds.Spec)
+	if spec == nil {
 		return Mode{Why: "not incremental"}
 	}
 	st := &ds.Status
@@ -119,10 +119,10 @@ func IncrementalMode(ds *v1alpha1.DataSource, loaded, forced bool, refsVersion s
 		return Mode{Why: "a referenced Secret changed"}
 	case forced:
 		return Mode{Why: "force-apply requested"}
-	case !now.Before(inc.LastFullSyncTime.Add(pg.Incremental.FullResync())):
+	case !now.Before(inc.LastFullSyncTime.Add(spec.FullResync)):
 		return Mode{Why: "fullResyncInterval elapsed"}
 	}
-	return Mode{Delta: true, Since: inc.Watermark.Add(-pg.Incremental.OverlapDuration()), Why: "rows changed since the watermark"}
+	return Mode{Delta: true, Since: inc.Watermark.Add(-spec.Overlap), Why: "rows changed since the watermark"}
 }
 
 // Notified is the schedule once the database notified a change
@@ -132,4 +132,46 @@ func (s Schedule) Notified(ds *v1alpha1.DataSource) Schedule {
 		return s
 	}
 	return Schedule{Due: true, Why: "the database notified a change"}
+}
+
+// IncrementalSpec is a source's incremental settings, whichever connector
+// declares them (spec.postgres.incremental, spec.http.incremental): both
+// share the watermark, the deletes, the full reconcile and the breaker.
+type IncrementalSpec struct {
+	Overlap, FullResync time.Duration
+	Read                Incremental
+}
+
+// IncrementalOf is the spec's incremental settings, nil for a source that
+// always loads in full.
+func IncrementalOf(spec *v1alpha1.DataSourceSpec) *IncrementalSpec {
+	switch {
+	case spec.Type == v1alpha1.DataSourcePostgreSQL && spec.Postgres != nil && spec.Postgres.Incremental != nil:
+		pg := spec.Postgres.Incremental
+		return &IncrementalSpec{Overlap: pg.OverlapDuration(), FullResync: pg.FullResync(), Read: Incremental{
+			WatermarkField: pg.WatermarkColumn, DeletedField: pg.DeletedColumn,
+			WatermarkSpec: "spec.postgres.incremental.watermarkColumn", DeletedSpec: "spec.postgres.incremental.deletedColumn",
+			What: "the query has no column",
+		}}
+	case spec.Type == v1alpha1.DataSourceHTTP && spec.HTTP != nil && spec.HTTP.Incremental != nil:
+		h := spec.HTTP.Incremental
+		return &IncrementalSpec{Overlap: h.OverlapDuration(), FullResync: h.FullResync(), Read: Incremental{
+			WatermarkField: h.WatermarkField, DeletedField: h.DeletedField,
+			WatermarkSpec: "spec.http.incremental.watermarkField", DeletedSpec: "spec.http.incremental.deletedField",
+			What: "a record has no field",
+		}}
+	}
+	return nil
+}
+
+// IncrementalRead is how Run reads an incremental source's records in mode,
+// nil for others.
+func IncrementalRead(spec *v1alpha1.DataSourceSpec, mode Mode) *Incremental {
+	inc := IncrementalOf(spec)
+	if inc == nil {
+		return nil
+	}
+	r := inc.Read
+	r.Delta = mode.Delta
+	return &r
 }

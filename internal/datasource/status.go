@@ -79,7 +79,7 @@ func Record(ds *v1alpha1.DataSource, o Outcome, applied bool, now time.Time) {
 // moves it forward. A held-back or failed sync leaves it, so the next one
 // asks for the same rows again.
 func recordIncremental(ds *v1alpha1.DataSource, o Outcome, now metav1.Time) {
-	if ds.Spec.Postgres == nil || ds.Spec.Postgres.Incremental == nil {
+	if IncrementalOf(&ds.Spec) == nil {
 		ds.Status.Incremental = nil
 		return
 	}

@@ -5,7 +5,9 @@ package datasource
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -140,6 +142,9 @@ type Incremental struct {
 	DeletedField string
 	// Delta: this sync reads only changed rows, to be applied as a delta.
 	Delta bool
+	// WatermarkSpec and DeletedSpec name the spec fields, and What says what
+	// is missing ("the query has no column"), in messages.
+	WatermarkSpec, DeletedSpec, What string
 }
 
 // Run fetches every record, maps it, and asks the circuit breaker whether the
@@ -225,25 +230,21 @@ func Run(ctx context.Context, req Request) Outcome {
 func (out *Outcome) incremental(inc *Incremental, rec connector.Record) (deleted bool, err error) {
 	v, ok := rec.Get(inc.WatermarkField)
 	if !ok {
-		return false, connector.Configf(v1alpha1.ReasonInvalidSpec,
-			"spec.postgres.incremental.watermarkColumn: the query has no column %q", inc.WatermarkField)
+		return false, connector.Configf(v1alpha1.ReasonInvalidSpec, "%s: %s %q", inc.WatermarkSpec, inc.What, inc.WatermarkField)
 	}
-	switch t := v.(type) {
-	case nil: // never changes the watermark; an incremental sync cannot see it
-	case time.Time:
-		if t.After(out.Watermark) {
-			out.Watermark = t
-		}
-	default:
-		return false, fmt.Errorf("watermark column %q is a %T, not a timestamp", inc.WatermarkField, v)
+	t, ok := watermark(v)
+	if !ok {
+		return false, fmt.Errorf("watermark field %q is %s, not a timestamp", inc.WatermarkField, kind(v))
+	}
+	if t.After(out.Watermark) {
+		out.Watermark = t
 	}
 	if inc.DeletedField == "" {
 		return false, nil
 	}
 	d, ok := rec.Get(inc.DeletedField)
 	if !ok {
-		return false, connector.Configf(v1alpha1.ReasonInvalidSpec,
-			"spec.postgres.incremental.deletedColumn: the query has no column %q", inc.DeletedField)
+		return false, connector.Configf(v1alpha1.ReasonInvalidSpec, "%s: %s %q", inc.DeletedSpec, inc.What, inc.DeletedField)
 	}
 	switch b := d.(type) {
 	case nil:
@@ -251,7 +252,64 @@ func (out *Outcome) incremental(inc *Incremental, rec connector.Record) (deleted
 	case bool:
 		return b, nil
 	}
-	return false, fmt.Errorf("deleted column %q is a %T, not a boolean", inc.DeletedField, d)
+	return false, fmt.Errorf("deleted field %q is %s, not a boolean", inc.DeletedField, kind(d))
+}
+
+// watermark reads a watermark value: a timestamp (PostgreSQL), an RFC 3339
+// string, or a number of Unix seconds, or milliseconds above 10^11 (JSON
+// APIs). A null is the zero time, which never moves the watermark.
+func watermark(v any) (time.Time, bool) {
+	var secs float64
+	switch t := v.(type) {
+	case nil:
+		return time.Time{}, true
+	case time.Time:
+		return t, true
+	case string:
+		for _, layout := range timestampLayouts {
+			if ts, err := time.Parse(layout, t); err == nil {
+				return ts, true
+			}
+		}
+		return time.Time{}, false
+	case json.Number:
+		f, err := t.Float64()
+		if err != nil {
+			return time.Time{}, false
+		}
+		secs = f
+	case float64:
+		secs = t
+	case int64:
+		secs = float64(t)
+	default:
+		return time.Time{}, false
+	}
+	if secs > 1e11 {
+		secs /= 1000
+	}
+	if secs < 0 || secs > 1e11 {
+		return time.Time{}, false
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9)).UTC(), true
+}
+
+// timestampLayouts are RFC 3339 and the ISO 8601 form without the offset's
+// colon that Salesforce writes (2026-05-01T12:00:00.000+0000).
+var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700"}
+
+// kind names a value's type in messages, never the value.
+func kind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case json.Number, float64, int64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 // DeltaDecision is the circuit breaker's verdict on an incremental sync: its

@@ -50,6 +50,11 @@ const (
 	UsersKey      = "users.json"
 )
 
+// PayloadJobLabel names, on a payload Secret, the Job it belongs to: the
+// payloads of Jobs whose outcomes are recorded are deleted together, a few
+// requests for a batch of Jobs instead of one each.
+const PayloadJobLabel = "personas.usersuccess.io/job"
+
 // Annotations on one-user Jobs: user ids may be emails, which labels can't hold.
 const (
 	UserAnnotation      = "personas.usersuccess.io/user-id"
@@ -135,7 +140,7 @@ func BuildJob(pb *v1alpha1.Playbook, l Launch, profile Profile) (*batchv1.Job, *
 // payloadSecret is the Secret holding a Job's payload files. Immutable: the
 // kubelet need not watch it, and nobody can swap a running Job's input.
 func payloadSecret(pb *v1alpha1.Playbook, job *batchv1.Job, files map[string][]byte) *corev1.Secret {
-	labels := map[string]string{}
+	labels := map[string]string{PayloadJobLabel: job.Name}
 	for _, k := range []string{v1alpha1.PlaybookLabel, v1alpha1.PlaybookUIDLabel, v1alpha1.StepLabel} {
 		labels[k] = job.Labels[k]
 	}

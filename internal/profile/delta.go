@@ -42,11 +42,11 @@ func NewDeltaBuilder(name string, m *attr.Mapper) *DeltaBuilder {
 func (db *DeltaBuilder) Upsert(m attr.Mapped) {
 	if m.User != nil {
 		h := db.b.hashRow('u', m.User.Key, m.User.AccountID, m.User.Values)
-		db.d.users[m.User.Key] = deltaOp{row: db.b.stored(m.User, h)}
+		db.d.users[m.User.Key] = deltaOp{row: db.b.stored('u', m.User, h)}
 	}
 	if m.Account != nil {
 		h := db.b.hashRow('a', m.Account.Key, m.Account.AccountID, m.Account.Values)
-		db.d.accounts[m.Account.Key] = deltaOp{row: db.b.stored(m.Account, h)}
+		db.d.accounts[m.Account.Key] = deltaOp{row: db.b.stored('a', m.Account, h)}
 	}
 }
 
@@ -116,8 +116,8 @@ func (n *Namespace) ApplyDelta(d *Delta) DeltaResult {
 	// A full sync's Records counts records, duplicates included; a source
 	// that takes deltas is counted by key from now on, as ApplyDelta keeps it.
 	src.Records = keyCount(src)
-	users := applyOps(src, &src.Users, n.users, slot, d.users, &res)
-	accounts := applyOps(src, &src.Accounts, n.accounts, slot, d.accounts, &res)
+	users := applyOps(src, &src.Users, n.users, &n.userPos, slot, d.users, &res)
+	accounts := applyOps(src, &src.Accounts, n.accounts, nil, slot, d.accounts, &res)
 	src.Records = keyCount(src)
 	src.Digest = digestString(src.sum)
 	if res.Upserted+res.Deleted > 0 {
@@ -129,7 +129,7 @@ func (n *Namespace) ApplyDelta(d *Delta) DeltaResult {
 
 // applyOps applies one entity's operations to the source's rows and to the
 // namespace's entries for the source's slot, and returns the keys it changed.
-func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*entry, slot int,
+func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*entry, pos *positions, slot int,
 	ops map[string]deltaOp, res *DeltaResult) (changed []string) {
 	if len(ops) == 0 {
 		return nil
@@ -149,6 +149,7 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 				e.set(slot, nil)
 				if e.empty() {
 					delete(entries, key)
+					pos.put(e.pos)
 				}
 			}
 			res.Deleted++
@@ -165,7 +166,7 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 		(*rows)[key] = op.row
 		e, ok := entries[key]
 		if !ok {
-			e = &entry{}
+			e = &entry{pos: pos.take()}
 			entries[key] = e
 		}
 		e.set(slot, op.row.Row)

@@ -21,6 +21,8 @@ type Changes struct {
 	All bool
 	// Users and Accounts are the keys whose rows changed, each at most once.
 	Users, Accounts []string
+	// vacated are the user positions freed meanwhile (positions.go).
+	vacated []int32
 }
 
 // Len is the number of keys changed.
@@ -29,6 +31,7 @@ func (c Changes) Len() int { return len(c.Users) + len(c.Accounts) }
 type journalEntry struct {
 	gen             uint64
 	users, accounts []string
+	vacated         []int32
 }
 
 type journal struct {
@@ -39,19 +42,19 @@ type journal struct {
 }
 
 // record appends the change that made generation gen.
-func (j *journal) record(gen uint64, all bool, users, accounts []string) {
-	if all || len(users)+len(accounts) > maxJournalKeys {
+func (j *journal) record(gen uint64, all bool, users, accounts []string, vacated []int32) {
+	if all || len(users)+len(accounts)+len(vacated) > maxJournalKeys {
 		// Nothing before this change matters to a reader older than it.
 		j.entries, j.keys = j.entries[:0], 0
 		j.base = gen
 		return
 	}
-	j.entries = append(j.entries, journalEntry{gen: gen, users: users, accounts: accounts})
-	j.keys += len(users) + len(accounts)
+	j.entries = append(j.entries, journalEntry{gen: gen, users: users, accounts: accounts, vacated: vacated})
+	j.keys += len(users) + len(accounts) + len(vacated)
 	drop := 0
 	for j.keys > maxJournalKeys {
 		e := j.entries[drop]
-		j.keys -= len(e.users) + len(e.accounts)
+		j.keys -= len(e.users) + len(e.accounts) + len(e.vacated)
 		j.base = e.gen
 		drop++
 	}
@@ -73,6 +76,7 @@ func (j *journal) since(gen uint64) Changes {
 		}
 		c.Users = appendNew(c.Users, seenU, e.users)
 		c.Accounts = appendNew(c.Accounts, seenA, e.accounts)
+		c.vacated = append(c.vacated, e.vacated...)
 	}
 	return c
 }
@@ -90,6 +94,7 @@ func appendNew(out []string, seen map[string]bool, keys []string) []string {
 // Changes returns what changed in the namespace after generation gen (as
 // Generation returned it), up to the view's generation.
 func (v *View) Changes(gen uint64) Changes {
+	defer v.rlock()()
 	if gen == v.n.gen {
 		return Changes{}
 	}
@@ -105,6 +110,7 @@ func (v *View) UsersOfAccounts(ids []string) []string {
 	if len(ids) == 0 {
 		return nil
 	}
+	defer v.rlock()()
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
@@ -121,7 +127,10 @@ func (v *View) UsersOfAccounts(ids []string) []string {
 // UsersKnown is the number of users the namespace holds rows for, profiles
 // and users known only from signals: an upper bound of the view's profiles
 // that, unlike Len, builds no snapshot.
-func (v *View) UsersKnown() int { return len(v.n.users) }
+func (v *View) UsersKnown() int {
+	defer v.rlock()()
+	return len(v.n.users)
+}
 
 // UsersAdded says how many users the namespace holds, and how many new ones
 // applying a sync's data (or, for an incremental sync, its delta) would add:

@@ -110,12 +110,12 @@ func TestJournalIsBounded(t *testing.T) {
 		}
 		return out
 	}
-	j.record(1, false, keys(maxJournalKeys/2, "a"), nil)
-	j.record(2, false, keys(maxJournalKeys/2, "b"), nil)
+	j.record(1, false, keys(maxJournalKeys/2, "a"), nil, nil)
+	j.record(2, false, keys(maxJournalKeys/2, "b"), nil, nil)
 	if c := j.since(0); c.All || len(c.Users) != maxJournalKeys {
 		t.Fatalf("within the bound: all %v, %d users", c.All, len(c.Users))
 	}
-	j.record(3, false, keys(10, "c"), nil)
+	j.record(3, false, keys(10, "c"), nil, nil)
 	if j.keys > maxJournalKeys {
 		t.Fatalf("journal holds %d keys, bound %d", j.keys, maxJournalKeys)
 	}
@@ -126,7 +126,7 @@ func TestJournalIsBounded(t *testing.T) {
 		t.Fatalf("since 1: all %v, %d users", c.All, len(c.Users))
 	}
 	// One change larger than the bound is All.
-	j.record(4, false, keys(maxJournalKeys+1, "d"), nil)
+	j.record(4, false, keys(maxJournalKeys+1, "d"), nil, nil)
 	if c := j.since(3); !c.All {
 		t.Fatal("an oversized change must read as All")
 	}

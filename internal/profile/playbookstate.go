@@ -147,6 +147,7 @@ func (n *Namespace) PlaybookPublished(name string) bool {
 // PlaybookPublished is Namespace.PlaybookPublished for the namespace being read
 // (Namespace's would take the read lock a second time).
 func (v *View) PlaybookPublished(name string) bool {
+	defer v.rlock()()
 	_, ok := v.n.playbooks[name]
 	return ok
 }

@@ -1,12 +1,12 @@
 package profile
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -15,20 +15,34 @@ import (
 )
 
 // A snapshot is a dense, read-only copy of one view's profile index: every
-// profile in a slice with its account resolved to an index once, and, built on
-// demand, one column per attribute a rule reads. Evaluating a rule over a million
-// profiles then walks slices instead of iterating a map, looking accounts up by id
-// and chasing pointers to scattered rows.
+// profile at its position (positions.go) with its account resolved to an index
+// once, and, built on demand, one column per attribute a rule reads.
+// Evaluating a rule over a million profiles then walks slices instead of
+// iterating a map, looking accounts up by id and chasing pointers to scattered
+// rows.
 //
-// Snapshots are built lazily on the first read that needs one after the
-// namespace changes and are cached until the next Apply or Remove (which hold
-// the write lock, so no reader can see a stale snapshot).
+// A snapshot never changes once built and holds no reference to the
+// namespace's mutable entries (an account's entry is copied), so a full
+// evaluation reads it without the namespace's lock (View.Detach) while syncs
+// go on. After a change, the next reader derives the new generation's
+// snapshot from the last one: the positions of the users the journal names
+// are patched, in the rows and in every column built, so a sync that changed
+// k profiles costs a copy of the arrays and k patches, not a rebuild from the
+// map (derive).
 type snapshot struct {
-	users    []snapUser
-	accounts []snapAccount
+	gen uint64
+	// users is by position; an empty id is a hole (no profile there: a free
+	// position, or a user known from signals alone). count is the profiles.
+	users []snapUser
+	count int
+	// accounts are the accounts the profiles belong to, each at the index
+	// accountIdx gives its id.
+	accounts   []snapAccount
+	accountIdx map[string]int32
+	sharedIdx  bool // accountIdx is the snapshot's it was derived from: copy before adding
 	// rowSlots are the source slots user attributes are read from; rows holds,
-	// for user i, its row in each: rows[i*len(rowSlots)+k] (nil: none). Reading
-	// a column from here never touches the user's map entry.
+	// for the user at position i, its row in each: rows[i*len(rowSlots)+k] (nil:
+	// none). Reading a column from here never touches the user's map entry.
 	rowSlots []int
 	rows     []*attr.Row
 
@@ -43,18 +57,18 @@ type snapUser struct {
 
 type snapAccount struct {
 	id string
-	e  *entry // emptyEntry for an account known by id only
+	e  *entry // the snapshot's own copy of the account's entry; emptyEntry for an account known by id only
 }
 
-// viewCache is one source selection's plan and snapshot.
+// viewCache is one source selection's plan and its latest snapshot.
 type viewCache struct {
 	plan *plan
 	mu   sync.Mutex
 	snap *snapshot
 }
 
-// maxCachedViews bounds the source selections whose snapshots are kept per
-// generation: personas normally read all of a namespace's sources.
+// maxCachedViews bounds the source selections whose snapshots are kept:
+// personas normally read all of a namespace's sources.
 const maxCachedViews = 8
 
 // view returns the cached plan and (lazy) snapshot for a source selection.
@@ -87,129 +101,171 @@ func (n *Namespace) view(sources []string) *viewCache {
 	return vc
 }
 
-// invalidate drops every cached snapshot; the caller holds n.mu for writing.
-func (n *Namespace) invalidate() {
+// invalidate drops every cached plan and snapshot: a change of how profiles
+// merge (all). Other changes keep them, for snapshots to be derived from.
+// The caller holds n.mu for writing.
+func (n *Namespace) invalidate(all bool) {
+	if !all {
+		return
+	}
 	n.viewMu.Lock()
 	clear(n.views)
 	n.viewMu.Unlock()
 }
 
-// snapshot returns the view's snapshot, building it on first use.
+// snapshot returns the view's snapshot of the namespace's generation: the
+// cached one, one derived from it, or a new one. The caller holds n.mu for
+// reading.
 func (vc *viewCache) snapshot(n *Namespace) *snapshot {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
-	if vc.snap == nil {
-		vc.snap = buildSnapshot(n, vc.plan)
+	s := vc.snap
+	switch {
+	case s != nil && s.gen == n.gen:
+		return s
+	case s != nil && s.gen < n.gen:
+		// Patching is cheaper than a rebuild when the journal covers s's
+		// generation, nothing changed how every profile merges, and fewer than
+		// a quarter of the profiles changed.
+		if c := n.journal.since(s.gen); !c.All && c.Len() <= len(s.users)/4 {
+			vc.snap = s.derive(n, vc.plan, c)
+			return vc.snap
+		}
 	}
+	vc.snap = buildSnapshot(n, vc.plan)
 	return vc.snap
 }
 
 func buildSnapshot(n *Namespace, p *plan) *snapshot {
-	s := &snapshot{cols: map[string]*column{}, rowSlots: rowSlots(p)}
-	k := len(s.rowSlots)
-	// One pass over the map collects the profiles and their rows.
-	users := make([]snapUser, 0, len(n.users))
-	rows := make([]*attr.Row, 0, len(n.users)*k)
-	keys := make([]addrKey, 0, len(n.users))
+	s := &snapshot{gen: n.gen, cols: map[string]*column{}, rowSlots: rowSlots(p), accountIdx: map[string]int32{}}
+	size := n.userPos.size()
+	s.users = make([]snapUser, size)
+	s.rows = make([]*attr.Row, size*len(s.rowSlots))
 	for id, e := range n.users {
-		var first *attr.Row
-		for _, slot := range p.userSlots {
-			if first = e.row(slot); first != nil {
-				break
-			}
-		}
-		if first == nil {
-			continue // not a profile: signals alone
-		}
-		keys = append(keys, addrKey{addr: uintptr(unsafe.Pointer(first)), i: int32(len(users))})
-		users = append(users, snapUser{id: id, acct: -1})
-		for _, slot := range s.rowSlots {
-			rows = append(rows, e.row(slot))
-		}
-	}
-	// Order profiles as their rows lie in memory: a sync allocates rows, their
-	// values and their strings in record order, so reading columns in this order
-	// streams through memory instead of missing the cache on every profile. (Go's
-	// heap does not move objects; the order only affects speed.)
-	sortByAddr(keys)
-	s.users = make([]snapUser, len(users))
-	s.rows = make([]*attr.Row, len(rows))
-	for i, key := range keys {
-		j := int(key.i)
-		s.users[i] = users[j]
-		copy(s.rows[i*k:(i+1)*k], rows[j*k:(j+1)*k])
-	}
-	// Accounts, resolved once per profile; consecutive profiles often share one.
-	accounts := map[string]int32{}
-	lastID, last := "", int32(-1)
-	ids := s.accountIDSlots(p)
-	for i := range s.users {
-		aid := ""
-		for _, k := range ids {
-			if r := s.rows[i*len(s.rowSlots)+k]; r != nil && r.AccountID != "" {
-				aid = r.AccountID
-				break
-			}
-		}
-		if aid == "" {
-			continue
-		}
-		if aid != lastID || last < 0 {
-			a, ok := accounts[aid]
-			if !ok {
-				a = int32(len(s.accounts))
-				ae, found := n.accounts[aid]
-				if !found {
-					ae = &emptyEntry
-				}
-				s.accounts = append(s.accounts, snapAccount{id: aid, e: ae})
-				accounts[aid] = a
-			}
-			lastID, last = aid, a
-		}
-		s.users[i].acct = last
+		s.setUser(n, p, id, e)
 	}
 	return s
 }
 
-type addrKey struct {
-	addr uintptr
-	i    int32
-}
-
-// sortByAddr sorts keys by address: an LSD radix sort on the address bits that
-// vary, 11 bits a pass (a comparison sort of a million keys costs ten times more).
-func sortByAddr(keys []addrKey) {
-	if len(keys) < 2 {
+// setUser writes the user's profile at its position: its rows and account,
+// or a hole when it is not a profile of the view.
+func (s *snapshot) setUser(n *Namespace, p *plan, id string, e *entry) {
+	i := int(e.pos)
+	profile := false
+	for _, slot := range p.userSlots {
+		if e.row(slot) != nil {
+			profile = true
+			break
+		}
+	}
+	if !profile {
+		s.hole(i)
 		return
 	}
-	lo, hi := keys[0].addr, keys[0].addr
-	for _, k := range keys {
-		lo, hi = min(lo, k.addr), max(hi, k.addr)
+	k := len(s.rowSlots)
+	rows := s.rows[i*k : (i+1)*k]
+	for j, slot := range s.rowSlots {
+		rows[j] = e.row(slot)
 	}
-	buf := make([]addrKey, len(keys))
-	src, dst := keys, buf
-	const bits = 11
-	for shift := uint(0); (hi-lo)>>shift != 0; shift += bits {
-		var count [1 << bits]int
-		for _, k := range src {
-			count[((k.addr-lo)>>shift)&(1<<bits-1)]++
-		}
-		sum := 0
-		for i, c := range count {
-			count[i] = sum
-			sum += c
-		}
-		for _, k := range src {
-			d := ((k.addr - lo) >> shift) & (1<<bits - 1)
-			dst[count[d]] = k
-			count[d]++
-		}
-		src, dst = dst, src
+	if s.users[i].id == "" {
+		s.count++
 	}
-	if &src[0] != &keys[0] {
-		copy(keys, src)
+	s.users[i] = snapUser{id: id, acct: s.account(n, accountID(p, e))}
+}
+
+// hole empties position i.
+func (s *snapshot) hole(i int) {
+	if s.users[i].id != "" {
+		s.count--
 	}
+	s.users[i] = snapUser{acct: -1}
+	k := len(s.rowSlots)
+	clear(s.rows[i*k : (i+1)*k])
+}
+
+// account returns the index of the account with id aid (-1 for none), adding
+// it with a copy of its entry when the snapshot does not hold it yet.
+func (s *snapshot) account(n *Namespace, aid string) int32 {
+	if aid == "" {
+		return -1
+	}
+	if a, ok := s.accountIdx[aid]; ok {
+		return a
+	}
+	if s.sharedIdx {
+		s.accountIdx, s.sharedIdx = maps.Clone(s.accountIdx), false
+	}
+	a := int32(len(s.accounts))
+	s.accounts = append(s.accounts, snapAccount{id: aid, e: accountEntry(n, aid)})
+	s.accountIdx[aid] = a
+	return a
+}
+
+// accountEntry is a copy of the account's entry, which later syncs change in
+// place; emptyEntry when the account has no data.
+func accountEntry(n *Namespace, aid string) *entry {
+	e, ok := n.accounts[aid]
+	if !ok {
+		return &emptyEntry
+	}
+	c := *e
+	c.more = slices.Clone(e.more)
+	return &c
+}
+
+// derive returns the snapshot of the namespace's generation, given what
+// changed since s's (c): s's arrays copied, the changed users' positions and
+// the changed accounts patched, and the columns s built patched likewise (a
+// column that would need a value its dictionary lacks is left out, and built
+// again on demand). s itself is not changed: a detached view may be reading it.
+func (s *snapshot) derive(n *Namespace, p *plan, c Changes) *snapshot {
+	size, k := n.userPos.size(), len(s.rowSlots)
+	d := &snapshot{gen: n.gen, count: s.count, rowSlots: s.rowSlots, cols: map[string]*column{},
+		accounts: slices.Clone(s.accounts), accountIdx: s.accountIdx, sharedIdx: true}
+	d.users = append(make([]snapUser, 0, size), s.users...)
+	for len(d.users) < size {
+		d.users = append(d.users, snapUser{acct: -1})
+	}
+	d.rows = append(make([]*attr.Row, 0, size*k), s.rows...)
+	d.rows = d.rows[:size*k]
+	var users []int32
+	// Positions freed since s first (a removed user, or one that moved), then
+	// the changed users where they are now: a position reused by a changed
+	// user ends up holding it.
+	for _, i := range c.vacated {
+		if int(i) < len(s.users) {
+			d.hole(int(i))
+			users = append(users, i)
+		}
+	}
+	for _, id := range c.Users {
+		if e, ok := n.users[id]; ok {
+			d.setUser(n, p, id, e)
+			users = append(users, e.pos)
+		}
+	}
+	var accounts []int32
+	for _, id := range c.Accounts {
+		if a, ok := d.accountIdx[id]; ok && int(a) < len(s.accounts) {
+			d.accounts[a].e = accountEntry(n, id)
+			accounts = append(accounts, a)
+		}
+	}
+	for a := len(s.accounts); a < len(d.accounts); a++ {
+		accounts = append(accounts, int32(a)) // new: added by setUser
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, col := range s.cols {
+		at, n := users, len(d.users)
+		if col.account {
+			at, n = accounts, len(d.accounts)
+		}
+		if pc := col.patch(d, at, n); pc != nil {
+			d.cols[key] = pc
+		}
+	}
+	return d
 }
 
 // rowSlots are the slots a plan reads user attributes and account ids from.
@@ -234,16 +290,6 @@ func rowSlots(p *plan) []int {
 	return out
 }
 
-// accountIDSlots maps the plan's account id slots, in precedence order, to
-// positions in rowSlots.
-func (s *snapshot) accountIDSlots(p *plan) []int {
-	out := make([]int, 0, len(p.accountIDs))
-	for _, slot := range p.accountIDs {
-		out = append(out, sort.SearchInts(s.rowSlots, slot))
-	}
-	return out
-}
-
 // columns returns the columns of user (account=false) or account attributes,
 // building the missing ones in one pass.
 func (s *snapshot) columns(account bool, names []string, cands [][]cand) []*column {
@@ -254,13 +300,18 @@ func (s *snapshot) columns(account bool, names []string, cands [][]cand) []*colu
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*column, len(names))
-	var build []int
+	var build []*column
 	for i, name := range names {
 		if c, ok := s.cols[prefix+name]; ok {
 			out[i] = c
-		} else {
-			build = append(build, i)
+			continue
 		}
+		c := &column{account: account, name: name, cands: cands[i]}
+		if !account {
+			c.cands = s.rowPositions(cands[i])
+		}
+		out[i], s.cols[prefix+name] = c, c
+		build = append(build, c)
 	}
 	if len(build) == 0 {
 		return out
@@ -269,62 +320,55 @@ func (s *snapshot) columns(account bool, names []string, cands [][]cand) []*colu
 	if account {
 		n = len(s.accounts)
 	}
-	var accountIDs []ref.Val // one boxed id per account, shared by its users
-	if !account && slices.ContainsFunc(build, func(i int) bool { return names[i] == attr.AccountIDAttr }) {
-		accountIDs = make([]ref.Val, len(s.accounts))
-		for i, a := range s.accounts {
-			accountIDs[i] = types.String(a.id)
-		}
-	}
 	bs := make([]columnBuilder, len(build))
 	for j := range bs {
 		bs[j].init(n)
 	}
-	if account {
-		for _, a := range s.accounts {
-			for j, i := range build {
-				if names[i] == attr.UserIDAttr {
-					bs[j].add(types.String(a.id))
-				} else {
-					bs[j].add(lookupVal(a.e, cands[i]))
-				}
-			}
-		}
-	} else {
-		// Resolve each attribute's candidates to positions in rowSlots.
-		pos := make([][]cand, len(build))
-		for j, i := range build {
-			for _, c := range cands[i] {
-				if c.slot >= 0 {
-					pos[j] = append(pos[j], cand{slot: sort.SearchInts(s.rowSlots, c.slot), col: c.col})
-				}
-			}
-		}
-		k := len(s.rowSlots)
-		for u := range s.users {
-			rows := s.rows[u*k : (u+1)*k]
-			for j, i := range build {
-				switch names[i] {
-				case attr.UserIDAttr:
-					bs[j].add(types.String(s.users[u].id))
-				case attr.AccountIDAttr:
-					if a := s.users[u].acct; a >= 0 {
-						bs[j].add(accountIDs[a])
-					} else {
-						bs[j].add(nil)
-					}
-				default:
-					bs[j].add(rowsVal(rows, pos[j]))
-				}
-			}
+	for i := range n {
+		for j, c := range build {
+			bs[j].add(s.value(c, int32(i)))
 		}
 	}
-	for j, i := range build {
-		c := bs[j].finish()
-		s.cols[prefix+names[i]] = c
-		out[i] = c
+	for j, c := range build {
+		bs[j].finish(c)
 	}
 	return out
+}
+
+// rowPositions resolves candidates' source slots to positions in rowSlots.
+func (s *snapshot) rowPositions(cands []cand) []cand {
+	var out []cand
+	for _, c := range cands {
+		if c.slot >= 0 {
+			out = append(out, cand{slot: sort.SearchInts(s.rowSlots, c.slot), col: c.col})
+		}
+	}
+	return out
+}
+
+// value is column c's value at position (or account index) i.
+func (s *snapshot) value(c *column, i int32) ref.Val {
+	if c.account {
+		a := &s.accounts[i]
+		if c.name == attr.UserIDAttr {
+			return types.String(a.id)
+		}
+		return lookupVal(a.e, c.cands)
+	}
+	u := &s.users[i]
+	switch {
+	case u.id == "":
+		return nil // a hole
+	case c.name == attr.UserIDAttr:
+		return types.String(u.id)
+	case c.name == attr.AccountIDAttr:
+		if u.acct < 0 {
+			return nil
+		}
+		return types.String(s.accounts[u.acct].id)
+	}
+	k := len(s.rowSlots)
+	return rowsVal(s.rows[int(i)*k:int(i+1)*k], c.cands)
 }
 
 // rowsVal is lookup over a profile's rows in the snapshot.
@@ -355,6 +399,15 @@ type column struct {
 	codes []uint16
 	dict  []ref.Val // dict[0] is nil (no value)
 	vals  []ref.Val
+	// index finds a value's code (read-only once built: derived columns share it).
+	index *dictIndex
+
+	// What the column reads, for a derived snapshot to patch it: an account
+	// or a user attribute, and its candidates (for users, positions in
+	// rowSlots).
+	account bool
+	name    string
+	cands   []cand
 }
 
 func (c *column) at(i int32) ref.Val {
@@ -364,52 +417,116 @@ func (c *column) at(i int32) ref.Val {
 	return c.dict[c.codes[i]]
 }
 
+// patch returns a copy of c, n long, with the values at positions at read
+// again from d; nil when a value is not in a coded column's dictionary (the
+// column is then built again when read).
+func (c *column) patch(d *snapshot, at []int32, n int) *column {
+	out := *c
+	if c.vals != nil {
+		out.vals = append(make([]ref.Val, 0, n), c.vals...)[:n]
+		for _, i := range at {
+			out.vals[i] = d.value(c, i)
+		}
+		return &out
+	}
+	out.codes = append(make([]uint16, 0, n), c.codes...)[:n]
+	for _, i := range at {
+		code, ok := c.index.find(d.value(c, i))
+		if !ok {
+			return nil
+		}
+		out.codes[i] = code
+	}
+	return &out
+}
+
 // maxDict is the most distinct values a dictionary-coded column holds.
 const maxDict = math.MaxUint16
 
-// columnBuilder dictionary-codes values of comparable CEL types while there are
-// at most maxDict distinct ones, then switches to plain values.
-type columnBuilder struct {
-	c column
-	// Per-type indexes: typed keys hash fast and do not allocate.
+// dictIndex maps values to codes. Per-type maps: typed keys hash fast and do
+// not allocate. Keys identify values exactly: doubles by their bits (0.0 and
+// -0.0 differ), timestamps by instant and location. Lists, maps and bytes are
+// not coded.
+type dictIndex struct {
 	strs  map[types.String]uint16
 	ints  map[types.Int]uint16
 	times map[types.Timestamp]uint16
 	other map[any]uint16
+}
+
+// find returns v's code (0 for nil), false when the dictionary lacks it.
+func (x *dictIndex) find(v ref.Val) (uint16, bool) {
+	var code uint16
+	var ok bool
+	switch k := v.(type) {
+	case nil:
+		return 0, true
+	case types.String:
+		code, ok = x.strs[k]
+	case types.Int:
+		code, ok = x.ints[k]
+	case types.Timestamp:
+		code, ok = x.times[k]
+	default:
+		if key, codable := otherKey(v); codable {
+			code, ok = x.other[key]
+		}
+	}
+	return code, ok
+}
+
+// otherKey is the key of a codable value of the types in dictIndex.other.
+func otherKey(v ref.Val) (any, bool) {
+	switch x := v.(type) {
+	case types.Double:
+		return doubleKey(math.Float64bits(float64(x))), true
+	case types.Uint, types.Bool, types.Duration:
+		return x, true
+	}
+	return nil, false
+}
+
+// columnBuilder dictionary-codes values of comparable CEL types while there are
+// at most maxDict distinct ones, then switches to plain values.
+type columnBuilder struct {
+	codes []uint16
+	dict  []ref.Val
+	vals  []ref.Val
+	index dictIndex
 	last  ref.Val // the previous value and its code: neighbours often repeat
 	lastC uint16
 }
 
 func (b *columnBuilder) init(n int) {
-	b.c.codes = make([]uint16, 0, n)
-	b.c.dict = []ref.Val{nil}
+	b.codes = make([]uint16, 0, n)
+	b.dict = []ref.Val{nil}
 }
 
 func (b *columnBuilder) add(v ref.Val) {
-	if b.c.vals != nil {
-		b.c.vals = append(b.c.vals, v)
+	if b.vals != nil {
+		b.vals = append(b.vals, v)
 		return
 	}
 	if v == nil {
-		b.c.codes = append(b.c.codes, 0)
+		b.codes = append(b.codes, 0)
 		return
 	}
 	if b.sameAsLast(v) {
-		b.c.codes = append(b.c.codes, b.lastC)
+		b.codes = append(b.codes, b.lastC)
 		return
 	}
 	code, ok := b.code(v)
 	if !ok {
 		// Not dictionary-codable: decode what was coded so far into values.
-		vals := make([]ref.Val, len(b.c.codes), cap(b.c.codes))
-		for i, code := range b.c.codes {
-			vals[i] = b.c.dict[code]
+		vals := make([]ref.Val, len(b.codes), cap(b.codes))
+		for i, code := range b.codes {
+			vals[i] = b.dict[code]
 		}
-		*b = columnBuilder{c: column{vals: append(vals, v)}}
+		*b = columnBuilder{vals: append(vals, v)}
 		return
 	}
 	b.last, b.lastC = v, code
-	b.c.codes = append(b.c.codes, code)
+	b.codes = append(b.codes, code)
 }
 
 // sameAsLast reports whether v is exactly the previous value (for the types
@@ -430,60 +547,59 @@ func (b *columnBuilder) sameAsLast(v ref.Val) bool {
 }
 
 // code returns v's code, adding it to the dictionary if there is room; false
-// when v is not dictionary-codable or the dictionary is full. Keys identify
-// values exactly: doubles by their bits (0.0 and -0.0 differ), timestamps by
-// instant and location. Lists, maps and bytes are not coded.
+// when v is not dictionary-codable or the dictionary is full.
 func (b *columnBuilder) code(v ref.Val) (uint16, bool) {
-	switch x := v.(type) {
+	x := &b.index
+	switch k := v.(type) {
 	case types.String:
-		if b.strs == nil {
-			b.strs = map[types.String]uint16{}
+		if x.strs == nil {
+			x.strs = map[types.String]uint16{}
 		}
-		return intern(b, b.strs, x, v)
+		return intern(b, x.strs, k, v)
 	case types.Int:
-		if b.ints == nil {
-			b.ints = map[types.Int]uint16{}
+		if x.ints == nil {
+			x.ints = map[types.Int]uint16{}
 		}
-		return intern(b, b.ints, x, v)
+		return intern(b, x.ints, k, v)
 	case types.Timestamp:
-		if b.times == nil {
-			b.times = map[types.Timestamp]uint16{}
+		if x.times == nil {
+			x.times = map[types.Timestamp]uint16{}
 		}
-		return intern(b, b.times, x, v)
-	case types.Double:
-		return b.internOther(doubleKey(math.Float64bits(float64(x))), v)
-	case types.Uint, types.Bool, types.Duration:
-		return b.internOther(x, v)
+		return intern(b, x.times, k, v)
 	}
-	return 0, false
-}
-
-func (b *columnBuilder) internOther(key any, v ref.Val) (uint16, bool) {
-	if b.other == nil {
-		b.other = map[any]uint16{}
+	key, ok := otherKey(v)
+	if !ok {
+		return 0, false
 	}
-	return intern(b, b.other, key, v)
+	if x.other == nil {
+		x.other = map[any]uint16{}
+	}
+	return intern(b, x.other, key, v)
 }
 
 func intern[K comparable](b *columnBuilder, index map[K]uint16, key K, v ref.Val) (uint16, bool) {
 	if code, ok := index[key]; ok {
 		return code, true
 	}
-	if len(b.c.dict) > maxDict {
+	if len(b.dict) > maxDict {
 		return 0, false
 	}
-	code := uint16(len(b.c.dict))
-	b.c.dict = append(b.c.dict, v)
+	code := uint16(len(b.dict))
+	b.dict = append(b.dict, v)
 	index[key] = code
 	return code, true
 }
 
-func (b *columnBuilder) finish() *column {
-	c := b.c
-	if c.vals == nil && c.codes == nil {
+// finish stores what was built in c.
+func (b *columnBuilder) finish(c *column) {
+	if b.vals != nil {
+		c.vals = b.vals
+		return
+	}
+	c.codes, c.dict, c.index = b.codes, b.dict, &b.index
+	if c.codes == nil {
 		c.codes = []uint16{}
 	}
-	return &c
 }
 
 type doubleKey uint64

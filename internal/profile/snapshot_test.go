@@ -3,7 +3,6 @@ package profile
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -55,8 +54,9 @@ func TestSnapshotReadsLikeTheMap(t *testing.T) {
 				if v.Len() != len(v.UserIDs()) {
 					t.Fatalf("Len %d, UserIDs %v", v.Len(), v.UserIDs())
 				}
-				for i := 0; i < v.Len(); i++ {
-					u := v.At(i)
+				seen := 0
+				for u := range v.Users() {
+					seen++
 					byID, ok := v.User(u.ID())
 					if !ok {
 						t.Fatalf("%s: indexed but not found by id", u.ID())
@@ -92,6 +92,9 @@ func TestSnapshotReadsLikeTheMap(t *testing.T) {
 							}
 						}
 					}
+				}
+				if seen != v.Len() {
+					t.Fatalf("Users yielded %d profiles, Len %d", seen, v.Len())
 				}
 			})
 		})
@@ -171,12 +174,22 @@ func TestColumnCoding(t *testing.T) {
 			for _, v := range tt.vals {
 				b.add(v)
 			}
-			c := b.finish()
+			c := &column{}
+			b.finish(c)
 			if coded := c.vals == nil; coded != tt.coded {
 				t.Fatalf("dictionary-coded = %v, want %v", coded, tt.coded)
 			}
 			if tt.coded && len(c.dict) != tt.distin {
 				t.Errorf("dictionary has %d entries, want %d", len(c.dict), tt.distin)
+			}
+			for i, v := range tt.vals {
+				if !tt.coded {
+					break
+				}
+				// A derived snapshot patches codes through the index.
+				if code, ok := c.index.find(v); !ok || code != c.codes[i] {
+					t.Errorf("index.find(%v) = %d, %v; coded as %d", v, code, ok, c.codes[i])
+				}
 			}
 			for i, want := range tt.vals {
 				got := c.at(int32(i))
@@ -201,30 +214,6 @@ func identical(a, b ref.Val) bool {
 		return a == b
 	}
 	return a.Type() == b.Type() && a.Equal(b) == types.True
-}
-
-func TestSortByAddr(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 2, 100, 5000} {
-		keys := make([]addrKey, n)
-		for i := range keys {
-			keys[i] = addrKey{addr: 0xc000000000 + uintptr(r.Uint64N(1<<34)), i: int32(i)}
-		}
-		want := slices.Clone(keys)
-		slices.SortStableFunc(want, func(a, b addrKey) int {
-			switch {
-			case a.addr < b.addr:
-				return -1
-			case a.addr > b.addr:
-				return 1
-			}
-			return 0
-		})
-		sortByAddr(keys)
-		if !slices.Equal(keys, want) {
-			t.Fatalf("n=%d: not sorted stably by address", n)
-		}
-	}
 }
 
 // Concurrent readers of a new generation build one snapshot and see the same.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
@@ -32,8 +34,10 @@ type SourceData struct {
 	// Users and Accounts hold rows whose values are CEL values (ref.Val).
 	Users    map[string]storedRow
 	Accounts map[string]storedRow
-	// Signals holds each user's list elements, as CEL values.
-	Signals map[string][]any
+	// Signals holds each user's list elements, as CEL values, until the data
+	// is applied: the store's rows then hold the lists (userRows), sharing
+	// the elements, and the map is dropped.
+	Signals map[string][]ref.Val
 
 	// Builtin marks a contribution of the operator itself (user.playbooks), not
 	// of a DataSource: it adds attributes to profiles but makes none, is part of
@@ -62,6 +66,8 @@ type Builder struct {
 	digest  uint64
 	scratch []byte
 	prev    *SourceData // the source's stored data, whose unchanged rows are reused
+	// users, accounts and signals share equal values among rows (intern.go).
+	users, accounts, signals interner
 }
 
 // Reuse makes the builder keep prev's row for every record that has not
@@ -90,13 +96,13 @@ func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Buil
 		AccountDecls: m.AccountDecls(),
 		Users:        map[string]storedRow{},
 		Accounts:     map[string]storedRow{},
-		Signals:      map[string][]any{},
+		Signals:      map[string][]ref.Val{},
 	}
 	switch d.Entity {
 	case v1alpha1.EntityAccount:
 		d.Accounts = make(map[string]storedRow, sizeHint)
 	case v1alpha1.EntitySignal:
-		d.Signals = make(map[string][]any, sizeHint/4)
+		d.Signals = make(map[string][]ref.Val, sizeHint/4)
 	default:
 		d.Users = make(map[string]storedRow, sizeHint)
 	}
@@ -127,7 +133,11 @@ func (b *Builder) Add(m attr.Mapped) {
 	}
 	if m.SignalUser != "" {
 		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
-		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], attr.ToCEL(m.Signal))
+		v, ok := b.signals.value(0, m.Signal).(ref.Val)
+		if !ok {
+			v = types.NullValue // as a list of CEL values holds a missing element
+		}
+		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], v)
 	}
 }
 
@@ -159,13 +169,18 @@ func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 			return old
 		}
 	}
-	return b.stored(r, h)
+	return b.stored(kind, r, h)
 }
 
-// stored converts a hashed row's values to CEL.
-func (b *Builder) stored(r *attr.Row, h uint64) storedRow {
+// stored converts a hashed row's values (kind 'u' for a user, 'a' for an
+// account) to CEL.
+func (b *Builder) stored(kind byte, r *attr.Row, h uint64) storedRow {
+	in := &b.users
+	if kind == 'a' {
+		in = &b.accounts
+	}
 	for i, v := range r.Values {
-		r.Values[i] = attr.ToCEL(v)
+		r.Values[i] = in.value(i, v)
 	}
 	return storedRow{Row: r, hash: h}
 }

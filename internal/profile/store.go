@@ -47,8 +47,10 @@ type Namespace struct {
 	sources  []*SourceData  // by slot; nil = free slot
 	users    map[string]*entry
 	accounts map[string]*entry
-	plan     *plan
-	gen      uint64
+	// userPos hands out the users' positions in snapshots.
+	userPos positions
+	plan    *plan
+	gen     uint64
 	// journal records the keys each generation changed (journal.go).
 	journal journal
 
@@ -71,6 +73,7 @@ type Namespace struct {
 type entry struct {
 	inline [inlineSlots]*attr.Row
 	more   []*attr.Row // slots from inlineSlots on
+	pos    int32       // a user's position in snapshots (positions.go); -1 for an account
 }
 
 const inlineSlots = 3
@@ -129,6 +132,9 @@ func (n *Namespace) Apply(d *SourceData) uint64 {
 // apply is Apply with n.mu held for writing.
 func (n *Namespace) apply(d *SourceData) uint64 {
 	slot, ok := n.slots[d.Name]
+	if ok && n.sources[slot] == d {
+		return n.gen // the same data again (its signal map is gone: see below)
+	}
 	if !ok {
 		slot = n.freeSlot()
 		n.slots[d.Name] = slot
@@ -138,6 +144,9 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 	all := !ok || !sameShape(n.sources[slot], d)
 	n.sources[slot] = d
 	users := userRows(d)
+	// The rows hold the signal lists now; the map would be a second index of
+	// every signal user.
+	d.Signals = nil
 	// The first load of a namespace sizes its maps once.
 	if len(n.users) == 0 {
 		n.users = make(map[string]*entry, len(users))
@@ -145,8 +154,8 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 	if len(n.accounts) == 0 {
 		n.accounts = make(map[string]*entry, len(d.Accounts))
 	}
-	changedUsers := replaceSlot(n.users, slot, users, !all)
-	changedAccounts := replaceSlot(n.accounts, slot, d.Accounts, !all)
+	changedUsers := replaceSlot(n.users, &n.userPos, slot, users, !all)
+	changedAccounts := replaceSlot(n.accounts, nil, slot, d.Accounts, !all)
 	n.plan = buildPlan(n.sources, nil)
 	n.changed(all, changedUsers, changedAccounts)
 	return n.gen
@@ -155,9 +164,9 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 // changed moves the generation after a change to the profiles and records
 // what it touched; the caller holds n.mu for writing.
 func (n *Namespace) changed(all bool, users, accounts []string) {
-	n.invalidate()
+	n.invalidate(all)
 	n.gen++
-	n.journal.record(n.gen, all, users, accounts)
+	n.journal.record(n.gen, all, users, accounts, n.userPos.drain())
 }
 
 // sameShape reports whether two datas of one source merge the same way:
@@ -183,8 +192,8 @@ func (n *Namespace) remove(name string) uint64 {
 	}
 	delete(n.slots, name)
 	n.sources[slot] = nil
-	replaceSlot(n.users, slot, nil, false)
-	replaceSlot(n.accounts, slot, nil, false)
+	replaceSlot(n.users, &n.userPos, slot, nil, false)
+	replaceSlot(n.accounts, nil, slot, nil, false)
 	n.plan = buildPlan(n.sources, nil)
 	n.changed(true, nil, nil)
 	return n.gen
@@ -250,15 +259,16 @@ func userRows(d *SourceData) map[string]storedRow {
 	}
 	rows := make(map[string]storedRow, len(d.Signals))
 	for uid, list := range d.Signals {
-		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{attr.ToCEL(list)}}}
+		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{types.NewRefValList(types.DefaultTypeAdapter, list)}}}
 	}
 	return rows
 }
 
 // replaceSlot makes rows the slot's only contents: O(entries + rows), so a sync
 // costs in proportion to the namespace, with no per-source index to keep. With
-// track, it returns the keys whose row in the slot changed.
-func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow, track bool) (changed []string) {
+// track, it returns the keys whose row in the slot changed. pos hands out the
+// positions of new entries (nil for accounts).
+func replaceSlot(entries map[string]*entry, pos *positions, slot int, rows map[string]storedRow, track bool) (changed []string) {
 	for key, e := range entries {
 		if e.row(slot) == nil {
 			continue
@@ -272,12 +282,13 @@ func replaceSlot(entries map[string]*entry, slot int, rows map[string]storedRow,
 		}
 		if e.empty() {
 			delete(entries, key)
+			pos.put(e.pos)
 		}
 	}
 	for key, r := range rows {
 		e, ok := entries[key]
 		if !ok {
-			e = &entry{}
+			e = &entry{pos: pos.take()}
 			entries[key] = e
 		}
 		if track && !sameRow(e.row(slot), r.Row) {

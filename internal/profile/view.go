@@ -12,12 +12,15 @@ import (
 )
 
 // View is a consistent read of a namespace's profiles, limited to some sources.
-// It is only valid inside the Read callback that received it.
+// It is only valid inside the Read callback that received it, except a
+// detached one (Detach), which reads a snapshot only.
 type View struct {
 	n    *Namespace
 	plan *plan
 	vc   *viewCache
 	snap atomic.Pointer[snapshot] // built on first use; a View may be shared by goroutines
+	// detached: the view reads its snapshot, without the namespace's lock.
+	detached bool
 }
 
 // Read calls fn with a view over the given sources (nil or empty: all). Writers
@@ -39,8 +42,41 @@ func (v *View) snapshot() *snapshot {
 	return s
 }
 
+// Detach returns a view of the same profiles that stays valid after Read
+// returns and holds no lock: it reads the view's snapshot (built or brought up
+// to date here, under the read lock), never the namespace's maps. A full
+// evaluation of a million profiles runs on it while syncs apply their changes
+// (which would otherwise wait for it), and the next full evaluation derives its
+// snapshot from this one instead of rebuilding it. Call it inside Read.
+//
+// A detached view answers what the snapshot holds: Users, Len, UserIDs, the
+// fields and, by id, User (a user added since reads as absent). The methods
+// about the namespace rather than the profiles (Changes, UsersOfAccounts,
+// UsersKnown, PlaybookPublished) take the read lock and answer for the
+// namespace as it is now.
+func (v *View) Detach() *View {
+	d := &View{n: v.n, plan: v.plan, vc: v.vc, detached: true}
+	d.snap.Store(v.snapshot())
+	return d
+}
+
+// rlock takes the namespace's read lock for a detached view (a view inside
+// Read holds it already); the returned func releases it.
+func (v *View) rlock() func() {
+	if !v.detached {
+		return func() {}
+	}
+	v.n.mu.RLock()
+	return v.n.mu.RUnlock
+}
+
 // Generation is the namespace generation this view reads.
-func (v *View) Generation() uint64 { return v.n.gen }
+func (v *View) Generation() uint64 {
+	if v.detached {
+		return v.snap.Load().gen
+	}
+	return v.n.gen
+}
 
 // Schema is the type of every user and account attribute in the view, built-ins
 // included.
@@ -75,13 +111,15 @@ type User struct {
 }
 
 // Users yields every user that has a row in one of the view's User sources, in
-// no particular order (the same order as At). Users known only from signals are
-// not profiles.
+// no particular order. Users known only from signals are not profiles.
 func (v *View) Users() iter.Seq[User] {
 	return func(yield func(User) bool) {
 		s := v.snapshot()
 		for i := range s.users {
 			u := &s.users[i]
+			if u.id == "" {
+				continue // a hole
+			}
 			if !yield(User{v: v, id: u.id, idx: int32(i), acct: u.acct}) {
 				return
 			}
@@ -90,13 +128,7 @@ func (v *View) Users() iter.Seq[User] {
 }
 
 // Len is the number of profiles in the view.
-func (v *View) Len() int { return len(v.snapshot().users) }
-
-// At returns the i-th profile, 0 <= i < Len(), in the order Users yields them.
-func (v *View) At(i int) User {
-	u := &v.snapshot().users[i]
-	return User{v: v, id: u.id, idx: int32(i), acct: u.acct}
-}
+func (v *View) Len() int { return v.snapshot().count }
 
 // UserIDs returns the ids of all profiles, sorted.
 func (v *View) UserIDs() []string {
@@ -119,6 +151,9 @@ type lookedUp struct {
 
 // User returns one profile.
 func (v *View) User(id string) (User, bool) {
+	if v.detached {
+		return v.snapshotUser(id)
+	}
 	e, ok := v.n.users[id]
 	if !ok || !v.isProfile(e) {
 		return User{}, false
@@ -130,6 +165,23 @@ func (v *View) User(id string) (User, bool) {
 		}
 	}
 	return User{v: v, id: id, l: l, idx: -1, acct: -1}, true
+}
+
+// snapshotUser is User for a detached view: the profile at the user's
+// position in the snapshot, if it is there.
+func (v *View) snapshotUser(id string) (User, bool) {
+	unlock := v.rlock()
+	e, ok := v.n.users[id]
+	var i int32
+	if ok {
+		i = e.pos
+	}
+	unlock()
+	s := v.snap.Load()
+	if !ok || int(i) >= len(s.users) || s.users[i].id != id {
+		return User{}, false
+	}
+	return User{v: v, id: id, idx: i, acct: s.users[i].acct}, true
 }
 
 func (v *View) isProfile(e *entry) bool {

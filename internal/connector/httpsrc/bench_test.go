@@ -51,7 +51,7 @@ func BenchmarkPageStreamed(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := streamPage(context.Background(), bytes.NewReader(body), "data", "next", 0,
+		res, err := streamPage(context.Background(), bytes.NewReader(body), "data", []string{"next"}, 0,
 			func(connector.Record, *connector.RecordError) error { return nil })
 		if err != nil || res.records != benchRecords {
 			b.Fatal(res, err)

@@ -4,14 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/usersuccess/persona-operator/internal/connector"
-	"github.com/usersuccess/persona-operator/internal/connector/format"
 )
 
 // Fetch reads every page, in order; record numbers run on across pages.
@@ -20,7 +22,7 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 	defer cancel()
 	// Each source has its own transport: do not leave its connections behind.
 	defer s.transport.CloseIdleConnections()
-	r := run{visit: visit}
+	r := run{visit: visit, cursorField: s.page.CursorRecordField}
 	err := s.fetch(runCtx, &r)
 	switch {
 	case err == nil || r.failed:
@@ -35,39 +37,117 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 }
 
 // run is one sync. It remembers whether the visitor failed, so that the
-// visitor's error is returned untouched.
+// visitor's error is returned untouched, and the cursor record field of the
+// latest record (Stripe's starting_after).
 type run struct {
-	visit  connector.Visitor
-	failed bool
+	visit       connector.Visitor
+	failed      bool
+	cursorField string
+	last        any
 }
 
 func (r *run) record(rec connector.Record, recErr *connector.RecordError) error {
+	if r.cursorField != "" && recErr == nil {
+		r.last, _ = rec.Get(r.cursorField)
+	}
 	err := r.visit(rec, recErr)
 	r.failed = err != nil
 	return err
 }
 
+// fetch reads the listing page by page. A page that fails before any of its
+// records was visited (a limit, a gateway error, an access token refused) is
+// fetched again after a wait, and the listing goes on from it: the position
+// (link, cursor, page number, offset) is kept, never the first page asked
+// again. A page that fails after some of its records were visited fails the
+// sync, which is then not applied: records are never half-read.
 func (s *source) fetch(ctx context.Context, r *run) error {
-	u := s.url
-	var num int64
-	for page := 1; ; page++ {
-		res, err := s.get(ctx, u, page, num, r)
+	first := s.page.first(s.start)
+	u := first
+	at := listing{}
+	for at.page = 1; ; at.page++ {
+		res, header, err := s.getPage(ctx, u, at, r)
 		if err != nil {
 			return err
 		}
-		num += res.records
-		next, err := s.next(res, u)
+		at.last = r.last
+		next, err := s.next(res, header, u, first, at)
+		at.read += res.records
 		switch {
 		case err != nil:
-			return onPage(u, page, err)
+			return onPage(u, at.page, err)
 		case next == nil:
 			return nil
-		case page >= s.page.MaxPages:
+		case at.page >= s.page.MaxPages:
 			return connector.Configf("TooManyPages", "%s has more than %d pages", redact(s.url), s.page.MaxPages)
 		case next.String() == u.String():
-			return connector.Configf("PaginationLoop", "page %d of %s links to itself", page, redact(s.url))
+			return connector.Configf("PaginationLoop", "page %d of %s links to itself", at.page, redact(s.url))
 		}
 		u = next
+	}
+}
+
+// getPage fetches one page, waiting for the budget first, and again after a
+// retryable answer as long as none of its records was visited.
+func (s *source) getPage(ctx context.Context, u *url.URL, at listing, r *run) (pageResult, http.Header, error) {
+	bo := newBackoff(orDefault(s.limits.RetryBase, DefaultRetryBase))
+	refreshed, waited := false, false
+	for retries := 0; ; {
+		if err := s.session.wait(ctx); err != nil {
+			return pageResult{}, nil, s.waitError(u, at.page, err)
+		}
+		res, a, err := s.get(ctx, u, at.page, at.read, r)
+		if a.header != nil {
+			if d := exhaustedFor(a.header, time.Now()); d > 0 {
+				s.session.pause(d) // the server's window is spent: the next request waits for it
+			}
+		}
+		switch {
+		case err == nil:
+			if waited {
+				s.observe(EventResumed)
+			}
+			return res, a.header, nil
+		case res.records > 0 || r.failed:
+			return res, nil, err
+		case a.refused != nil && !refreshed:
+			// The access token expired early or was revoked: one new token.
+			refreshed = true
+			s.session.tokens.invalidate(a.refused)
+			s.observe(EventTokenRejected)
+			continue
+		case !retryable(a.status) || retries >= s.limits.MaxRetries:
+			return res, nil, err
+		}
+		retries++
+		if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+			s.observe(EventThrottled)
+		}
+		wait := retryAfter(a.header, time.Now())
+		if wait == 0 {
+			wait = bo.NextBackOff()
+		}
+		if werr := sleep(ctx, wait); werr != nil {
+			return pageResult{}, nil, fmt.Errorf("%w; the server asks to wait %s, longer than the sync has left", err, wait.Round(time.Second))
+		}
+		waited = true
+	}
+}
+
+// waitError says why no request could be sent.
+func (s *source) waitError(u *url.URL, page int, err error) error {
+	if errors.Is(err, errWaitTooLong) || strings.Contains(err.Error(), "exceed context deadline") {
+		return fmt.Errorf("%s: the request budget (or the server's rate limit) leaves no request before the sync's deadline", pageName(u, page))
+	}
+	return fmt.Errorf("%s: %w", pageName(u, page), err)
+}
+
+// errWaitTooLong is a wait that would outlast the sync's deadline.
+var errWaitTooLong = errors.New("the wait would outlast the sync's deadline")
+
+func (s *source) observe(event string) {
+	if s.observer != nil {
+		s.observer(event)
 	}
 }
 
@@ -85,47 +165,55 @@ func onPage(u *url.URL, page int, err error) error {
 	return err
 }
 
+// answer is what a request got back, for the retry decision.
+type answer struct {
+	status  int
+	header  http.Header
+	refused *oauth2.Token // the access token the API answered 401 to
+}
+
 // get fetches one page and streams its records to visit (stream.go).
-func (s *source) get(ctx context.Context, u *url.URL, page int, numBase int64, r *run) (pageResult, error) {
+func (s *source) get(ctx context.Context, u *url.URL, page int, numBase int64, r *run) (pageResult, answer, error) {
 	where := pageName(u, page)
+	var a answer
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return pageResult{}, connector.Configf("InvalidURL", "%s: cannot build the request", where)
+		return pageResult{}, a, connector.Configf("InvalidURL", "%s: cannot build the request", where)
 	}
 	req.Header = s.header.Clone()
+	var tok *oauth2.Token
+	if s.oauth != nil {
+		if tok, err = s.session.tokens.token(ctx, s.tokenClient, s.observer); err != nil {
+			return pageResult{}, a, err
+		}
+		tok.SetAuthHeader(req)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return pageResult{}, requestError(where, err)
+		return pageResult{}, a, requestError(where, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
+	a.status, a.header = resp.StatusCode, resp.Header
+	if resp.StatusCode == http.StatusUnauthorized {
+		a.refused = tok
+	}
 	if err := statusError(where, resp.StatusCode); err != nil {
-		return pageResult{}, err
+		return pageResult{}, a, err
 	}
 	tooLarge := connector.Configf("ResponseTooLarge", "%s: the response is larger than %d bytes", where, s.maxBytes)
 	if resp.ContentLength > s.maxBytes {
-		return pageResult{}, tooLarge
+		return pageResult{}, a, tooLarge
 	}
-	res, err := streamPage(ctx, &capped{r: resp.Body, left: s.maxBytes}, s.records, s.tokenPath(), numBase, r.record)
+	res, err := streamPage(ctx, &capped{r: resp.Body, left: s.maxBytes}, s.records, s.page.extractPaths(), numBase, r.record)
 	switch {
 	case err == nil || r.failed:
-		return res, err // the visitor's error goes back untouched
+		return res, a, err // the visitor's error goes back untouched
 	case connector.IsConfig(err):
-		return res, onPage(u, page, err)
+		return res, a, onPage(u, page, err)
 	case errors.Is(err, errTooLarge):
-		return res, tooLarge
+		return res, a, tooLarge
 	}
-	return res, fmt.Errorf("%s: %w", where, err)
-}
-
-// tokenPath is the path of the pagination token in a page, "" for none.
-func (s *source) tokenPath() string {
-	switch s.page.Type {
-	case PaginationNextLink:
-		return s.page.NextLinkPath
-	case PaginationCursor:
-		return s.page.CursorPath
-	}
-	return ""
+	return res, a, fmt.Errorf("%s: %w", where, err)
 }
 
 // requestError classifies a failed request. *url.Error is unwrapped because
@@ -174,60 +262,4 @@ func statusError(where string, code int) error {
 		return fmt.Errorf("%s: %s", where, status)
 	}
 	return connector.Configf("HTTPError", "%s: %s", where, status)
-}
-
-// next returns the URL of the page after cur, or nil at the end.
-func (s *source) next(res pageResult, cur *url.URL) (*url.URL, error) {
-	switch s.page.Type {
-	case PaginationNextLink:
-		return s.nextLink(res, cur)
-	case PaginationCursor:
-		return s.nextCursor(res)
-	}
-	return nil, nil
-}
-
-func (s *source) nextLink(res pageResult, cur *url.URL) (*url.URL, error) {
-	path := s.page.NextLinkPath
-	link, err := pageToken(res, path, "next link")
-	if err != nil || link == "" {
-		return nil, err
-	}
-	next, err := cur.Parse(link)
-	if err != nil || (next.Scheme != "http" && next.Scheme != "https") {
-		return nil, connector.Configf("InvalidPagination", "the next link at %q is not a valid http(s) URL", path)
-	}
-	if next.User != nil || !sameOrigin(s.url, next) {
-		return nil, connector.Configf("CrossHostNextLink",
-			"the next link at %q points to another host or scheme, which would receive the credentials", path)
-	}
-	next.Fragment, next.RawFragment = "", ""
-	return next, nil
-}
-
-// nextCursor sets the cursor parameter on the configured URL.
-func (s *source) nextCursor(res pageResult) (*url.URL, error) {
-	cursor, err := pageToken(res, s.page.CursorPath, "cursor")
-	if err != nil || cursor == "" {
-		return nil, err
-	}
-	next := *s.url
-	q := next.Query()
-	q.Set(s.page.CursorParam, cursor)
-	next.RawQuery = q.Encode()
-	return &next, nil
-}
-
-// pageToken reads a next link or cursor at path: missing, null or "" is "".
-func pageToken(res pageResult, path, what string) (string, error) {
-	v := res.token
-	switch t := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return t, nil
-	case json.Number:
-		return string(t), nil
-	}
-	return "", connector.Configf("InvalidPagination", "the %s at %q is %s, not a string", what, path, format.Kind(v))
 }

@@ -17,9 +17,12 @@ import (
 
 // Pagination types.
 const (
-	PaginationNone     = "None"
-	PaginationNextLink = "NextLink"
-	PaginationCursor   = "Cursor"
+	PaginationNone       = "None"
+	PaginationNextLink   = "NextLink"
+	PaginationLinkHeader = "LinkHeader"
+	PaginationCursor     = "Cursor"
+	PaginationPageNumber = "PageNumber"
+	PaginationOffset     = "Offset"
 )
 
 // Defaults for zero Config fields.
@@ -47,19 +50,42 @@ type Config struct {
 	// the response is the array); see format.Lookup.
 	RecordsPath string
 	Pagination  Pagination
+	// OAuth2, if set, gets the bearer token from a token endpoint (oauth.go).
+	OAuth2 *OAuth2
+	// Limits are the request budget and the retry policy (limits.go).
+	Limits Limits
+	// Since, if set, makes this an incremental sync: the watermark goes in a
+	// query parameter of the first page.
+	Since *Since
 }
 
-// Pagination says how to find the next page.
+// Pagination says how to find the next page (paging.go).
 type Pagination struct {
-	// Type is PaginationNone (or ""), PaginationNextLink or PaginationCursor.
+	// Type is PaginationNone (or ""), NextLink, LinkHeader, Cursor,
+	// PageNumber or Offset.
 	Type string
 	// NextLinkPath is the dot path of the next page's URL, absolute or relative
 	// to the current page; missing, null or "" ends the listing.
 	NextLinkPath string
 	// CursorPath is the dot path of the next cursor (a string or number), sent
 	// as the query parameter CursorParam on the configured URL; missing, null
-	// or "" ends the listing.
-	CursorPath, CursorParam string
+	// or "" ends the listing. CursorRecordField instead takes the cursor from
+	// the page's last record (Stripe's starting_after=<last id>).
+	CursorPath, CursorParam, CursorRecordField string
+	// HasMorePath is the dot path of a boolean whose false ends the listing;
+	// EndPath of one whose true does.
+	HasMorePath, EndPath string
+	// PageParam (PageNumber, counting from StartPage) and OffsetParam
+	// (Offset: records read so far) are the query parameters of the position.
+	PageParam   string
+	StartPage   int
+	OffsetParam string
+	// PageSizeParam=PageSize is set on every page, when given.
+	PageSizeParam string
+	PageSize      int
+	// TotalPath is the dot path of the total record count (PageNumber,
+	// Offset); without it a page with no records ends the listing.
+	TotalPath string
 	// MaxPages bounds the pages of one sync (0: DefaultMaxPages); a listing
 	// with more pages fails with TooManyPages.
 	MaxPages int
@@ -71,6 +97,9 @@ type Option func(*options)
 type options struct {
 	transport *http.Transport
 	policy    *netguard.Policy
+	observe   func(string)
+	sessions  *Sessions
+	key       string
 }
 
 // WithTransport bases the source's transport on a clone of t (tests, proxies).
@@ -80,14 +109,20 @@ func WithTransport(t *http.Transport) Option {
 }
 
 type source struct {
-	url       *url.URL
-	header    http.Header
-	client    *http.Client
-	transport *http.Transport
-	timeout   time.Duration
-	maxBytes  int64
-	records   string
-	page      Pagination
+	url         *url.URL // the configured URL: credentials go to its origin only
+	start       *url.URL // the first page's URL, before pagination parameters
+	header      http.Header
+	client      *http.Client
+	tokenClient *http.Client // for the OAuth2 token endpoint (no API headers)
+	transport   *http.Transport
+	timeout     time.Duration
+	maxBytes    int64
+	records     string
+	page        Pagination
+	limits      Limits
+	oauth       *OAuth2
+	session     *session
+	observer    func(string)
 }
 
 // New checks cfg and returns a source; configuration problems are ConfigErrors.
@@ -108,8 +143,17 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Timeout < 0 || cfg.MaxResponseBytes < 0 {
-		return nil, connector.Configf("InvalidConfig", "timeout and maximum response size must not be negative")
+	if cfg.Timeout < 0 || cfg.MaxResponseBytes < 0 || cfg.Limits.RequestsPerMinute < 0 || cfg.Limits.MaxRetries < 0 {
+		return nil, connector.Configf("InvalidConfig", "timeout, maximum response size, budget and retries must not be negative")
+	}
+	if cfg.OAuth2 != nil {
+		if err := cfg.OAuth2.check(); err != nil {
+			return nil, err
+		}
+	}
+	start, err := cfg.Since.apply(u)
+	if err != nil {
+		return nil, err
 	}
 	tr, err := newTransport(o.transport, cfg.CAPEM)
 	if err != nil {
@@ -120,17 +164,31 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 		o.policy = &p
 	}
 	guard(tr, *o.policy)
+	if o.sessions == nil { // no session kept across syncs: one of its own
+		o.sessions, o.key = NewSessions(), "source"
+	}
+	ss := o.sessions.get(o.key, cfg.Limits.RequestsPerMinute, cfg.OAuth2)
 	return &source{
-		url:       u,
-		header:    header,
-		client:    &http.Client{Transport: tr, CheckRedirect: checkRedirect},
-		transport: tr,
-		timeout:   orDefault(cfg.Timeout, DefaultTimeout),
-		maxBytes:  orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
-		records:   cfg.RecordsPath,
-		page:      page,
+		url:         u,
+		start:       start,
+		header:      header,
+		client:      &http.Client{Transport: tr, CheckRedirect: checkRedirect},
+		tokenClient: &http.Client{Transport: tr, CheckRedirect: checkRedirect, Timeout: tokenTimeout},
+		transport:   tr,
+		timeout:     orDefault(cfg.Timeout, DefaultTimeout),
+		maxBytes:    orDefault(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
+		records:     cfg.RecordsPath,
+		page:        page,
+		limits:      cfg.Limits,
+		oauth:       cfg.OAuth2,
+		session:     ss,
+		observer:    o.observe,
 	}, nil
 }
+
+// tokenTimeout bounds one token request (it outlives no sync, but a token
+// endpoint that hangs must not hold the sync until its deadline).
+const tokenTimeout = 30 * time.Second
 
 func orDefault[T comparable](v, def T) T {
 	var zero T
@@ -176,11 +234,13 @@ func buildHeader(cfg Config) (http.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	if auth != "" {
+	if auth != "" || cfg.OAuth2 != nil {
 		if h.Get("Authorization") != "" {
-			return nil, connector.Configf("InvalidAuth", "an Authorization header cannot be combined with a bearer token or basic auth")
+			return nil, connector.Configf("InvalidAuth", "an Authorization header cannot be combined with a bearer token, basic auth or OAuth2")
 		}
-		h.Set("Authorization", auth)
+		if auth != "" {
+			h.Set("Authorization", auth)
+		}
 	}
 	return h, nil
 }
@@ -191,6 +251,8 @@ func authorization(cfg Config) (string, error) {
 	switch {
 	case cfg.BearerToken != "" && cfg.Username != "":
 		return "", connector.Configf("InvalidAuth", "use either a bearer token or basic auth, not both")
+	case cfg.OAuth2 != nil && (cfg.BearerToken != "" || cfg.Username != ""):
+		return "", connector.Configf("InvalidAuth", "OAuth2 cannot be combined with a bearer token or basic auth")
 	case cfg.BearerToken != "":
 		if !validValue(cfg.BearerToken) {
 			return "", connector.Configf("InvalidAuth", "the bearer token contains control characters")
@@ -228,28 +290,6 @@ func validValue(s string) bool {
 		}
 	}
 	return true
-}
-
-func checkPagination(p Pagination) (Pagination, error) {
-	switch p.Type {
-	case "", PaginationNone:
-		p.Type = PaginationNone
-	case PaginationNextLink:
-		if p.NextLinkPath == "" {
-			return p, connector.Configf("InvalidPagination", "NextLink pagination needs the path of the next link")
-		}
-	case PaginationCursor:
-		if p.CursorPath == "" || p.CursorParam == "" {
-			return p, connector.Configf("InvalidPagination", "Cursor pagination needs the cursor path and query parameter")
-		}
-	default:
-		return p, connector.Configf("InvalidPagination", "unknown pagination type %q (want None, NextLink or Cursor)", p.Type)
-	}
-	if p.MaxPages < 0 {
-		return p, connector.Configf("InvalidPagination", "maximum pages must not be negative")
-	}
-	p.MaxPages = orDefault(p.MaxPages, DefaultMaxPages)
-	return p, nil
 }
 
 // newTransport clones base (or the default transport) with a TLS config of its

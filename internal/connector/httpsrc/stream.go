@@ -25,9 +25,9 @@ import (
 
 // pageResult is what streaming one page found.
 type pageResult struct {
-	records int64 // elements of the records array visited
-	token   any   // the value at the pagination token path
-	found   bool  // whether that path exists
+	records int64  // elements of the records array visited
+	values  []any  // the value at each of the extracted paths (pagination tokens, flags, totals)
+	found   []bool // whether each path exists
 }
 
 // errTooLarge marks a body over maxBytes.
@@ -67,8 +67,8 @@ func (c *capped) Read(p []byte) (int, error) {
 type walker struct {
 	ctx     context.Context
 	dec     *json.Decoder
-	records []string // the records path's segments (none: the document)
-	token   []string // the pagination token path's segments; nil: none
+	records []string   // the records path's segments (none: the document)
+	extract [][]string // the segments of each path whose value is kept
 	numBase int64
 	visit   connector.Visitor
 	res     pageResult
@@ -84,16 +84,21 @@ func segments(path string) []string {
 }
 
 // streamPage visits the records of one page read from body and returns the
-// pagination token found at tokenPath ("" for none).
-func streamPage(ctx context.Context, body io.Reader, recordsPath, tokenPath string, numBase int64, visit connector.Visitor) (pageResult, error) {
+// values found at the extract paths (pagination tokens, flags, totals).
+func streamPage(ctx context.Context, body io.Reader, recordsPath string, extract []string, numBase int64, visit connector.Visitor) (pageResult, error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
 		_, _ = br.Discard(3) // a UTF-8 byte order mark, skipped as ParseJSON does
 	}
 	w := &walker{ctx: ctx, dec: json.NewDecoder(br), records: segments(recordsPath), numBase: numBase, visit: visit, path: recordsPath}
 	w.dec.UseNumber()
-	if tokenPath != "" {
-		w.token = segments(tokenPath)
+	w.res.values, w.res.found = make([]any, len(extract)), make([]bool, len(extract))
+	for _, p := range extract {
+		var seg []string // nil: nothing to extract (not the whole document)
+		if p != "" {
+			seg = segments(p)
+		}
+		w.extract = append(w.extract, seg)
 	}
 	if err := w.value(nil); err != nil {
 		return w.res, err
@@ -169,22 +174,32 @@ func (p pathSeg) matches(seg string) bool {
 	return i == p.index
 }
 
-// value reads the value at path: the records, the token, a container on the
-// way to one of them (walked), or anything else (skipped).
+// value reads the value at path: the records, an extracted value, a container
+// on the way to one of them (walked), or anything else (skipped).
 func (w *walker) value(path []pathSeg) error {
 	isRecords, toRecords := match(path, w.records)
-	isToken, toToken := match(path, w.token)
+	isExtract, toExtract := false, false
+	var hits []int
+	for i, e := range w.extract {
+		is, to := match(path, e)
+		if is {
+			hits = append(hits, i)
+		}
+		isExtract, toExtract = isExtract || is, toExtract || to
+	}
 	switch {
 	case isRecords:
 		return w.recordsArray()
-	case isToken:
+	case isExtract:
 		var v any
 		if err := w.dec.Decode(&v); err != nil {
 			return syntaxError(w.dec, err, "invalid value")
 		}
-		w.res.token, w.res.found = v, true
+		for _, i := range hits {
+			w.res.values[i], w.res.found[i] = v, true
+		}
 		return nil
-	case !toRecords && !toToken:
+	case !toRecords && !toExtract:
 		var skip json.RawMessage
 		if err := w.dec.Decode(&skip); err != nil {
 			return syntaxError(w.dec, err, "invalid value")

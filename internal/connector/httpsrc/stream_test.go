@@ -77,7 +77,7 @@ func TestStreamPageMatchesWholeTree(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			want, wantTok, wantFound, wantErr := wholeTree(tt.doc, tt.records, tt.token)
 			var got collected
-			res, gotErr := streamPage(context.Background(), strings.NewReader(tt.doc), tt.records, tt.token, 10, got.visit)
+			res, gotErr := streamPage(context.Background(), strings.NewReader(tt.doc), tt.records, tokenPaths(tt.token), 10, got.visit)
 			if (wantErr == nil) != (gotErr == nil) || connector.IsConfig(wantErr) != connector.IsConfig(gotErr) {
 				t.Fatalf("error %v, want %v", gotErr, wantErr)
 			}
@@ -93,8 +93,8 @@ func TestStreamPageMatchesWholeTree(t *testing.T) {
 			if res.records != int64(len(want.recs)) {
 				t.Errorf("counted %d records, want %d", res.records, len(want.recs))
 			}
-			if res.found != wantFound || !reflect.DeepEqual(res.token, wantTok) {
-				t.Errorf("token %#v (found %v), want %#v (found %v)", res.token, res.found, wantTok, wantFound)
+			if gotTok, gotFound := res.first(); gotFound != wantFound || !reflect.DeepEqual(gotTok, wantTok) {
+				t.Errorf("token %#v (found %v), want %#v (found %v)", gotTok, gotFound, wantTok, wantFound)
 			}
 		})
 	}
@@ -104,7 +104,7 @@ func TestStreamPageMatchesWholeTree(t *testing.T) {
 // whole-document decoder kept the last one, a stream has visited the first.
 func TestStreamPageDuplicateRecordsKey(t *testing.T) {
 	var c collected
-	_, err := streamPage(context.Background(), strings.NewReader(`{"items":[{"id":1}],"items":[{"id":2}]}`), "items", "", 0, c.visit)
+	_, err := streamPage(context.Background(), strings.NewReader(`{"items":[{"id":1}],"items":[{"id":2}]}`), "items", nil, 0, c.visit)
 	if !connector.IsConfig(err) || !strings.Contains(err.Error(), "appears twice") {
 		t.Fatalf("error %v, want a ConfigError naming the duplicate", err)
 	}
@@ -114,7 +114,7 @@ func TestStreamPageDuplicateRecordsKey(t *testing.T) {
 func TestStreamPageVisitorError(t *testing.T) {
 	stop := errors.New("stop")
 	n := 0
-	_, err := streamPage(context.Background(), strings.NewReader(`[{"id":1},{"id":2},{"id":3}]`), "", "", 0,
+	_, err := streamPage(context.Background(), strings.NewReader(`[{"id":1},{"id":2},{"id":3}]`), "", nil, 0,
 		func(connector.Record, *connector.RecordError) error {
 			if n++; n == 2 {
 				return stop
@@ -168,7 +168,7 @@ func TestStreamPageMemory(t *testing.T) {
 	var peak uint64
 	var ms runtime.MemStats
 	seen := 0
-	res, err := streamPage(context.Background(), &generated{n: records}, "data", "next", 0,
+	res, err := streamPage(context.Background(), &generated{n: records}, "data", []string{"next"}, 0,
 		func(rec connector.Record, recErr *connector.RecordError) error {
 			if recErr != nil {
 				return errors.New(recErr.Reason)
@@ -179,11 +179,27 @@ func TestStreamPageMemory(t *testing.T) {
 			}
 			return nil
 		})
-	if err != nil || res.records != records || !res.found {
-		t.Fatalf("%d records, token found %v, error %v", res.records, res.found, err)
+	if err != nil || res.records != records || !res.found[0] {
+		t.Fatalf("%d records, token found %v, error %v", res.records, res.found[0], err)
 	}
 	t.Logf("peak heap %.1f MiB while streaming %d records", float64(peak)/(1<<20), records)
 	if peak > 64<<20 {
 		t.Errorf("peak heap %d bytes, want under 64 MiB", peak)
 	}
+}
+
+// tokenPaths is the extract list of a single token path ("": none).
+func tokenPaths(token string) []string {
+	if token == "" {
+		return nil
+	}
+	return []string{token}
+}
+
+// first is the first extracted value, for tests of one token.
+func (r pageResult) first() (any, bool) {
+	if len(r.values) == 0 {
+		return nil, false
+	}
+	return r.values[0], r.found[0]
 }
