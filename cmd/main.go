@@ -119,6 +119,15 @@ func main() {
 	flag.BoolVar(&requireServiceAccount, "require-service-account", false,
 		"Never act as the manager itself: a DataSource or Playbook naming no ServiceAccount, with no --default-service-account, "+
 			"is Stalled (ServiceAccountRequired).")
+	// The Segment-compatible event endpoint (docs/events.md).
+	var eventsAddr, eventsDSNFile, eventsCertPath string
+	flag.StringVar(&eventsDSNFile, "events-database-dsn-file", "",
+		"File holding the PostgreSQL connection string of the event store (mount it from a Secret). Set, the manager serves "+
+			"the event endpoint and Events DataSources; empty (default): Events DataSources are Stalled (EventsDisabled).")
+	flag.StringVar(&eventsAddr, "events-bind-address", ":8445",
+		"The address the event endpoint (Segment HTTP Tracking API: /v1/track, /v1/batch, ...) binds to, on the leader.")
+	flag.StringVar(&eventsCertPath, "events-cert-path", "",
+		"Directory with tls.crt and tls.key for the event endpoint; empty: plain HTTP, for a TLS-terminating Ingress in front.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -177,7 +186,17 @@ func main() {
 	store := profile.NewStore()
 	identities := controller.NewIdentities(mgr, identity.Policy{DefaultServiceAccount: defaultServiceAccount, Require: requireServiceAccount})
 	storeEvents := make(chan event.GenericEvent, 1024)
+	events, err := setupEvents(mgr, store, storeEvents, eventsDSNFile, eventsAddr, eventsCertPath, tlsOpts)
+	if err != nil {
+		setupLog.Error(err, "unable to set up the event endpoint")
+		os.Exit(1)
+	}
+	var eventSources controller.EventSources
+	if events != nil {
+		eventSources = events
+	}
 	if err := (&controller.DataSourceReconciler{
+		Events:               eventSources,
 		StoreEvents:          storeEvents,
 		Client:               mgr.GetClient(),
 		APIReader:            mgr.GetAPIReader(),

@@ -44,6 +44,12 @@ const (
 	// ReasonEvaluationTimeout: evaluating a persona took longer than the
 	// manager's --max-evaluation-time; membership was left as it was.
 	ReasonEvaluationTimeout = "EvaluationTimeout"
+	// ReasonEventsDisabled: an Events DataSource on a manager without an
+	// event store (--events-database-dsn-file).
+	ReasonEventsDisabled = "EventsDisabled"
+	// ReasonWriteKeyConflict: an Events DataSource's write key is already
+	// another namespace's.
+	ReasonWriteKeyConflict = "WriteKeyConflict"
 )
 
 // ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,

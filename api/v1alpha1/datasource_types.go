@@ -1,13 +1,15 @@
 package v1alpha1
 
 import (
+	"fmt"
+	"strconv"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // DataSourceType names the connector that fetches a DataSource's records.
-// +kubebuilder:validation:Enum=Inline;HTTP;PostgreSQL
+// +kubebuilder:validation:Enum=Inline;HTTP;PostgreSQL;Events
 type DataSourceType string
 
 // Connector types.
@@ -15,6 +17,9 @@ const (
 	DataSourceInline     DataSourceType = "Inline"
 	DataSourceHTTP       DataSourceType = "HTTP"
 	DataSourcePostgreSQL DataSourceType = "PostgreSQL"
+	// DataSourceEvents reads the events sent to the manager's Segment-compatible
+	// ingest endpoint (docs/events.md).
+	DataSourceEvents DataSourceType = "Events"
 )
 
 // Entity says what each record of a DataSource describes.
@@ -98,9 +103,12 @@ const (
 
 // DataSourceSpec declares where records come from and how they map to user or
 // account attributes.
-// +kubebuilder:validation:XValidation:rule="self.type != 'Inline' || (has(self.inline) && !has(self.http) && !has(self.postgres))",message="type Inline requires spec.inline and forbids spec.http and spec.postgres"
-// +kubebuilder:validation:XValidation:rule="self.type != 'HTTP' || (has(self.http) && !has(self.inline) && !has(self.postgres))",message="type HTTP requires spec.http and forbids spec.inline and spec.postgres"
-// +kubebuilder:validation:XValidation:rule="self.type != 'PostgreSQL' || (has(self.postgres) && !has(self.inline) && !has(self.http))",message="type PostgreSQL requires spec.postgres and forbids spec.inline and spec.http"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Inline' || (has(self.inline) && !has(self.http) && !has(self.postgres) && !has(self.events))",message="type Inline requires spec.inline and forbids spec.http, spec.postgres and spec.events"
+// +kubebuilder:validation:XValidation:rule="self.type != 'HTTP' || (has(self.http) && !has(self.inline) && !has(self.postgres) && !has(self.events))",message="type HTTP requires spec.http and forbids spec.inline, spec.postgres and spec.events"
+// +kubebuilder:validation:XValidation:rule="self.type != 'PostgreSQL' || (has(self.postgres) && !has(self.inline) && !has(self.http) && !has(self.events))",message="type PostgreSQL requires spec.postgres and forbids spec.inline, spec.http and spec.events"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Events' || (has(self.events) && !has(self.inline) && !has(self.http) && !has(self.postgres) && self.entity == 'User')",message="type Events requires spec.events and entity User, and forbids spec.inline, spec.http and spec.postgres"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Events' || size(self.attributes) >= 1",message="spec.attributes needs at least one attribute"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Events' || size(self.attributes) + (has(self.events.aggregates) ? size(self.events.aggregates) : 0) >= 1",message="type Events needs at least one attribute or aggregate"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || has(self.signal)",message="entity Signal requires spec.signal"
 // +kubebuilder:validation:XValidation:rule="self.entity == 'Signal' || !has(self.signal)",message="spec.signal is only allowed with entity Signal"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Account' || has(self.key.accountId)",message="entity Account requires spec.key.accountId"
@@ -140,6 +148,11 @@ type DataSourceSpec struct {
 	// +optional
 	Postgres *PostgresSource `json:"postgres,omitempty"`
 
+	// events turns the calls sent to the manager's Segment-compatible ingest
+	// endpoint with this source's write key into attributes (docs/events.md).
+	// +optional
+	Events *EventsSource `json:"events,omitempty"`
+
 	// serviceAccountName is the ServiceAccount of this namespace the manager
 	// acts as (by impersonation) to read the Secrets and ConfigMaps this source
 	// references, so the API server authorizes each read against that
@@ -155,9 +168,10 @@ type DataSourceSpec struct {
 	// attributes declares the schema this source provides: each attribute's name,
 	// type and where its value comes from. Persona rules are type-checked against
 	// the union of the namespace's schemas. Record fields not listed are ignored.
+	// For type Events they are identify traits (user attributes) and group
+	// traits (entity Account).
 	// +listType=map
 	// +listMapKey=name
-	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=256
 	// +required
 	Attributes []AttributeMapping `json:"attributes"`
@@ -647,6 +661,133 @@ func fullResync(d *metav1.Duration) time.Duration {
 		return DefaultFullResyncInterval
 	}
 	return d.Duration
+}
+
+// EventsSource declares where a namespace's events come from and which
+// per-user aggregates of them become attributes.
+type EventsSource struct {
+	// writeKeySecretRef names the Secret key holding the write key clients send
+	// as the basic-auth user name (Segment's convention). A write key belongs to
+	// one namespace: another namespace's source naming the same key is refused.
+	// +required
+	WriteKeySecretRef SecretKeySelector `json:"writeKeySecretRef"`
+	// retention is how long raw events are kept, e.g. 90d; older ones are
+	// deleted. Windowed aggregates see no further back. Defaults to 90d.
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]{0,4}(d|h)$`
+	// +optional
+	Retention string `json:"retention,omitempty"`
+	// aggregates are per-user attributes computed over the user's track calls.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Aggregates []EventAggregate `json:"aggregates,omitempty"`
+}
+
+// AggregateFunction is what an event aggregate computes.
+// +kubebuilder:validation:Enum=Count;DistinctDays;FirstSeen;LastSeen;LastValue;Sum
+type AggregateFunction string
+
+// Aggregate functions.
+const (
+	// AggregateCount counts the matching events (Int).
+	AggregateCount AggregateFunction = "Count"
+	// AggregateDistinctDays counts the distinct UTC days with a matching event (Int).
+	AggregateDistinctDays AggregateFunction = "DistinctDays"
+	// AggregateFirstSeen and AggregateLastSeen are the first and last matching
+	// event's time (Timestamp); without event, of any call of the user.
+	AggregateFirstSeen AggregateFunction = "FirstSeen"
+	AggregateLastSeen  AggregateFunction = "LastSeen"
+	// AggregateLastValue is the property's value in the latest matching event
+	// that has it (of spec type).
+	AggregateLastValue AggregateFunction = "LastValue"
+	// AggregateSum adds the property's numeric values (Double).
+	AggregateSum AggregateFunction = "Sum"
+)
+
+// EventAggregate is one per-user attribute computed over events.
+// +kubebuilder:validation:XValidation:rule="!(self.function in ['LastValue', 'Sum']) || has(self.property)",message="LastValue and Sum need property"
+// +kubebuilder:validation:XValidation:rule="!has(self.window) || self.function in ['Count', 'DistinctDays', 'Sum']",message="window is for Count, DistinctDays and Sum"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.function == 'LastValue'",message="type is for LastValue (the others have a fixed type)"
+type EventAggregate struct {
+	// name of the user attribute, e.g. workflowDays for user.workflowDays.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+	// function computes the value: Count and DistinctDays (Int), FirstSeen and
+	// LastSeen (Timestamp), LastValue (type), Sum (Double).
+	// +required
+	Function AggregateFunction `json:"function"`
+	// event is the track event name to aggregate; empty: every track call.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Event string `json:"event,omitempty"`
+	// property of the event's properties that LastValue and Sum read.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Property string `json:"property,omitempty"`
+	// window is the sliding window, e.g. 30d or 12h: only events in the last
+	// window count, and the value changes when the oldest leaves it. Empty:
+	// every retained event.
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]{0,4}(d|h)$`
+	// +optional
+	Window string `json:"window,omitempty"`
+	// type of a LastValue aggregate. Defaults to String.
+	// +kubebuilder:validation:Enum=String;Int;Double;Bool;Timestamp;Duration;List;Map
+	// +optional
+	Type AttributeType `json:"type,omitempty"`
+}
+
+// AttributeType is the type of the attribute the aggregate provides.
+func (a *EventAggregate) AttributeType() AttributeType {
+	switch a.Function {
+	case AggregateCount, AggregateDistinctDays:
+		return TypeInt
+	case AggregateFirstSeen, AggregateLastSeen:
+		return TypeTimestamp
+	case AggregateSum:
+		return TypeDouble
+	}
+	if a.Type == "" {
+		return TypeString
+	}
+	return a.Type
+}
+
+// EventsGroupPrefix marks a group call's traits among the fields of an Events
+// source's records: an attribute of entity Account reads group trait
+// industry from field group.industry.
+const EventsGroupPrefix = "group."
+
+// DefaultRetention is spec.events.retention's default.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// ParseSpan reads a retention or window: a whole number of days (30d) or
+// hours (12h). The CRD pattern admits nothing else.
+func ParseSpan(s string) (time.Duration, error) {
+	if len(s) < 2 {
+		return 0, fmt.Errorf("%q is not a number of days (30d) or hours (12h)", s)
+	}
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a number of days (30d) or hours (12h)", s)
+	}
+	switch s[len(s)-1] {
+	case 'd':
+		return time.Duration(n) * 24 * time.Hour, nil
+	case 'h':
+		return time.Duration(n) * time.Hour, nil
+	}
+	return 0, fmt.Errorf("%q is not a number of days (30d) or hours (12h)", s)
+}
+
+// RetentionPeriod is spec.retention with its default.
+func (e *EventsSource) RetentionPeriod() time.Duration {
+	if d, err := ParseSpan(e.Retention); err == nil {
+		return d
+	}
+	return DefaultRetention
 }
 
 // AttributeMapping declares one attribute: its name and type in Persona rules and

@@ -78,6 +78,12 @@ type Mapper struct {
 // NewMapper compiles a DataSource spec's attribute mapping. Errors describe the
 // spec, for a Stalled condition.
 func NewMapper(spec *v1alpha1.DataSourceSpec) (*Mapper, error) {
+	if spec.Type == v1alpha1.DataSourceEvents && spec.Events != nil {
+		var err error
+		if spec, err = eventsSpec(spec); err != nil {
+			return nil, err
+		}
+	}
 	m := &Mapper{
 		entity:         spec.Entity,
 		userIDField:    spec.Key.UserID,
@@ -407,4 +413,36 @@ func normalizedMap(rec connector.Record) map[string]any {
 		m[f] = Normalize(rec.Values[i])
 	}
 	return m
+}
+
+// eventsSpec is the mapping an Events source's spec stands for. Its records
+// (one per user, from the event store) are keyed by userId and accountId; an
+// attribute of entity Account reads the group trait of its name (or of its
+// from); each aggregate is one more user attribute, read from the field of its
+// name.
+func eventsSpec(spec *v1alpha1.DataSourceSpec) (*v1alpha1.DataSourceSpec, error) {
+	out := *spec
+	out.Entity = v1alpha1.EntityUser
+	out.Key = v1alpha1.RecordKey{UserID: "userId", AccountID: "accountId"}
+	out.Attributes = make([]v1alpha1.AttributeMapping, 0, len(spec.Attributes)+len(spec.Events.Aggregates))
+	names := map[string]bool{}
+	for _, a := range spec.Attributes {
+		if a.Entity == v1alpha1.EntityAccount && a.Expression == "" {
+			from := a.From
+			if from == "" {
+				from = a.Name
+			}
+			a.From = v1alpha1.EventsGroupPrefix + from
+		}
+		names[a.Name] = true
+		out.Attributes = append(out.Attributes, a)
+	}
+	for i, g := range spec.Events.Aggregates {
+		if names[g.Name] {
+			return nil, fmt.Errorf("spec.events.aggregates[%d]: %q is also the name of an attribute", i, g.Name)
+		}
+		names[g.Name] = true
+		out.Attributes = append(out.Attributes, v1alpha1.AttributeMapping{Name: g.Name, Type: g.AttributeType(), From: g.Name})
+	}
+	return &out, nil
 }

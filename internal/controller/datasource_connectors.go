@@ -83,6 +83,37 @@ func (r refReader) refErr(err error, kind, name, field string) error {
 	}
 }
 
+// EventSources is the manager's event ingest (internal/ingest) as the
+// DataSource controller sees it: Events DataSources register their write key
+// and get the connector of their full load.
+type EventSources interface {
+	// Register records the source and its write key (read as the
+	// DataSource's identity) and returns its full-load connector; an error is
+	// a conditions.Stalled.
+	Register(namespace string, ds *v1alpha1.DataSource, writeKey string) (connector.Source, error)
+	// Loaded says a full load is over (applied or not).
+	Loaded(namespace, name string)
+	// Unregister forgets a source that was deleted or changed type.
+	Unregister(namespace, name string)
+}
+
+// newEvents registers an Events DataSource with the ingest service.
+func newEvents(ctx context.Context, r refReader, events EventSources, ds *v1alpha1.DataSource) (connector.Source, error) {
+	if events == nil {
+		return nil, conditions.Stalledf(v1alpha1.ReasonEventsDisabled,
+			"type Events needs the manager's event store (--events-database-dsn-file); this manager runs without one")
+	}
+	if ds.Spec.Events == nil {
+		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.events is required for type Events")
+	}
+	ref := ds.Spec.Events.WriteKeySecretRef
+	key, err := r.secretKey(ctx, ref.Name, ref.Key, "spec.events.writeKeySecretRef")
+	if err != nil {
+		return nil, err
+	}
+	return events.Register(ds.Namespace, ds, strings.TrimSpace(string(key)))
+}
+
 // newSource builds the connector for a DataSource, resolving its references.
 // sessions keeps HTTP sources' tokens and budgets across syncs.
 func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions) (connector.Source, error) {
@@ -177,6 +208,9 @@ func indexRefs(ds *v1alpha1.DataSource) (secrets, configMaps []string) {
 	}
 	if pg := ds.Spec.Postgres; pg != nil {
 		secrets = append(secrets, pg.DSNSecretRef.Name)
+	}
+	if ev := ds.Spec.Events; ev != nil {
+		secrets = append(secrets, ev.WriteKeySecretRef.Name)
 	}
 	return secrets, configMaps
 }

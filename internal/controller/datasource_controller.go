@@ -30,6 +30,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/conditions"
+	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
@@ -63,6 +64,10 @@ type DataSourceReconciler struct {
 	// ConfigMaps as its ServiceAccount (default: the manager acts as itself
 	// unless the spec names one).
 	Identities *Identities
+
+	// Events, when set, is the event ingest that Events DataSources load
+	// from; without it they stall (EventsDisabled).
+	Events EventSources
 
 	listen   *listeners // LISTEN connections (notifyChannel)
 	slots    *syncslots.Slots
@@ -177,9 +182,26 @@ func (r *DataSourceReconciler) forget(ctx context.Context, ns *profile.Namespace
 }
 
 func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
+	r.unregisterEvents(req.Namespace, req.Name)
 	if _, _, loaded := ns.Loaded(req.Name); loaded {
 		ns.Remove(req.Name)
 		r.notify(ctx, req.Namespace, req.Name)
+	}
+}
+
+// emptyEventsFirstLoad: an Events source's first load may be empty (no event
+// sent yet) and is applied anyway, so the events that arrive next apply as
+// deltas. The breaker's EmptyResult guards exports that fail silently; the
+// event store is the operator's own. A source that held data keeps the
+// breaker (a wiped database does not empty the profiles).
+func emptyEventsFirstLoad(ds *v1alpha1.DataSource, baseline int64) bool {
+	return ds.Spec.Type == v1alpha1.DataSourceEvents && baseline == 0
+}
+
+// unregisterEvents forgets a source that is no longer an Events DataSource.
+func (r *DataSourceReconciler) unregisterEvents(namespace, name string) {
+	if r.Events != nil {
+		r.Events.Unregister(namespace, name)
 	}
 }
 
@@ -213,7 +235,21 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		warn(r.Recorder, ds, v1alpha1.ReasonLimitExceeded, "Sync",
 			"the spec asks for more than this cluster allows; lowered "+strings.Join(lowered, " and ")+" (the manager's --max-sync-timeout and --max-response-bytes)")
 	}
-	src, err := newSource(ctx, refs, limited, mode, r.sessions)
+	var src connector.Source
+	if ds.Spec.Type == v1alpha1.DataSourceEvents {
+		src, err = newEvents(ctx, refs, r.Events, limited)
+		switch {
+		case err == nil:
+			// Deltas of the source wait until this full load is applied (or not).
+			defer r.Events.Loaded(ds.Namespace, ds.Name)
+		case conditions.IsStalled(err):
+			// A write key that is gone or refused stops being accepted.
+			r.unregisterEvents(ds.Namespace, ds.Name)
+		}
+	} else {
+		r.unregisterEvents(ds.Namespace, ds.Name)
+		src, err = newSource(ctx, refs, limited, mode, r.sessions)
+	}
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
 		return nil
@@ -233,7 +269,8 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 	out := datasource.Run(syncCtx, datasource.Request{
 		Name: ds.Name, Priority: ds.Spec.Priority, Source: src, Mapper: mapper,
 		Baseline: baseline, MaxShrinkPercent: ds.Spec.MaxShrinkPercent,
-		Forced: forced, Now: r.Clock.Now, Incremental: datasource.IncrementalRead(&ds.Spec, mode), Previous: ns.Source(ds.Name),
+		Forced: forced || emptyEventsFirstLoad(ds, baseline), Now: r.Clock.Now, Incremental: datasource.IncrementalRead(&ds.Spec, mode),
+		Previous:   ns.Source(ds.Name),
 		MaxRecords: r.Limits.MaxRecords,
 	})
 	if out.FetchErr == nil && out.Decision.Apply {

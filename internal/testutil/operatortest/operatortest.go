@@ -13,11 +13,15 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/controller"
+	"github.com/usersuccess/persona-operator/internal/eventstore"
+	"github.com/usersuccess/persona-operator/internal/ingest"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
@@ -32,6 +36,9 @@ type Options struct {
 	// Query serves the query endpoint on 127.0.0.1 with a self-signed
 	// certificate.
 	Query bool
+	// EventsDSN, when set, opens the event store there and serves the event
+	// endpoint on 127.0.0.1 (plain HTTP), as --events-database-dsn-file does.
+	EventsDSN string
 }
 
 // Operator is a running operator.
@@ -40,7 +47,9 @@ type Operator struct {
 	Store *profile.Store
 	// Query is the query endpoint (nil unless Options.Query).
 	Query *query.Server
-	stop  func() error
+	// Events is the event endpoint (nil unless Options.EventsDSN).
+	Events *ingest.Server
+	stop   func() error
 }
 
 // Setup registers the operator's controllers, webhook and endpoint with mgr
@@ -48,8 +57,23 @@ type Operator struct {
 func Setup(mgr manager.Manager, c *cluster.Cluster, opts Options) (*Operator, error) {
 	o := &Operator{Store: profile.NewStore()}
 	events := make(chan event.GenericEvent, 1024)
+	var sources controller.EventSources
+	if opts.EventsDSN != "" {
+		store, err := eventstore.Open(context.Background(), opts.EventsDSN)
+		if err != nil {
+			return nil, err
+		}
+		svc := ingest.New(store, o.Store, func(namespace, name string) {
+			events <- event.GenericEvent{Object: &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
+		})
+		o.Events = ingest.NewServer(svc, "127.0.0.1:0")
+		if err := mgr.Add(o.Events); err != nil {
+			return nil, err
+		}
+		sources = svc
+	}
 	if err := (&controller.DataSourceReconciler{StoreEvents: events, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Store: o.Store, Recorder: mgr.GetEventRecorder("datasource-controller")}).SetupWithManager(mgr); err != nil {
+		Store: o.Store, Recorder: mgr.GetEventRecorder("datasource-controller"), Events: sources}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := (&controller.PersonaReconciler{APIReader: mgr.GetAPIReader(), StoreEvents: events, Client: mgr.GetClient(),
@@ -87,6 +111,13 @@ func Start(ctx context.Context, c *cluster.Cluster, opts Options) (*Operator, er
 		return nil, err
 	}
 	o.stop = cluster.Run(ctx, mgr)
+	if o.Events != nil {
+		select {
+		case <-o.Events.Listening():
+		case <-time.After(time.Minute):
+			return nil, errors.Join(fmt.Errorf("the event endpoint did not start"), o.stop())
+		}
+	}
 	if o.Query == nil {
 		return o, nil
 	}

@@ -142,6 +142,21 @@ func (s *Server) Exec(ctx context.Context, sql string, args ...any) error {
 	return err
 }
 
+// CreateDatabase creates an empty database (name: lower case, no quoting
+// needed) and returns the superuser's DSN for it, so a test gets tables of
+// its own on the shared server.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := s.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(s.superDSN)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
 // Stop stops the server and removes its files. It is safe to call twice.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
