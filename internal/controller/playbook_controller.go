@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -593,7 +592,9 @@ const payloadBatch = 100
 // delete but not deletecollection (written before) gets one delete per
 // Secret. The identity's refusal is returned as a Stalled error.
 func (r *PlaybookReconciler) deletePayloads(ctx context.Context, pb *v1alpha1.Playbook, act actor, names []string) error {
-	for batch := range slices.Chunk(names, payloadBatch) {
+	for len(names) > 0 {
+		batch := names[:min(payloadBatch, len(names))]
+		names = names[len(batch):]
 		sel, err := labels.NewRequirement(playbook.PayloadJobLabel, selection.In, batch)
 		if err != nil {
 			return err

@@ -125,7 +125,8 @@ func profileSQL(aggs []Aggregate) (string, []any) {
 	if len(edges) > 0 {
 		next = "least(" + strings.Join(edges, ", ") + ")"
 	}
-	sel := []string{"u.user_id", "u.traits", "u.account_id", "a.traits", next}
+	sel := make([]string, 0, 5+len(cols))
+	sel = append(sel, "u.user_id", "u.traits", "u.account_id", "a.traits", next)
 	sel = append(sel, cols...)
 	q := "SELECT " + strings.Join(sel, ",\n  ") + `
 FROM ` + schema + `.users u

@@ -204,7 +204,8 @@ func (s *source) keys(d Dialect) (sel, where []string, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("DataSource %s: %w", s.Name, err)
 	}
-	sel = []string{key + " AS k"}
+	sel = make([]string, 0, 2)
+	sel = append(sel, key+" AS k")
 	if s.entity != v1alpha1.EntityUser {
 		return sel, nil, nil
 	}
