@@ -76,7 +76,13 @@ run() {
   else
     start_manager --pprof-bind-address="127.0.0.1:$pprof_port" --deny-source-cidrs=
   fi
-  pid=$(manager_pid) || { log "the manager did not start: $(tail -n 20 "$state/logs/manager.log")"; exit 1; }
+  # Until the background shell has exec'd the binary, /proc/PID/exe is still bash.
+  pid=""
+  for _ in $(seq 50); do
+    pid=$(manager_pid) && break
+    sleep 0.2
+  done
+  [ -n "$pid" ] || { log "the manager did not start: $(tail -n 20 "$state/logs/manager.log")"; exit 1; }
 
   rm -rf "$out"
   mkdir -p "$out"
