@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,7 +70,10 @@ type DataSourceReconciler struct {
 	// from; without it they stall (EventsDisabled).
 	Events EventSources
 
-	listen   *listeners // LISTEN connections (notifyChannel)
+	listen *listeners // LISTEN connections (notifyChannel)
+	// marks holds, per DataSource, the watermark of the last sync this
+	// manager applied (markedWatermark).
+	marks    sync.Map
 	slots    *syncslots.Slots
 	sessions *httpsrc.Sessions // HTTP sources' tokens and request budgets, across syncs
 }
@@ -143,7 +147,9 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if sched.Due {
 		if admitted = r.slots.Acquire(ds.Namespace); admitted {
 			log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
+			r.lastWatermark(&ds)
 			syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
+			r.markWatermark(req.NamespacedName, &ds)
 			r.slots.Release(ds.Namespace)
 			ds.Status.ReferencesVersion = refsVersion
 		} else {
@@ -178,7 +184,41 @@ func (r *DataSourceReconciler) forget(ctx context.Context, ns *profile.Namespace
 	r.listen.stop(req.NamespacedName)
 	r.remove(ctx, ns, req)
 	r.sessions.Forget(req.Namespace + "/" + req.Name)
+	r.marks.Delete(req.NamespacedName)
 	forgetDataSource(req.Namespace, req.Name)
+}
+
+// markedWatermark is the watermark a sync applied, for the DataSource's UID
+// and generation it was applied for.
+type markedWatermark struct {
+	uid types.UID
+	gen int64
+	at  metav1.Time
+}
+
+// markWatermark remembers the watermark the sync just applied.
+func (r *DataSourceReconciler) markWatermark(key types.NamespacedName, ds *v1alpha1.DataSource) {
+	if inc := ds.Status.Incremental; inc != nil && inc.Watermark != nil {
+		r.marks.Store(key, markedWatermark{uid: ds.UID, gen: ds.Generation, at: *inc.Watermark})
+	}
+}
+
+// lastWatermark puts the watermark of the last sync this manager applied in
+// the status the next sync starts from. When the database's NOTIFY wakes a
+// sync right after the previous one, the informer cache may not show that
+// sync's status yet, and an incremental sync from the older watermark re-reads
+// every row changed since: at worst a whole table loaded in one transaction,
+// whose rows share one updated_at. Only for the same object and spec.
+func (r *DataSourceReconciler) lastWatermark(ds *v1alpha1.DataSource) {
+	v, ok := r.marks.Load(types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name})
+	inc := ds.Status.Incremental
+	if !ok || inc == nil || inc.LastFullSyncTime == nil {
+		return
+	}
+	if m := v.(markedWatermark); m.uid == ds.UID && m.gen == ds.Generation {
+		at := m.at
+		inc.Watermark = &at
+	}
 }
 
 func (r *DataSourceReconciler) remove(ctx context.Context, ns *profile.Namespace, req ctrl.Request) {
