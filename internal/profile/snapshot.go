@@ -151,14 +151,7 @@ func buildSnapshot(n *Namespace, p *plan) *snapshot {
 // or a hole when it is not a profile of the view.
 func (s *snapshot) setUser(n *Namespace, p *plan, id string, e *entry) {
 	i := int(e.pos)
-	profile := false
-	for _, slot := range p.userSlots {
-		if e.row(slot) != nil {
-			profile = true
-			break
-		}
-	}
-	if !profile {
+	if !p.isProfile(e) {
 		s.hole(i)
 		return
 	}

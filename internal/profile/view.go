@@ -155,7 +155,7 @@ func (v *View) User(id string) (User, bool) {
 		return v.snapshotUser(id)
 	}
 	e, ok := v.n.users[id]
-	if !ok || !v.isProfile(e) {
+	if !ok || !v.plan.isProfile(e) {
 		return User{}, false
 	}
 	l := &lookedUp{e: e, aid: accountID(v.plan, e)}
@@ -184,8 +184,10 @@ func (v *View) snapshotUser(id string) (User, bool) {
 	return User{v: v, id: id, idx: i, acct: s.users[i].acct}, true
 }
 
-func (v *View) isProfile(e *entry) bool {
-	for _, slot := range v.plan.userSlots {
+// isProfile reports whether the entry is a profile under the plan: it has a
+// row in one of the User sources (signals or playbook state alone make none).
+func (p *plan) isProfile(e *entry) bool {
+	for _, slot := range p.userSlots {
 		if e.row(slot) != nil {
 			return true
 		}
