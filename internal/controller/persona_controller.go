@@ -173,6 +173,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		detached    *profile.View
 		compiled    *persona.Compiled
 		evaluation  v1alpha1.EvaluationStatus
+		in          persona.PlanInput
 	)
 	evalCtx, cancel := context.WithTimeout(ctx, r.evaluationTimeout())
 	defer cancel()
@@ -191,7 +192,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 			return
 		}
 		key, gen = memoryKey(p, schema, sel.Sources), v.Generation()
-		in := persona.PlanInput{Key: key, Slices: cached, Partial: sel.Partial, Now: now, Refresh: refreshInterval(p),
+		in = persona.PlanInput{Key: key, Slices: cached, Partial: sel.Partial, Now: now, Refresh: refreshInterval(p),
 			Profiles: v.UsersKnown(), FullInterval: persona.MinFullInterval}
 		if mem != nil {
 			in.Changes = v.Changes(mem.Generation)
@@ -210,9 +211,14 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		}
 	})
 	if detached != nil {
-		ev = persona.Evaluate(detached, compiled, now, r.Clock.Now)
-		if sel.Partial {
+		ev = persona.EvaluateMembers(detached, compiled, now, r.Clock.Now)
+		switch verdicts, ok := persona.FullVerdicts(mem, ev, detached, in); {
+		case ok:
+			ev.Verdicts = verdicts // only the users whose membership differs are written, as in a change-driven pass
+		case sel.Partial:
 			persona.KeepAbsent(&ev, detached, accounts(membership.Members(toSlices(slices))))
+		default:
+			ev.MatchingOf(detached)
 		}
 	}
 	if compileErr != nil {

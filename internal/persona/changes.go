@@ -4,6 +4,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/bits-and-blooms/bitset"
+
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -41,6 +43,9 @@ type Memory struct {
 	FullDuration time.Duration
 	// NextChange is the earliest time-based change known (see Evaluation).
 	NextChange time.Time
+	// Members is the membership the slices hold, by position at Generation
+	// (Evaluation.Members); nil when unknown.
+	Members *bitset.BitSet
 }
 
 // Evaluation modes, as metrics and logs name them.
@@ -157,6 +162,7 @@ func EvaluateChanged(v *profile.View, c *Compiled, m *Memory, changes profile.Ch
 			ev.Verdicts[id] = membership.Verdict{}
 		}
 	}
+	ev.Members = updateMembers(v, m.Members, changes.Vacated(), ev.Verdicts)
 	ev.NextChange = m.NextChange
 	if ev.Timing.UsesNow && ev.Timing.Exact {
 		if next, ok := e.NextChangeAmong(users); ok && (ev.NextChange.IsZero() || next.Before(ev.NextChange)) {
@@ -167,12 +173,73 @@ func EvaluateChanged(v *profile.View, c *Compiled, m *Memory, changes profile.Ch
 	return ev, true
 }
 
+// updateMembers is the remembered members bitset after a change-driven
+// pass: the freed positions cleared (their users are among the verdicts, by
+// id), then each re-evaluated user's position set to its verdict. Nil when
+// nothing was remembered.
+func updateMembers(v *profile.View, members *bitset.BitSet, vacated []int32, verdicts map[string]membership.Verdict) *bitset.BitSet {
+	if members == nil {
+		return nil
+	}
+	out := members.Clone()
+	for _, p := range vacated {
+		out.Clear(uint(p))
+	}
+	for id, vd := range verdicts {
+		if p, ok := v.Position(id); ok {
+			out.SetTo(uint(p), vd.Match)
+		}
+	}
+	return out
+}
+
+// FullVerdicts turns a full evaluation (EvaluateMembers) into verdicts for
+// only the users whose membership may differ from what the slices hold, so
+// that its writes are planned like a change-driven pass's
+// (membership.PlanChanges) instead of by diffing every stored member against
+// every matching profile. Those users are the profiles at the positions where
+// the remembered bitset and the evaluation's differ, and the users the store
+// changed since the memory's generation: a position can change hands only
+// when its user leaves the store, and both the leaving and the arriving user
+// are among the changes. It returns false when the memory does not hold the
+// stored membership for this evaluation (no bitset, another spec or
+// selection, slices written by someone else, a partial selection) or the
+// store cannot say what changed: the caller then diffs every member.
+func FullVerdicts(m *Memory, ev Evaluation, v *profile.View, in PlanInput) (map[string]membership.Verdict, bool) {
+	if m == nil || m.Members == nil || ev.Members == nil || m.Key != in.Key || in.Partial || in.Changes.All ||
+		!maps.Equal(m.Slices, in.Slices) {
+		return nil, false
+	}
+	verdicts := make(map[string]membership.Verdict, len(in.Changes.Users))
+	add := func(u profile.User) {
+		if ev.Members.Test(uint(u.Pos())) {
+			verdicts[u.ID()] = membership.Verdict{Match: true, AccountID: u.AccountID()}
+		} else {
+			verdicts[u.ID()] = membership.Verdict{}
+		}
+	}
+	diff := m.Members.SymmetricDifference(ev.Members)
+	for i, ok := diff.NextSet(0); ok; i, ok = diff.NextSet(i + 1) {
+		if u, found := v.UserAt(int32(i)); found {
+			add(u)
+		}
+	}
+	for _, id := range in.Changes.Users {
+		if u, found := v.User(id); found {
+			add(u)
+		} else {
+			verdicts[id] = membership.Verdict{} // gone, or no longer a profile
+		}
+	}
+	return verdicts, true
+}
+
 // Remember is the memory of an evaluation that was stored in slices (now
 // named with these generations) for key, after reading store generation gen.
 // A change-driven evaluation keeps the last full one's insights and times.
 func Remember(prev *Memory, ev Evaluation, full bool, key string, gen uint64, slices map[string]int64, now time.Time) *Memory {
 	m := &Memory{Key: key, Generation: gen, Slices: slices, NextChange: ev.NextChange,
-		Insights: ev.Insights, Errors: ev.Errors, Timing: ev.Timing}
+		Insights: ev.Insights, Errors: ev.Errors, Timing: ev.Timing, Members: ev.Members}
 	if full || prev == nil {
 		m.FullAt, m.FullDuration = now, ev.Duration
 	} else {

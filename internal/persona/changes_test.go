@@ -11,6 +11,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/profiletest"
 )
@@ -223,15 +224,20 @@ func TestChangeDrivenEqualsFull(t *testing.T) {
 							var ok bool
 							if ev, ok = EvaluateChanged(v, c, st.mem, in.Changes, at, time.Now); ok {
 								isFull, reason = false, ModeChanged
-								matching = maps.Clone(st.stored)
-								for id, vd := range ev.Verdicts {
-									delete(matching, id)
-									if vd.Match {
-										matching[id] = vd.AccountID
-									}
+								matching = withVerdicts(st.stored, ev.Verdicts)
+								if st.mem.Members != nil && ev.Members.SymmetricDifference(full.Members).Count() != 0 {
+									t.Fatalf("step %d, rule %q: the members bitset after a change-driven pass differs from a full evaluation's", step, src)
 								}
 							} else {
 								ev, reason = full, FullMany
+							}
+						}
+						if isFull {
+							// A full pass whose memory holds the stored
+							// members writes only the verdicts of what
+							// differs: the same members.
+							if verdicts, ok := FullVerdicts(st.mem, full, v, in); ok {
+								matching, reason = withVerdicts(st.stored, verdicts), "bitset: "+reason
 							}
 						}
 						reasons[reason]++
@@ -245,11 +251,23 @@ func TestChangeDrivenEqualsFull(t *testing.T) {
 				}
 			}
 			t.Logf("evaluations by mode or full reason: %v", reasons)
-			if reasons[ModeChanged] < len(changeRules)*10 || reasons[FullTime] == 0 {
+			if reasons[ModeChanged] < len(changeRules)*10 || reasons["bitset: "+FullTime] == 0 {
 				t.Fatalf("evaluations by mode or full reason %v: the property was not exercised", reasons)
 			}
 		})
 	}
+}
+
+// withVerdicts is the stored membership after a change-driven write.
+func withVerdicts(stored map[string]string, verdicts map[string]membership.Verdict) map[string]string {
+	out := maps.Clone(stored)
+	for id, vd := range verdicts {
+		delete(out, id)
+		if vd.Match {
+			out[id] = vd.AccountID
+		}
+	}
+	return out
 }
 
 func TestFullReason(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bits-and-blooms/bitset"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
@@ -124,8 +125,14 @@ func (c *Compiled) ReadsAccount(name string) bool {
 // Evaluation is the result of evaluating a persona over a view.
 type Evaluation struct {
 	// Matching maps each matching user id to its account id (a full
-	// evaluation).
+	// evaluation, by Evaluate; EvaluateMembers leaves it nil).
 	Matching map[string]string
+	// Members marks the members by position (profile.User.Pos): every
+	// matching profile after a full evaluation, the remembered members with
+	// the re-evaluated ones updated after a change-driven one (nil when there
+	// is no remembered bitset). A million profiles take 125 KB, where a map of
+	// their ids takes tens of megabytes to build and collect every pass.
+	Members *bitset.BitSet
 	// Verdicts are the re-evaluated users' new states (a change-driven
 	// evaluation, EvaluateChanged): every other stored member stays.
 	Verdicts map[string]membership.Verdict
@@ -148,10 +155,30 @@ type Evaluation struct {
 }
 
 // Evaluate runs the rule over every profile of the view, then the insights over
-// the members.
+// the members, and lists the members by id (Matching).
 func Evaluate(v *profile.View, c *Compiled, now time.Time, clock func() time.Time) Evaluation {
+	ev := EvaluateMembers(v, c, now, clock)
+	ev.MatchingOf(v)
+	return ev
+}
+
+// MatchingOf lists ev's members by id, with their account ids, in
+// ev.Matching: the form a diff against every stored member reads.
+func (ev *Evaluation) MatchingOf(v *profile.View) {
+	ev.Matching = make(map[string]string, ev.Members.Count())
+	for i, ok := ev.Members.NextSet(0); ok; i, ok = ev.Members.NextSet(i + 1) {
+		if u, found := v.UserAt(int32(i)); found {
+			ev.Matching[u.ID()] = u.AccountID()
+		}
+	}
+}
+
+// EvaluateMembers is Evaluate with the members marked by position only
+// (Members), for a pass that plans its writes from the positions that
+// changed (FullVerdicts).
+func EvaluateMembers(v *profile.View, c *Compiled, now time.Time, clock func() time.Time) Evaluation {
 	start := clock()
-	ev := Evaluation{Matching: map[string]string{}}
+	ev := Evaluation{Members: bitset.New(uint(v.Positions()))}
 	e := c.Rule.NewEvaluator(v, now)
 	insightEvals := make([]*rule.Evaluator, len(c.Insights))
 	accs := make([]*insight.Accumulator, len(c.Insights))
@@ -168,7 +195,7 @@ func Evaluate(v *profile.View, c *Compiled, now time.Time, clock func() time.Tim
 		if !ok {
 			continue
 		}
-		ev.Matching[u.ID()] = u.AccountID()
+		ev.Members.Set(uint(u.Pos()))
 		for i, ie := range insightEvals {
 			val, err := ie.Eval(u)
 			if err != nil {

@@ -204,6 +204,12 @@ func names(sources []*v1alpha1.DataSource) []string {
 // not loaded may be the only one that knows them, and a source that has not
 // loaded must never make users exit.
 func KeepAbsent(ev *Evaluation, v *profile.View, recorded map[string]string) {
+	if ev.Matching == nil {
+		ev.MatchingOf(v)
+	}
+	// The members kept have no position: the bitset no longer says what the
+	// slices will hold.
+	ev.Members = nil
 	for id, account := range recorded {
 		if _, in := ev.Matching[id]; in {
 			continue

@@ -25,6 +25,10 @@ type Changes struct {
 	vacated []int32
 }
 
+// Vacated are the user positions freed meanwhile: a user that held one is
+// in Users, and a user now there (positions are reused) too.
+func (c Changes) Vacated() []int32 { return c.vacated }
+
 // Len is the number of keys changed.
 func (c Changes) Len() int { return len(c.Users) + len(c.Accounts) }
 

@@ -127,6 +127,10 @@ func (v *View) Users() iter.Seq[User] {
 	}
 }
 
+// Positions is the number of positions of the view's snapshot: every
+// profile's position (User.Pos) is below it.
+func (v *View) Positions() int { return len(v.snapshot().users) }
+
 // Len is the number of profiles in the view.
 func (v *View) Len() int { return v.snapshot().count }
 
@@ -182,6 +186,36 @@ func (v *View) snapshotUser(id string) (User, bool) {
 		return User{}, false
 	}
 	return User{v: v, id: id, idx: i, acct: s.users[i].acct}, true
+}
+
+// UserAt returns the profile at a position of the view's snapshot, if there
+// is one (not a hole).
+func (v *View) UserAt(pos int32) (User, bool) {
+	s := v.snapshot()
+	if pos < 0 || int(pos) >= len(s.users) || s.users[pos].id == "" {
+		return User{}, false
+	}
+	return User{v: v, id: s.users[pos].id, idx: pos, acct: s.users[pos].acct}, true
+}
+
+// Position returns the position of a user the namespace knows, profile or
+// not (a user known from signals alone has one too): it stays the same while
+// the user is known, and a position freed meanwhile is in Changes.Vacated.
+func (v *View) Position(id string) (int32, bool) {
+	defer v.rlock()()
+	e, ok := v.n.users[id]
+	if !ok {
+		return -1, false
+	}
+	return e.pos, true
+}
+
+// Pos is the user's position (see Position).
+func (u User) Pos() int32 {
+	if u.l != nil {
+		return u.l.e.pos
+	}
+	return u.idx
 }
 
 // isProfile reports whether the entry is a profile under the plan: it has a
@@ -419,7 +453,7 @@ func (u User) AccountVal(f *Fields, i int) ref.Val {
 	return a.Val(f, i)
 }
 
-// Indexed reports whether the user came from the view's snapshot (Users, At)
+// Indexed reports whether the user came from the view's snapshot (Users, UserAt)
 // rather than a lookup by id: only then do Code and AccountCode apply.
 func (u User) Indexed() bool { return u.idx >= 0 }
 
