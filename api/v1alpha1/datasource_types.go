@@ -112,8 +112,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || has(self.signal)",message="entity Signal requires spec.signal"
 // +kubebuilder:validation:XValidation:rule="self.entity == 'Signal' || !has(self.signal)",message="spec.signal is only allowed with entity Signal"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Account' || has(self.key.accountId)",message="entity Account requires spec.key.accountId"
-// +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.postgres) || !has(self.postgres.incremental)",message="spec.postgres.incremental is not supported for entity Signal (a signal row has no key to upsert)"
-// +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.http) || !has(self.http.incremental)",message="spec.http.incremental is not supported for entity Signal (a signal row has no key to upsert)"
+// +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.http) || !has(self.http.incremental)",message="spec.http.incremental is not supported for entity Signal: a user's list is replaced whole, and an HTTP API cannot be asked for every row of the users whose rows changed"
 type DataSourceSpec struct {
 	// type selects the connector; exactly the matching one of inline, http or
 	// postgres must be set.

@@ -76,8 +76,8 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "directory for results.txt, rss.csv, heap.pb.gz, heap-top.txt")
 	flag.StringVar(&o.command, "command", "", "the command line that ran the benchmark, for the report")
 	flag.IntVar(&o.changes, "changes", 100, "single-row changes timed")
-	flag.BoolVar(&o.incremental, "incremental", false, "sync the users incrementally (spec.postgres.incremental on updated_at) "+
-		"and wake the manager with a NOTIFY trigger, as docs/connectors.md recommends")
+	flag.BoolVar(&o.incremental, "incremental", false, "sync every source incrementally (spec.postgres.incremental on updated_at) "+
+		"and wake the manager with a NOTIFY trigger on users, as docs/connectors.md recommends")
 	flag.IntVar(&o.churn, "churn", 0, "rows changed at once in the churn phase (0: 1 % of users)")
 	flag.DurationVar(&o.spread, "spread", time.Minute, "the single-row changes are spread evenly over this long "+
 		"(at least one sync interval, so they land at every phase of the sync cycle)")
@@ -292,11 +292,14 @@ const (
 	notifyChannel = "bench_users"
 )
 
-// makeIncremental turns the users DataSource incremental, woken by NOTIFY.
+// makeIncremental turns a DataSource incremental on updated_at (every table
+// gendata writes has it), the users woken by NOTIFY.
 func makeIncremental(u *unstructured.Unstructured) error {
-	return unstructured.SetNestedMap(u.Object, map[string]any{
-		"watermarkColumn": "updated_at", "notifyChannel": notifyChannel,
-	}, "spec", "postgres", "incremental")
+	inc := map[string]any{"watermarkColumn": "updated_at"}
+	if u.GetName() == usersSource {
+		inc["notifyChannel"] = notifyChannel
+	}
+	return unstructured.SetNestedMap(u.Object, inc, "spec", "postgres", "incremental")
 }
 
 // create creates the objects of the manifest files in the namespace and notes
@@ -310,7 +313,7 @@ func (b *bench) create(ctx context.Context, files ...string) error {
 		}
 		for _, u := range objs {
 			u.SetNamespace(ns)
-			if b.o.incremental && u.GetKind() == "DataSource" && u.GetName() == usersSource {
+			if b.o.incremental && u.GetKind() == "DataSource" {
 				if err := makeIncremental(u); err != nil {
 					return err
 				}

@@ -124,7 +124,7 @@ func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode d
 	case v1alpha1.DataSourceHTTP:
 		return newHTTP(ctx, r, ds, mode, sessions)
 	case v1alpha1.DataSourcePostgreSQL:
-		return newPostgres(ctx, r, spec.Postgres, mode)
+		return newPostgres(ctx, r, spec, mode)
 	}
 	return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.type %q is not supported", spec.Type)
 }
@@ -166,7 +166,8 @@ func newHTTP(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode dat
 	return httpsrc.New(cfg, httpsrc.WithSession(sessions, ds.Namespace+"/"+ds.Name), httpsrc.WithObserver(observe))
 }
 
-func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource, mode datasource.Mode) (connector.Source, error) {
+func newPostgres(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec, mode datasource.Mode) (connector.Source, error) {
+	pg := spec.Postgres
 	if pg == nil {
 		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.postgres is required for type PostgreSQL")
 	}
@@ -177,6 +178,9 @@ func newPostgres(ctx context.Context, r refReader, pg *v1alpha1.PostgresSource, 
 	cfg := postgres.Config{DSN: string(dsn), Query: pg.Query}
 	if mode.Delta {
 		cfg.Changes = &postgres.Changes{WatermarkColumn: pg.Incremental.WatermarkColumn, Since: mode.Since}
+		if spec.Entity == v1alpha1.EntitySignal {
+			cfg.Changes.GroupColumn = spec.Key.UserID
+		}
 	}
 	return postgres.New(cfg), nil
 }

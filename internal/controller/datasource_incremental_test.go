@@ -124,6 +124,39 @@ var _ = Describe("DataSource controller with an incremental PostgreSQL source", 
 		Eventually(func() int64 { return fetchDS(ns, "db").Status.RecordsAccepted }).Should(BeEquivalentTo(18))
 	})
 
+	It("replaces the lists of a Signal source's users with changed rows", func() {
+		create(nil) // the users
+		exec(`CREATE TABLE $table_req (user_id text NOT NULL, feature text NOT NULL,
+			updated_at timestamptz NOT NULL DEFAULT clock_timestamp(), deleted boolean NOT NULL DEFAULT false)`)
+		exec(`INSERT INTO $table_req (user_id, feature) VALUES ('u1', 'sso'), ('u1', 'api'), ('u2', 'sso'), ('u3', 'audit')`)
+		exec(`GRANT SELECT ON $table_req TO reader`)
+		req := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "req"}, Spec: v1alpha1.DataSourceSpec{
+			Type: v1alpha1.DataSourcePostgreSQL, Entity: v1alpha1.EntitySignal, Key: v1alpha1.RecordKey{UserID: "user_id"},
+			Signal:     &v1alpha1.SignalSpec{Attribute: "requests", ValueAttribute: "feature"},
+			Attributes: []v1alpha1.AttributeMapping{{Name: "feature", Type: v1alpha1.TypeString}},
+			Postgres: &v1alpha1.PostgresSource{
+				DSNSecretRef: v1alpha1.SecretKeySelector{Name: "db", Key: "dsn"},
+				Query:        "SELECT user_id, feature, updated_at, deleted FROM " + table + "_req",
+				Incremental:  &v1alpha1.PostgresIncremental{WatermarkColumn: "updated_at", DeletedColumn: "deleted"},
+			},
+		}}
+		Expect(k8sClient.Create(ctx, req)).To(Succeed())
+		Eventually(func() string { return condition(ns, "req", v1alpha1.ReadyCondition) }).Should(Equal("True/Succeeded"))
+		Expect(storeAttr(ns, "u1", "requests")).To(ConsistOf("sso", "api"))
+
+		exec(`INSERT INTO $table_req (user_id, feature) VALUES ('u1', 'scim'), ('u4', 'sso')`)
+		exec(`UPDATE $table_req SET deleted = true, updated_at = clock_timestamp() WHERE user_id = 'u2'`)
+		exec(`UPDATE $table_req SET feature = 'audit_log', updated_at = clock_timestamp() WHERE user_id = 'u3'`)
+		annotate(ns, "req", v1alpha1.ReconcileRequestAnnotation, "now")
+		Eventually(func() string { return fetchDS(ns, "req").Status.LastHandledReconcileAt }).Should(Equal("now"))
+		Expect(fetchDS(ns, "req").Status.Incremental.LastMode).To(Equal("Incremental"))
+		Expect(storeAttr(ns, "u1", "requests")).To(ConsistOf("sso", "api", "scim"), "a user's unchanged rows are read with its new one")
+		Expect(storeAttr(ns, "u2", "requests")).To(BeNil(), "every row of u2 was soft-deleted")
+		Expect(storeAttr(ns, "u3", "requests")).To(ConsistOf("audit_log"))
+		Expect(storeAttr(ns, "u4", "requests")).To(ConsistOf("sso"))
+		Eventually(func() int64 { return fetchDS(ns, "req").Status.RecordsAccepted }).Should(BeEquivalentTo(5))
+	})
+
 	It("holds back a delta that deletes more than maxShrinkPercent, until forced", func() {
 		create(func(ds *v1alpha1.DataSource) { ds.Spec.MaxShrinkPercent = 10 })
 		watermark := incStatus().Watermark

@@ -57,7 +57,12 @@ func Diff(stored map[string]Member, matching map[string]string, now time.Time) (
 // Members flattens slices into a map by user id. A user found in two slices
 // (left by an interrupted write) keeps the earliest entry.
 func Members(slices []Slice) map[string]Member {
-	out := map[string]Member{}
+	n := 0
+	for _, s := range slices {
+		n += len(s.Members)
+	}
+	out := make(map[string]Member, n) // sized once: a persona may hold a million members
+
 	for _, s := range slices {
 		for _, m := range s.Members {
 			if prev, ok := out[m.UserID]; ok && !m.EnteredAt.Before(prev.EnteredAt) {

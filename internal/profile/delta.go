@@ -9,8 +9,9 @@ import (
 // and keys to delete, per entity. Within a delta the last operation on a key
 // wins, as in a full sync.
 //
-// Only User and Account sources take deltas: a Signal source's rows have no
-// key of their own (many rows per user), so only a full sync can replace them.
+// A Signal source's delta holds whole lists: every current row of each user
+// it touches (the sync reads them all), replacing the user's list; a user
+// whose rows are all gone (soft-deleted) loses it.
 type Delta struct {
 	Name     string
 	Entity   v1alpha1.Entity
@@ -32,14 +33,23 @@ type DeltaBuilder struct {
 
 // NewDeltaBuilder starts the Delta of one incremental sync of a source.
 func NewDeltaBuilder(name string, m *attr.Mapper) *DeltaBuilder {
-	return &DeltaBuilder{d: &Delta{
+	db := &DeltaBuilder{d: &Delta{
 		Name: name, Entity: m.Entity(), users: map[string]deltaOp{}, accounts: map[string]deltaOp{},
 	}}
+	if db.d.Entity == v1alpha1.EntitySignal {
+		db.b.lists = map[string]signalList{}
+	}
+	return db
 }
 
 // Upsert records a changed (or new) record: its user and/or account row
-// replaces the stored one.
+// replaces the stored one. A signal record adds an element to its user's new
+// list.
 func (db *DeltaBuilder) Upsert(m attr.Mapped) {
+	if m.SignalUser != "" {
+		db.b.addSignal(m)
+		return
+	}
 	if m.User != nil {
 		h := db.b.hashRow('u', m.User.Key, m.User.AccountID, m.User.Values)
 		db.d.users[m.User.Key] = deltaOp{row: db.b.stored('u', m.User, h)}
@@ -54,6 +64,8 @@ func (db *DeltaBuilder) Upsert(m attr.Mapped) {
 // a User source the user row goes; an Account source's row goes.
 func (db *DeltaBuilder) Delete(m attr.Mapped) {
 	switch {
+	case m.SignalUser != "":
+		db.b.touchSignal(m.SignalUser)
 	case db.d.Entity == v1alpha1.EntityAccount && m.Account != nil:
 		db.d.accounts[m.Account.Key] = deltaOp{del: true}
 	case m.User != nil:
@@ -62,7 +74,17 @@ func (db *DeltaBuilder) Delete(m attr.Mapped) {
 }
 
 // Finish returns the delta.
-func (db *DeltaBuilder) Finish() *Delta { return db.d }
+func (db *DeltaBuilder) Finish() *Delta {
+	if lists := db.b.lists; lists != nil {
+		for uid := range lists {
+			db.d.users[uid] = deltaOp{del: true} // no element left: signalRows makes no row
+		}
+		for uid, r := range db.b.signalRows() {
+			db.d.users[uid] = deltaOp{row: r}
+		}
+	}
+	return db.d
+}
 
 // Len is the number of keys the delta touches.
 func (d *Delta) Len() int { return len(d.users) + len(d.accounts) }
@@ -108,17 +130,23 @@ func (n *Namespace) ApplyDelta(d *Delta) DeltaResult {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	slot, ok := n.slots[d.Name]
-	if !ok || n.sources[slot].SignalDecl != nil || n.sources[slot].Builtin {
+	if !ok || n.sources[slot].Builtin || (n.sources[slot].SignalDecl != nil) != (d.Entity == v1alpha1.EntitySignal) {
 		return DeltaResult{Generation: n.gen}
 	}
 	src := n.sources[slot]
 	res := DeltaResult{Applied: true}
 	// A full sync's Records counts records, duplicates included; a source
-	// that takes deltas is counted by key from now on, as ApplyDelta keeps it.
-	src.Records = keyCount(src)
+	// that takes deltas is counted by key from now on, as ApplyDelta keeps it
+	// (a Signal source by element: its records are the lists' elements).
+	signal := src.SignalDecl != nil
+	if !signal {
+		src.Records = keyCount(src)
+	}
 	users := applyOps(src, &src.Users, n.users, &n.userPos, slot, d.users, &res)
 	accounts := applyOps(src, &src.Accounts, n.accounts, nil, slot, d.accounts, &res)
-	src.Records = keyCount(src)
+	if !signal {
+		src.Records = keyCount(src)
+	}
 	src.Digest = digestString(src.sum)
 	if res.Upserted+res.Deleted > 0 {
 		n.changed(false, users, accounts)
@@ -143,6 +171,7 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 			if !had {
 				continue
 			}
+			src.Records -= int64(src.SignalLen(key))
 			src.sum -= old.hash
 			delete(*rows, key)
 			if e := entries[key]; e != nil {
@@ -160,10 +189,12 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 			continue // read again through the overlap, unchanged
 		}
 		if had {
+			src.Records -= int64(src.SignalLen(key))
 			src.sum -= old.hash
 		}
 		src.sum += op.row.hash
 		(*rows)[key] = op.row
+		src.Records += int64(src.SignalLen(key))
 		e, ok := entries[key]
 		if !ok {
 			e = &entry{pos: pos.take()}
@@ -189,11 +220,10 @@ func keyCount(src *SourceData) int64 {
 // source, so a full sync of a source whose rows mostly did not change (an
 // Inline or ConfigMap source edited by hand) touches only the changed rows in
 // the store. It returns nil when the two cannot be diffed: a first load, a
-// Signal or built-in source, or declarations, entity or priority that differ
-// (the merge plan changes: the data must be applied whole).
+// built-in source, or declarations, entity or priority that differ (the merge
+// plan changes: the data must be applied whole).
 func Diff(prev, next *SourceData) *Delta {
-	if prev == nil || next == nil || prev.Name != next.Name || prev.SignalDecl != nil || next.SignalDecl != nil ||
-		prev.Builtin || !sameShape(prev, next) {
+	if prev == nil || next == nil || prev.Name != next.Name || prev.Builtin || !sameShape(prev, next) {
 		return nil
 	}
 	return &Delta{Name: next.Name, Entity: next.Entity,

@@ -321,3 +321,77 @@ func TestDiffEqualsApply(t *testing.T) {
 		t.Error("diffed data whose merge plan differs")
 	}
 }
+
+// TestSignalDeltaEqualsFullSync: an incremental sync of a Signal source reads
+// every current row of each user with a changed row (soft-deleted rows
+// included, as deletes); applied as a delta, it leaves the store as a full
+// sync of the current rows does, digest and record count included.
+func TestSignalDeltaEqualsFullSync(t *testing.T) {
+	type sigRow struct {
+		user, feature string
+		deleted       bool
+	}
+	prop := func(seed int64) bool {
+		rng := rand.New(rand.NewSource(seed))
+		users := 1 + rng.Intn(12)
+		var rows []sigRow
+		current := func() []map[string]any {
+			var out []map[string]any
+			for _, r := range rows {
+				if !r.deleted {
+					out = append(out, map[string]any{"user": r.user, "feature": r.feature})
+				}
+			}
+			return out
+		}
+		for i := rng.Intn(20); i > 0; i-- {
+			rows = append(rows, sigRow{user: fmt.Sprintf("u%d", rng.Intn(users)), feature: fmt.Sprintf("f%d", rng.Intn(4))})
+		}
+		got := newNamespace()
+		got.Apply(source(t, "users", 0, usersSpec, map[string]any{"id": "u1", "nps": 1, "role": "r", "account": "a"}))
+		got.Apply(source(t, "requests", 0, ticketsSpec, current()...))
+		for syncs := 1 + rng.Intn(5); syncs > 0; syncs-- {
+			touched := map[string]bool{}
+			for i := rng.Intn(6); i > 0; i-- {
+				switch k := rng.Intn(3); {
+				case k == 0 || len(rows) == 0: // a new row
+					rows = append(rows, sigRow{user: fmt.Sprintf("u%d", rng.Intn(users)), feature: fmt.Sprintf("f%d", rng.Intn(4))})
+					touched[rows[len(rows)-1].user] = true
+				case k == 1: // a row's value changes
+					r := &rows[rng.Intn(len(rows))]
+					r.feature, touched[r.user] = fmt.Sprintf("f%d", rng.Intn(4)), true
+				default: // a soft delete
+					r := &rows[rng.Intn(len(rows))]
+					r.deleted, touched[r.user] = true, true
+				}
+			}
+			var ops []op
+			for _, r := range rows {
+				if touched[r.user] {
+					ops = append(ops, op{del: r.deleted, rec: map[string]any{"user": r.user, "feature": r.feature}})
+				}
+			}
+			if res := got.ApplyDelta(delta(t, "requests", ticketsSpec, ops...)); !res.Applied {
+				t.Logf("seed %d: the signal delta was not applied", seed)
+				return false
+			}
+		}
+		want := newNamespace()
+		want.Apply(source(t, "users", 0, usersSpec, map[string]any{"id": "u1", "nps": 1, "role": "r", "account": "a"}))
+		want.Apply(source(t, "requests", 0, ticketsSpec, current()...))
+		if g, w := dump(got, nil), dump(want, nil); g != w {
+			t.Logf("seed %d: profiles after deltas:\n%s\nafter a full sync:\n%s", seed, g, w)
+			return false
+		}
+		gd, gr, _ := got.Loaded("requests")
+		wd, wr, _ := want.Loaded("requests")
+		if gd != wd || gr != wr {
+			t.Logf("seed %d: digest/records %s/%d, want %s/%d", seed, gd, gr, wd, wr)
+			return false
+		}
+		return true
+	}
+	if err := quick.Check(prop, &quick.Config{MaxCount: 300}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -55,15 +55,15 @@ func TestInternStopsOnHighCardinality(t *testing.T) {
 	}
 }
 
-// Applying a signal source's data moves its lists into the store's rows;
-// applying the same data again changes nothing.
+// A signal source's data holds one list per user; applying the same data
+// again changes nothing.
 func TestSignalDataAppliedOnce(t *testing.T) {
 	n := newNamespace()
 	n.Apply(source(t, "users", 0, usersSpec, map[string]any{"id": "u1"}))
 	d := source(t, "requests", 0, ticketsSpec, map[string]any{"user": "u1", "feature": "sso"}, map[string]any{"user": "u1", "feature": "api"})
 	n.Apply(d)
-	if d.Signals != nil {
-		t.Error("the applied data keeps its signal map")
+	if d.SignalLen("u1") != 2 {
+		t.Errorf("the data holds %d elements for u1, want 2", d.SignalLen("u1"))
 	}
 	before, gen := dump(n, nil), n.Generation()
 	if n.Apply(d) != gen || dump(n, nil) != before {

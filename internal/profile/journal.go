@@ -151,12 +151,6 @@ func (n *Namespace) UsersAdded(d *SourceData, delta *Delta) (known, added int) {
 				added++
 			}
 		}
-	case d != nil && d.SignalDecl != nil:
-		for key := range d.Signals {
-			if _, ok := n.users[key]; !ok {
-				added++
-			}
-		}
 	case d != nil:
 		for key := range d.Users {
 			if _, ok := n.users[key]; !ok {

@@ -16,6 +16,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
@@ -31,13 +32,12 @@ type SourceData struct {
 	AccountDecls []attr.Decl
 	SignalDecl   *attr.Decl
 
-	// Users and Accounts hold rows whose values are CEL values (ref.Val).
+	// Users and Accounts hold rows whose values are CEL values (ref.Val). A
+	// Signal source's Users hold one row per user whose only value is the
+	// user's list, with the sum of its elements' hashes: an incremental sync
+	// replaces a user's list whole, like any other row.
 	Users    map[string]storedRow
 	Accounts map[string]storedRow
-	// Signals holds each user's list elements, as CEL values, until the data
-	// is applied: the store's rows then hold the lists (userRows), sharing
-	// the elements, and the map is dropped.
-	Signals map[string][]ref.Val
 
 	// Builtin marks a contribution of the operator itself (user.playbooks), not
 	// of a DataSource: it adds attributes to profiles but makes none, is part of
@@ -68,6 +68,15 @@ type Builder struct {
 	prev    *SourceData // the source's stored data, whose unchanged rows are reused
 	// users, accounts and signals share equal values among rows (intern.go).
 	users, accounts, signals interner
+	// lists accumulates a Signal source's lists per user until Finish.
+	lists map[string]signalList
+}
+
+// signalList is one user's list being built, and the sum of its elements'
+// hashes.
+type signalList struct {
+	elems []ref.Val
+	hash  uint64
 }
 
 // Reuse makes the builder keep prev's row for every record that has not
@@ -79,7 +88,7 @@ type Builder struct {
 // may be applied to it while the builder runs (syncs of one DataSource are
 // serialized).
 func (b *Builder) Reuse(prev *SourceData) {
-	if prev != nil && prev.SignalDecl == nil && !prev.Builtin {
+	if prev != nil && !prev.Builtin {
 		b.prev = prev
 	}
 }
@@ -96,20 +105,20 @@ func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Buil
 		AccountDecls: m.AccountDecls(),
 		Users:        map[string]storedRow{},
 		Accounts:     map[string]storedRow{},
-		Signals:      map[string][]ref.Val{},
 	}
+	b := &Builder{data: d}
 	switch d.Entity {
 	case v1alpha1.EntityAccount:
 		d.Accounts = make(map[string]storedRow, sizeHint)
 	case v1alpha1.EntitySignal:
-		d.Signals = make(map[string][]ref.Val, sizeHint/4)
+		b.lists = make(map[string]signalList, sizeHint/4)
 	default:
 		d.Users = make(map[string]storedRow, sizeHint)
 	}
 	if sd, ok := m.SignalDecl(); ok {
 		d.SignalDecl = &sd
 	}
-	return &Builder{data: d}
+	return b
 }
 
 // Add records one mapped record. A later record for the same user or account
@@ -132,12 +141,30 @@ func (b *Builder) Add(m attr.Mapped) {
 		b.data.Accounts[m.Account.Key] = b.row('a', m.Account)
 	}
 	if m.SignalUser != "" {
-		b.digest += b.hashRow('s', m.SignalUser, "", []any{m.Signal})
-		v, ok := b.signals.value(0, m.Signal).(ref.Val)
-		if !ok {
-			v = types.NullValue // as a list of CEL values holds a missing element
-		}
-		b.data.Signals[m.SignalUser] = append(b.data.Signals[m.SignalUser], v)
+		b.digest += b.addSignal(m)
+	}
+}
+
+// addSignal appends a signal record's element to its user's list and
+// returns the element's hash.
+func (b *Builder) addSignal(m attr.Mapped) uint64 {
+	h := b.hashRow('s', m.SignalUser, "", []any{m.Signal})
+	v, ok := b.signals.value(0, m.Signal).(ref.Val)
+	if !ok {
+		v = types.NullValue // as a list of CEL values holds a missing element
+	}
+	l := b.lists[m.SignalUser]
+	l.elems, l.hash = append(l.elems, v), l.hash+h
+	b.lists[m.SignalUser] = l
+	return h
+}
+
+// touchSignal makes a user's list part of the data even if no element is
+// added to it (an incremental sync read only soft-deleted rows of the user:
+// its list is now empty).
+func (b *Builder) touchSignal(user string) {
+	if _, ok := b.lists[user]; !ok {
+		b.lists[user] = signalList{}
 	}
 }
 
@@ -145,9 +172,47 @@ func (b *Builder) Add(m attr.Mapped) {
 // does not depend on record order (a query may return rows reordered).
 func (b *Builder) Finish() *SourceData {
 	d := b.data
+	if b.lists != nil {
+		d.Users = b.signalRows()
+	}
 	d.sum = b.digest
 	d.Digest = digestString(b.digest)
 	return d
+}
+
+// signalRows turns the lists built into one row per user (an empty list is
+// not a row). A user whose list has the same hash as in the reused data keeps
+// that row: the list just built becomes garbage at once.
+func (b *Builder) signalRows() map[string]storedRow {
+	rows := make(map[string]storedRow, len(b.lists))
+	for uid, l := range b.lists {
+		if len(l.elems) == 0 {
+			continue
+		}
+		if b.prev != nil {
+			if old, ok := b.prev.Users[uid]; ok && old.hash == l.hash {
+				rows[uid] = old
+				continue
+			}
+		}
+		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{types.NewRefValList(types.DefaultTypeAdapter, l.elems)}},
+			hash: l.hash}
+	}
+	b.lists = nil
+	return rows
+}
+
+// SignalLen is the length of a Signal source's list for a user (0: none).
+func (d *SourceData) SignalLen(user string) int {
+	r, ok := d.Users[user]
+	if !ok || d.SignalDecl == nil {
+		return 0
+	}
+	l, ok := r.Values[0].(traits.Sizer)
+	if !ok {
+		return 0
+	}
+	return int(l.Size().(types.Int))
 }
 
 func digestString(sum uint64) string {

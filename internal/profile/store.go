@@ -133,7 +133,7 @@ func (n *Namespace) Apply(d *SourceData) uint64 {
 func (n *Namespace) apply(d *SourceData) uint64 {
 	slot, ok := n.slots[d.Name]
 	if ok && n.sources[slot] == d {
-		return n.gen // the same data again (its signal map is gone: see below)
+		return n.gen // the same data again
 	}
 	if !ok {
 		slot = n.freeSlot()
@@ -143,10 +143,7 @@ func (n *Namespace) apply(d *SourceData) uint64 {
 	// profile merges; otherwise only the rows that differ changed.
 	all := !ok || !sameShape(n.sources[slot], d)
 	n.sources[slot] = d
-	users := userRows(d)
-	// The rows hold the signal lists now; the map would be a second index of
-	// every signal user.
-	d.Signals = nil
+	users := d.Users
 	// The first load of a namespace sizes its maps once.
 	if len(n.users) == 0 {
 		n.users = make(map[string]*entry, len(users))
@@ -249,19 +246,6 @@ func (n *Namespace) freeSlot() int {
 	}
 	n.sources = append(n.sources, nil)
 	return len(n.sources) - 1
-}
-
-// userRows is what a source puts in the users map: user rows, or for a Signal
-// source one row per user holding its list.
-func userRows(d *SourceData) map[string]storedRow {
-	if d.SignalDecl == nil {
-		return d.Users
-	}
-	rows := make(map[string]storedRow, len(d.Signals))
-	for uid, list := range d.Signals {
-		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{types.NewRefValList(types.DefaultTypeAdapter, list)}}}
-	}
-	return rows
 }
 
 // replaceSlot makes rows the slot's only contents: O(entries + rows), so a sync

@@ -228,7 +228,7 @@ func wantResumed(t *testing.T, v *vendor, pages int) {
 
 func userKeys(d *profile.SourceData) []string    { return keys(d.Users) }
 func accountKeys(d *profile.SourceData) []string { return keys(d.Accounts) }
-func signalKeys(d *profile.SourceData) []string  { return keys(d.Signals) }
+func signalKeys(d *profile.SourceData) []string  { return keys(d.Users) }
 
 // bearer accepts "Bearer <tok>" for the current token.
 func bearer(current *string, mu *sync.Mutex) func(string) bool {
@@ -545,7 +545,7 @@ func TestRecipeZendesk(t *testing.T) {
 	if waited := time.Since(start); waited < time.Second {
 		t.Errorf("resumed after %s: the server's Retry-After: 1 was not honored", waited)
 	}
-	if n := len(r.out.Data.Signals["361"]); n != 2 {
+	if n := r.out.Data.SignalLen("361"); n != 2 {
 		t.Errorf("requester 361 has %d tickets, want 2", n)
 	}
 }

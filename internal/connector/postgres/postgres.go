@@ -37,6 +37,10 @@ type Config struct {
 type Changes struct {
 	WatermarkColumn string
 	Since           time.Time
+	// GroupColumn, when set, asks instead for every row of each group (the
+	// user id column of a Signal source) that has a changed row: a user's
+	// list is replaced whole, so its unchanged rows must be read too.
+	GroupColumn string
 }
 
 // query is the SQL to run, and its arguments. An incremental sync wraps the
@@ -46,9 +50,17 @@ func (c Config) query() (string, []any) {
 	if c.Changes == nil {
 		return c.Query, nil
 	}
-	col := "q." + pgx.Identifier{c.Changes.WatermarkColumn}.Sanitize()
+	wm := pgx.Identifier{c.Changes.WatermarkColumn}.Sanitize()
 	query := strings.TrimRight(strings.TrimSpace(c.Query), ";")
-	return fmt.Sprintf("SELECT * FROM (%s\n) q WHERE %s >= $1 ORDER BY %s", query, col, col), []any{c.Changes.Since}
+	if c.Changes.GroupColumn == "" {
+		return fmt.Sprintf("SELECT * FROM (%s\n) q WHERE q.%s >= $1 ORDER BY q.%s", query, wm, wm), []any{c.Changes.Since}
+	}
+	// NOT MATERIALIZED: the query is read twice, and PostgreSQL would
+	// otherwise materialize all of it; inlined, each read can use the
+	// table's indexes (the watermark column's, the user id's).
+	group := pgx.Identifier{c.Changes.GroupColumn}.Sanitize()
+	return fmt.Sprintf("WITH q AS NOT MATERIALIZED (%s\n) SELECT * FROM q WHERE q.%s IN (SELECT c.%s FROM q c WHERE c.%s >= $1)",
+		query, group, group, wm), []any{c.Changes.Since}
 }
 
 type source struct {
