@@ -119,17 +119,21 @@ func loadPostgres(ctx context.Context, dsn string, cfg Config, log io.Writer) er
 	if _, err := tx.Exec(ctx, pgSchema); err != nil {
 		return fmt.Errorf("create tables: %w", err)
 	}
-	// updated_at: the data's own "now", but never in the future, so rows
-	// changed later (updated_at = now()) always sort after it.
-	updated := time.Now().UTC().Truncate(time.Second)
-	if g.now.Before(updated) {
-		updated = g.now
+	// updated_at: spread over the 30 days before the data's own "now" (never
+	// in the future, so rows changed later, updated_at = now(), sort after
+	// it), as in a table written over time: an incremental sync's overlap
+	// then re-reads the few rows of its last seconds, where one instant for
+	// every row would make each sync re-read the whole table.
+	latest := time.Now().UTC().Truncate(time.Second)
+	if g.now.Before(latest) {
+		latest = g.now
 	}
+	updatedAt := func(i int) time.Time { return latest.Add(-time.Duration(i%(30*24*3600)) * time.Second) }
 
 	n, err := copyRows(ctx, tx, "accounts", []string{"account_id", "name", "tier", "arr", "renewal_date",
 		"lifecycle_stage", "csm_owner", "plan", "updated_at"}, len(g.accounts), func(i int) []any {
 		a := g.accounts[i]
-		return []any{a.id, a.name, a.tier, a.arr, a.renewal, a.stage, a.csm, a.plan, updated}
+		return []any{a.id, a.name, a.tier, a.arr, a.renewal, a.stage, a.csm, a.plan, updatedAt(i)}
 	})
 	if err != nil {
 		return err
@@ -148,7 +152,7 @@ func loadPostgres(ctx context.Context, dsn string, cfg Config, log io.Writer) er
 				features = []string{}
 			}
 			return []any{u.id, u.acct.id, u.email, u.name, u.role, nps, u.lastLogin, int32(u.logins30d), features,
-				u.beta, u.onboarded, x.country, x.locale, x.created, updated}
+				u.beta, u.onboarded, x.country, x.locale, x.created, updatedAt(i)}
 		})
 	if err != nil {
 		return err
@@ -157,7 +161,7 @@ func loadPostgres(ctx context.Context, dsn string, cfg Config, log io.Writer) er
 	n, err = copyRows(ctx, tx, "feature_requests", []string{"id", "user_id", "feature", "requested_at", "updated_at"},
 		len(g.requests), func(i int) []any {
 			q := g.requests[i]
-			return []any{int64(i + 1), q.user.id, q.feature, q.at, updated}
+			return []any{int64(i + 1), q.user.id, q.feature, q.at, updatedAt(i)}
 		})
 	if err != nil {
 		return err

@@ -150,10 +150,11 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			r.lastWatermark(&ds)
 			syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
 			r.markWatermark(req.NamespacedName, &ds)
-			r.slots.Release(ds.Namespace)
+			r.listen.wake(ds.Namespace, r.slots.Release(ds.Namespace))
 			ds.Status.ReferencesVersion = refsVersion
 		} else {
 			log.V(1).Info("waiting for a sync slot", "namespace", ds.Namespace, "running", r.slots.Running(ds.Namespace))
+			r.slots.Wait(ds.Namespace, ds.Name) // woken when a slot frees; slotRetry is the fallback
 			if notified {
 				r.listen.keep(req.NamespacedName) // the notification still wants its sync
 			}

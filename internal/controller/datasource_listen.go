@@ -98,6 +98,23 @@ func (l *listeners) notified(ctx context.Context, name types.NamespacedName) {
 	}
 }
 
+// wake enqueues DataSources of a namespace (those waiting for a sync slot
+// just freed). It never blocks: a full channel leaves them to their
+// requeue.
+func (l *listeners) wake(namespace string, names []string) {
+	if l == nil {
+		return
+	}
+	for _, name := range names {
+		ds := &v1alpha1.DataSource{}
+		ds.Namespace, ds.Name = namespace, name
+		select {
+		case l.events <- event.GenericEvent{Object: ds}:
+		default:
+		}
+	}
+}
+
 // take reports whether the database notified since the last call.
 func (l *listeners) take(name types.NamespacedName) bool {
 	if l == nil {

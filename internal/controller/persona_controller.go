@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -260,8 +261,15 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	if mode == persona.ModeChanged && len(mem.Insights) > 0 {
 		fullDue = persona.FullDue(mem, persona.MinFullInterval)
 	}
-	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p), fullDue)}, nil
+	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p), fullDue), Priority: ptr.To(timedPriority)}, nil
 }
+
+// timedPriority is the work queue priority of a persona's timed
+// re-evaluation (a time crossing, an insights refresh, the refresh
+// interval): below the passes that data, spec and playbook changes enqueue
+// (priority 0), so that with a few workers a change to a million-profile
+// namespace is not queued behind every persona's timed full pass.
+const timedPriority = -10
 
 // membershipOutcome is the writes, entries and exits of a pass, and the
 // members afterwards.

@@ -246,6 +246,7 @@ var _ = Describe("Persona controller", func() {
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "renewing"}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.RequeueAfter).To(Equal(10 * day))
+		Expect(res.Priority).To(HaveValue(BeNumerically("<", 0)), "a timed pass queues behind the passes data changes ask for")
 
 		// Time passes the crossing: acme's users enter; next, initech renews.
 		personaClock.SetTime(t0.Add(10*day + time.Second))

@@ -286,11 +286,18 @@ var _ = Describe("Playbook controller", func() {
 
 		By("stale data pauses too")
 		// Suspend the persona so its controller leaves the hand-set condition alone.
-		pp := fetchPersona(ns, "stalled")
-		pp.Spec.Suspend = true
-		Expect(k8sClient.Update(ctx, pp)).To(Succeed())
-		meta.SetStatusCondition(&pp.Status.Conditions, metav1.Condition{Type: v1alpha1.StaleCondition, Status: metav1.ConditionTrue, Reason: "Stale", Message: "old"})
-		Expect(k8sClient.Status().Update(ctx, pp)).To(Succeed())
+		// Each write retries on a conflict: the controller may write the
+		// persona's status in between.
+		Eventually(func() error {
+			pp := fetchPersona(ns, "stalled")
+			pp.Spec.Suspend = true
+			return k8sClient.Update(ctx, pp)
+		}).Should(Succeed())
+		Eventually(func() error {
+			pp := fetchPersona(ns, "stalled")
+			meta.SetStatusCondition(&pp.Status.Conditions, metav1.Condition{Type: v1alpha1.StaleCondition, Status: metav1.ConditionTrue, Reason: "Stale", Message: "old"})
+			return k8sClient.Status().Update(ctx, pp)
+		}).Should(Succeed())
 		pb = fetchPlaybook(ns)
 		pb.Spec.Suspend = false
 		Expect(k8sClient.Update(ctx, pb)).To(Succeed())
@@ -298,9 +305,11 @@ var _ = Describe("Playbook controller", func() {
 		Consistently(func() []batchv1.Job { return playbookJobs(ns) }, time.Second).Should(BeEmpty())
 
 		By("fresh data resumes")
-		pp = fetchPersona(ns, "stalled")
-		meta.RemoveStatusCondition(&pp.Status.Conditions, v1alpha1.StaleCondition)
-		Expect(k8sClient.Status().Update(ctx, pp)).To(Succeed())
+		Eventually(func() error {
+			pp := fetchPersona(ns, "stalled")
+			meta.RemoveStatusCondition(&pp.Status.Conditions, v1alpha1.StaleCondition)
+			return k8sClient.Status().Update(ctx, pp)
+		}).Should(Succeed())
 		Eventually(func() int { return len(playbookJobs(ns)) }).Should(Equal(2))
 		Eventually(func() string { return playbookReady(ns) }).Should(Equal("True/Succeeded"))
 	})

@@ -5,7 +5,11 @@
 // one namespace can never hold every worker and starve the others.
 package syncslots
 
-import "sync"
+import (
+	"maps"
+	"slices"
+	"sync"
+)
 
 // DefaultPerNamespace is the per-namespace cap when none is configured.
 const DefaultPerNamespace = 2
@@ -32,11 +36,14 @@ type Slots struct {
 	limit   int
 	mu      sync.Mutex
 	running map[string]int
+	// waiting are, per namespace, the names refused a slot since its last
+	// Release (Wait).
+	waiting map[string]map[string]bool
 }
 
 // New returns Slots allowing limit concurrent syncs per namespace (at least 1).
 func New(limit int) *Slots {
-	return &Slots{limit: max(limit, 1), running: map[string]int{}}
+	return &Slots{limit: max(limit, 1), running: map[string]int{}, waiting: map[string]map[string]bool{}}
 }
 
 // Acquire reports whether a sync in namespace may start now; when it may, the
@@ -54,10 +61,28 @@ func (s *Slots) Acquire(namespace string) bool {
 	return true
 }
 
-// Release frees a slot taken by Acquire.
-func (s *Slots) Release(namespace string) {
+// Wait records that name was refused a slot of namespace: the next Release
+// there returns it, so the caller can retry it at once instead of after a
+// fixed delay (a database's NOTIFY would otherwise wait seconds for a slot
+// freed in milliseconds).
+func (s *Slots) Wait(namespace, name string) {
 	if s == nil {
 		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting[namespace] == nil {
+		s.waiting[namespace] = map[string]bool{}
+	}
+	s.waiting[namespace][name] = true
+}
+
+// Release frees a slot taken by Acquire and returns the names waiting for one
+// in the namespace, sorted, which it forgets: each may try again, and those
+// refused again wait again.
+func (s *Slots) Release(namespace string) []string {
+	if s == nil {
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,6 +92,9 @@ func (s *Slots) Release(namespace string) {
 	case n == 1:
 		delete(s.running, namespace) // no entry per idle namespace
 	}
+	waiters := slices.Sorted(maps.Keys(s.waiting[namespace]))
+	delete(s.waiting, namespace)
+	return waiters
 }
 
 // Running is the number of syncs running in namespace.

@@ -1,6 +1,7 @@
 package syncslots
 
 import (
+	"slices"
 	"sync"
 	"testing"
 )
@@ -105,5 +106,38 @@ func TestSlotsConcurrent(t *testing.T) {
 	wg.Wait()
 	if peak > 3 || s.Running("a") != 0 {
 		t.Errorf("peak %d (cap 3), running %d at the end", peak, s.Running("a"))
+	}
+}
+
+// A name refused a slot is returned by the next Release in its namespace,
+// once, so the caller wakes it instead of polling.
+func TestWaitersWokenOnRelease(t *testing.T) {
+	s := New(1)
+	if !s.Acquire("a") {
+		t.Fatal("the first sync of a was refused")
+	}
+	for _, name := range []string{"users", "accounts", "users"} {
+		if s.Acquire("a") {
+			t.Fatalf("%s was admitted over the limit", name)
+		}
+		s.Wait("a", name)
+	}
+	s.Wait("b", "other")
+	if got := s.Release("a"); !slices.Equal(got, []string{"accounts", "users"}) {
+		t.Fatalf("Release returned %v, want [accounts users]", got)
+	}
+	if !s.Acquire("a") {
+		t.Fatal("the freed slot was not available")
+	}
+	if got := s.Release("a"); len(got) != 0 {
+		t.Fatalf("the second Release returned %v: waiters are woken once", got)
+	}
+	if got := s.Release("b"); !slices.Equal(got, []string{"other"}) {
+		t.Fatalf("namespace b's waiter: %v", got)
+	}
+	var nilSlots *Slots
+	nilSlots.Wait("a", "x")
+	if got := nilSlots.Release("a"); got != nil {
+		t.Fatalf("nil Slots returned waiters %v", got)
 	}
 }
