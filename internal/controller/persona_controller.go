@@ -7,8 +7,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -415,33 +417,59 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 	for i := range cached {
 		byName[cached[i].Name] = &cached[i]
 	}
-	for _, step := range plan.Steps() {
-		var err error
+	var mu sync.Mutex
+	record := func(name string, gen int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if gen == tracker.Deleted {
+			delete(written, name)
+			return
+		}
+		written[name] = gen
+	}
+	write := func(ctx context.Context, step membership.Step) error {
 		switch {
 		case step.Delete:
-			err = r.deleteSlice(ctx, p, byName[step.Slice.Name])
-			delete(written, step.Slice.Name)
-		case step.Slice.Name == "":
-			var obj *v1alpha1.PersonaMembership
-			if obj, err = r.createSlice(ctx, p, step.Slice.Members); err == nil {
-				written[obj.Name] = obj.Generation
+			if err := r.deleteSlice(ctx, p, byName[step.Slice.Name]); err != nil {
+				return err
 			}
+			record(step.Slice.Name, tracker.Deleted)
+		case step.Slice.Name == "":
+			obj, err := r.createSlice(ctx, p, step.Slice.Members)
+			if err != nil {
+				return err
+			}
+			record(obj.Name, obj.Generation)
 		default:
 			obj := byName[step.Slice.Name].DeepCopy()
 			fill(obj, step.Slice.Members)
-			if err = r.Update(ctx, obj); err != nil {
-				err = fmt.Errorf("updating PersonaMembership %s: %w", obj.Name, err)
-			} else {
-				r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
-				written[obj.Name] = obj.Generation
+			if err := r.Update(ctx, obj); err != nil {
+				return fmt.Errorf("updating PersonaMembership %s: %w", obj.Name, err)
 			}
+			r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
+			record(obj.Name, obj.Generation)
 		}
-		if err != nil {
+		return nil
+	}
+	// The plan's order between phases is kept (creates, updates, deletes:
+	// a member never in no slice); the creates of a first pass, hundreds of
+	// slices of a thousand members, and the deletes run concurrently, each
+	// request waiting on the API server and etcd rather than on this process.
+	for _, phase := range plan.Phases() {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(phase.Concurrency(sliceWriters))
+		for _, step := range phase.Steps {
+			g.Go(func() error { return write(gctx, step) })
+		}
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
 	}
 	return written, nil
 }
+
+// sliceWriters is how many slice creates (or deletes) one pass sends at once.
+const sliceWriters = 8
 
 func (r *PersonaReconciler) createSlice(ctx context.Context, p *v1alpha1.Persona, members []membership.Member) (*v1alpha1.PersonaMembership, error) {
 	obj := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{

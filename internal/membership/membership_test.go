@@ -168,3 +168,39 @@ func FuzzPlanSlices(f *testing.F) {
 		}
 	})
 }
+
+// Phases keep the plan's order between creates, updates and deletes; only
+// the updates must be written one after the other.
+func TestPhases(t *testing.T) {
+	plan := Plan{
+		Create: []Slice{{Members: []Member{mem("u1")}}, {Members: []Member{mem("u2")}}},
+		Update: []Slice{{Name: "s1"}, {Name: "s2"}},
+		Delete: []string{"s3"},
+	}
+	phases := plan.Phases()
+	if len(phases) != 3 {
+		t.Fatalf("%d phases, want 3", len(phases))
+	}
+	for i, want := range []struct {
+		n       int
+		ordered bool
+		delete  bool
+	}{{2, false, false}, {2, true, false}, {1, false, true}} {
+		ph := phases[i]
+		if len(ph.Steps) != want.n || ph.Ordered != want.ordered || ph.Steps[0].Delete != want.delete {
+			t.Errorf("phase %d: %d steps, ordered %v, delete %v; want %+v", i, len(ph.Steps), ph.Ordered, ph.Steps[0].Delete, want)
+		}
+	}
+	if got := phases[1].Concurrency(8); got != 1 {
+		t.Errorf("updates run %d at once, want 1", got)
+	}
+	if got := phases[0].Concurrency(8); got != 8 {
+		t.Errorf("creates run %d at once, want 8", got)
+	}
+	if got := (Plan{Delete: []string{"s"}}).Phases(); len(got) != 1 || !got[0].Steps[0].Delete {
+		t.Errorf("a plan of one delete: %+v", got)
+	}
+	if got := (Plan{}).Phases(); len(got) != 0 {
+		t.Errorf("an empty plan has phases %+v", got)
+	}
+}

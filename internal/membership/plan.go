@@ -36,13 +36,52 @@ type Step struct {
 // harmless and the next pass removes it.
 func (p Plan) Steps() []Step {
 	out := make([]Step, 0, p.Writes())
-	for _, s := range p.Create {
+	for _, ph := range p.Phases() {
+		out = append(out, ph.Steps...)
+	}
+	return out
+}
+
+// Phase is a group of a plan's writes that may be made in any order, at
+// once; the phases themselves must be made one after the other (Phases).
+type Phase struct {
+	Steps []Step
+	// Ordered: the steps must be made one after the other, in order.
+	Ordered bool
+}
+
+// Concurrency is how many of the phase's writes may run at once, given the
+// most the caller allows.
+func (p Phase) Concurrency(most int) int {
+	if p.Ordered {
+		return 1
+	}
+	return max(most, 1)
+}
+
+// Phases are Steps grouped for concurrent writing: the creates, then the
+// updates in order (a slice that takes a member is written before the one
+// that releases it), then the deletes. Empty phases are left out.
+func (p Plan) Phases() []Phase {
+	var out []Phase
+	for _, ph := range []Phase{
+		{Steps: stepsOf(p.Create, nil)},
+		{Steps: stepsOf(p.Update, nil), Ordered: true},
+		{Steps: stepsOf(nil, p.Delete)},
+	} {
+		if len(ph.Steps) > 0 {
+			out = append(out, ph)
+		}
+	}
+	return out
+}
+
+func stepsOf(slices []Slice, deletes []string) []Step {
+	out := make([]Step, 0, len(slices)+len(deletes))
+	for _, s := range slices {
 		out = append(out, Step{Slice: s})
 	}
-	for _, s := range p.Update {
-		out = append(out, Step{Slice: s})
-	}
-	for _, name := range p.Delete {
+	for _, name := range deletes {
 		out = append(out, Step{Slice: Slice{Name: name}, Delete: true})
 	}
 	return out
