@@ -228,36 +228,59 @@ func newFixture(t testing.TB, n int, seed uint64) *fixture {
 	return f
 }
 
-// inMemory is the members by the project's evaluator.
-func (f *fixture) inMemory(t testing.TB, p *rule.Program, at time.Time) []string {
+// inMemory is the members ("id account") by the project's evaluator, and
+// the next change by time alone (zero for none).
+func (f *fixture) inMemory(t testing.TB, p *rule.Program, at time.Time) ([]string, time.Time) {
 	var ids []string
+	var next time.Time
 	f.ns.Read(nil, func(v *profile.View) {
 		e := p.NewEvaluator(v, at)
 		for u := range v.Users() {
 			if ok, _ := e.Match(u); ok {
-				ids = append(ids, u.ID())
+				ids = append(ids, u.ID()+" "+u.AccountID())
 			}
+		}
+		if a := p.Analysis(); a.UsesNow && a.Exact {
+			next, _ = e.NextChange()
 		}
 	})
 	slices.Sort(ids)
-	return ids
+	return ids, next
 }
 
-// inDatabase is the members by the translated query.
+// inDatabase is the members ("id account") by the translated query.
 func (f *fixture) inDatabase(t testing.TB, q *sqlrule.Query, at time.Time) []string {
 	t.Helper()
 	rows, err := f.conn.Query(context.Background(), q.SQL, q.Args(at)...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, q.SQL)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var ids []string
+	var id, acct string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &acct}, func() error { ids = append(ids, id+" "+acct); return nil }); err != nil {
 		t.Fatalf("%v\n%s", err, q.SQL)
 	}
-	if !slices.IsSorted(ids) {
+	if !slices.IsSortedFunc(ids, func(a, b string) int { return strings.Compare(strings.Fields(a+" ")[0], strings.Fields(b+" ")[0]) }) {
 		t.Fatalf("ids not in byte order: %q", ids)
 	}
 	return ids
+}
+
+// nextInDatabase is the next change by time alone by the translated analysis.
+func (f *fixture) nextInDatabase(t testing.TB, q *sqlrule.Query, at time.Time) time.Time {
+	t.Helper()
+	if q == nil {
+		return time.Time{}
+	}
+	var text *string
+	if err := f.conn.QueryRow(context.Background(), q.SQL, q.Args(at)...).Scan(&text); err != nil {
+		t.Fatalf("%v\n%s", err, q.SQL)
+	}
+	next, _, err := sqlrule.Instant(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
 }
 
 func (f *fixture) compile(t testing.TB, expr string) (*rule.Program, error) {
@@ -266,6 +289,9 @@ func (f *fixture) compile(t testing.TB, expr string) (*rule.Program, error) {
 	f.ns.Read(nil, func(v *profile.View) { p, err = rule.Compile(expr, v.Schema()) })
 	return p, err
 }
+
+// nextChanges counts the comparisons of a next change that is not "none".
+var nextChanges int
 
 var nows = []time.Time{now, now.Add(2160 * time.Hour), maxTime, minTime}
 
@@ -287,10 +313,21 @@ func (f *fixture) checkAt(t *testing.T, expr string, nows ...time.Time) bool {
 		}
 		return false
 	}
+	nq, err := sqlrule.NextChange(p, f.sources, sqlrule.PostgreSQL{})
+	if err != nil {
+		t.Fatalf("%s: the rule translates, its next change does not: %v", expr, err)
+	}
 	for _, at := range nows {
-		want, got := f.inMemory(t, p, at), f.inDatabase(t, q, at)
+		want, wantNext := f.inMemory(t, p, at)
+		got := f.inDatabase(t, q, at)
 		if !slices.Equal(want, got) {
 			t.Fatalf("%s at %s:\nin memory %q\nin SQL    %q\n%s", expr, at, want, got, q.SQL)
+		}
+		if next := f.nextInDatabase(t, nq, at); !next.Equal(wantNext) {
+			t.Fatalf("%s at %s: next change in memory %s, in SQL %s", expr, at, wantNext, next)
+		}
+		if !wantNext.IsZero() {
+			nextChanges++
 		}
 	}
 	return true
@@ -320,6 +357,9 @@ func TestEdgeCases(t *testing.T) {
 		if !f.check(t, expr) {
 			t.Errorf("%s: refused", expr)
 		}
+	}
+	if nextChanges < 10 {
+		t.Errorf("only %d next changes compared that were not none", nextChanges)
 	}
 	for _, expr := range rulegen.Refused {
 		p, err := f.compile(t, expr)
