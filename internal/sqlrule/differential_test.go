@@ -255,15 +255,19 @@ func (f *fixture) inDatabase(t testing.TB, q *sqlrule.Query, at time.Time) []str
 	if err != nil {
 		t.Fatalf("%v\n%s", err, q.SQL)
 	}
-	var ids []string
+	var ids, members []string
 	var id, acct string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &acct}, func() error { ids = append(ids, id+" "+acct); return nil }); err != nil {
+	if _, err := pgx.ForEachRow(rows, []any{&id, &acct}, func() error {
+		ids, members = append(ids, id), append(members, id+" "+acct)
+		return nil
+	}); err != nil {
 		t.Fatalf("%v\n%s", err, q.SQL)
 	}
-	if !slices.IsSortedFunc(ids, func(a, b string) int { return strings.Compare(strings.Fields(a+" ")[0], strings.Fields(b+" ")[0]) }) {
+	if !slices.IsSorted(ids) {
 		t.Fatalf("ids not in byte order: %q", ids)
 	}
-	return ids
+	slices.Sort(members) // as inMemory's
+	return members
 }
 
 // nextInDatabase is the next change by time alone by the translated analysis.

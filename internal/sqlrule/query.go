@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// query assembles the translated rule's query: the members (id, account id
-// or ''), the rule as the WHERE clause, in byte order of id.
+// query assembles the translated rule's query: the members (id, and account
+// id or the empty string), the rule as the WHERE clause, in byte order of id.
 func (t *translator) query(where string) (string, error) {
 	return t.assemble("p.id, COALESCE(p.acct, '')", "\nWHERE "+where+"\nORDER BY "+t.d.Bytewise("p.id"))
 }

@@ -57,7 +57,7 @@ type val struct {
 const MaxSQLBytes = 256 << 10
 
 // Query is a translated rule: SQL returning the members (id, and account id
-// or '' for none) in byte order of id, and its bound parameters, `now` among
+// or the empty string for none) in byte order of id, and its bound parameters, `now` among
 // them. An id repeated in the result
 // means a source query returned a key twice (integer ids past 2^53 can
 // format alike): a sync keeps the last such record, SQL has no such order,
