@@ -128,11 +128,11 @@ func init() {
 		personaEvaluations)
 }
 
-func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation, mode string) {
+func observeEvaluation(p *v1alpha1.Persona, ch membership.Counts, ev persona.Evaluation, mode string) {
 	personaEvaluations.WithLabelValues(p.Namespace, p.Name, mode).Inc()
 	personaMembers.WithLabelValues(p.Namespace, p.Name).Set(float64(p.Status.Members))
-	personaEntered.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Entered)))
-	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Exited)))
+	personaEntered.WithLabelValues(p.Namespace, p.Name).Add(float64(ch.Entered))
+	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(ch.Exited))
 	personaEvalDuration.WithLabelValues(p.Namespace, p.Name).Observe(ev.Duration.Seconds())
 	personaEvalErrors.WithLabelValues(p.Namespace, p.Name).Set(float64(ev.Errors))
 }

@@ -8,11 +8,6 @@ import (
 	"github.com/usersuccess/persona-operator/internal/sqlrule"
 )
 
-// notWired is the reason status gives while the database path is not
-// implemented: the decision is made and shown, the evaluation stays in
-// memory, with the same members.
-const notWired = "; this manager does not evaluate in the database yet, so it evaluates in memory (same members)"
-
 // ChooseEvaluation decides where a persona's rule is evaluated, from
 // spec.evaluation and whether the rule can be evaluated in the database its
 // DataSources (of the namespace's sources, those it reads) read. The error says why
@@ -29,7 +24,7 @@ func ChooseEvaluation(spec *v1alpha1.PersonaSpec, p *rule.Program, sources []v1a
 		}
 		return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: "Auto: cannot be evaluated in the database: " + err.Error()}, nil
 	}
-	return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: string(mode) + ": the rule translates to SQL exactly" + notWired}, nil
+	return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationDatabase, Reason: string(mode) + ": the rule translates to SQL exactly"}, nil
 }
 
 // InDatabase says why a persona can't be evaluated in the database, nil
