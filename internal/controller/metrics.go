@@ -119,7 +119,7 @@ var (
 	}, []string{"namespace", "persona"})
 	personaEvaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "persona_evaluations_total",
-		Help: "Evaluations of a persona by mode: full (every profile), changed (only the profiles changed since the last one) or database (in its DataSources' database).",
+		Help: "Evaluations of a persona by mode: full (every profile), changed (only the profiles changed since the last one) or database (in its database).",
 	}, []string{"namespace", "persona", "mode"})
 )
 

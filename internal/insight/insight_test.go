@@ -32,6 +32,24 @@ func TestTopValues(t *testing.T) {
 	}
 }
 
+// Occurrences counts each element every time it occurs: requests, not
+// requesters.
+func TestTopValuesCountingOccurrences(t *testing.T) {
+	for count, want := range map[v1alpha1.InsightCount][]v1alpha1.InsightValue{
+		"":                               {{Value: "audit_log", Count: 2}, {Value: "sso", Count: 2}},
+		v1alpha1.InsightCountMembers:     {{Value: "audit_log", Count: 2}, {Value: "sso", Count: 2}},
+		v1alpha1.InsightCountOccurrences: {{Value: "audit_log", Count: 4}, {Value: "sso", Count: 2}},
+	} {
+		a := ForSpec(v1alpha1.InsightSpec{Name: "requests", Type: v1alpha1.InsightTopValues, Limit: 2, Count: count})
+		a.Add(list("audit_log", "sso", "audit_log", "audit_log"))
+		a.Add(list("sso", "api"))
+		a.Add(list("audit_log"))
+		if r := a.Result(); !reflect.DeepEqual(r.Values, want) || r.Members != 3 {
+			t.Errorf("count %q: result = %+v, want %+v", count, r, want)
+		}
+	}
+}
+
 func TestTopValuesOfScalars(t *testing.T) {
 	a := New("tiers", v1alpha1.InsightTopValues, 10)
 	for _, v := range []ref.Val{types.String("smb"), types.String("enterprise"), types.String("smb"), types.Int(3), types.Bool(true),
