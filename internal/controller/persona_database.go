@@ -17,6 +17,7 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector/postgres"
+	"github.com/usersuccess/persona-operator/internal/insight"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -41,6 +42,15 @@ type translated struct {
 	members, next *sqlrule.Query
 	timing        rule.Analysis
 	refused       error
+	insights      []insightQuery
+}
+
+// insightQuery is an insight's aggregate query, or why it is not computed
+// in the database.
+type insightQuery struct {
+	spec    v1alpha1.InsightSpec
+	query   *sqlrule.InsightQuery
+	refused error
 }
 
 // databaseDecision is what the hook tells reconcile: the evaluation is done
@@ -147,6 +157,14 @@ func (r *PersonaReconciler) translate(ctx context.Context, p *v1alpha1.Persona, 
 	if t.refused != nil && !errors.As(t.refused, &refusal) {
 		return translated{}, t.refused
 	}
+	for _, ci := range c.Insights {
+		iq := insightQuery{spec: ci.Spec}
+		iq.query, iq.refused = sqlrule.Insight(c.Rule, ci.Program, ci.Spec.Type == v1alpha1.InsightTopValues, in, sqlrule.PostgreSQL{})
+		if iq.refused != nil && !errors.As(iq.refused, &refusal) {
+			return translated{}, iq.refused
+		}
+		t.insights = append(t.insights, iq)
+	}
 	r.translations.Put(ownerOf(p), p.Generation, key, t)
 	return t, nil
 }
@@ -182,6 +200,9 @@ func (r *PersonaReconciler) streamMembers(ctx context.Context, p *v1alpha1.Perso
 			return ctrl.Result{}, err
 		}
 	}
+	if ev.Insights, err = insightsInDatabase(evalCtx, postgres.Config{DSN: dsn}, q.insights, now, timeout); err != nil {
+		return ctrl.Result{}, err
+	}
 	ev.Duration = r.Clock.Since(start)
 	ev.FullDuration = ev.Duration
 	r.memory.Forget(client.ObjectKeyFromObject(p)) // the in-memory path starts over if it takes over
@@ -191,6 +212,56 @@ func (r *PersonaReconciler) streamMembers(ctx context.Context, p *v1alpha1.Perso
 	})
 	r.announce(p, out.Counts, ev, persona.ModeDatabase)
 	return ctrl.Result{RequeueAfter: persona.RequeueAfter(ev, now, refreshInterval(p), time.Time{})}, nil
+}
+
+// noValue is why members count as without a value in an insight computed in
+// the database: SQL gives NULL for CEL's errors, without their reasons.
+const noValue = "the expression has no value (an absent attribute or an error)"
+
+// insightsInDatabase runs each insight's aggregate query; an insight not
+// translated says so in its error.
+func insightsInDatabase(ctx context.Context, cfg postgres.Config, queries []insightQuery, now time.Time,
+	timeout time.Duration) ([]v1alpha1.InsightResult, error) {
+	out := make([]v1alpha1.InsightResult, 0, len(queries))
+	for _, iq := range queries {
+		if iq.refused != nil {
+			out = append(out, v1alpha1.InsightResult{Name: iq.spec.Name, Type: iq.spec.Type,
+				Error: conditions.Truncate("not computed in the database: "+iq.refused.Error(), 1024)})
+			continue
+		}
+		acc := insight.ForSpec(iq.spec)
+		cfg.Query = iq.query.SQL
+		err := postgres.Select(ctx, cfg, iq.query.Args(now), timeout, func(rows pgx.Rows) error {
+			if iq.query.Top {
+				var v *string
+				var n int64
+				if err := rows.Scan(&v, &n); err != nil {
+					return errors.New("reading an insight's values from the database failed")
+				}
+				if v == nil {
+					acc.AddMissing(n, noValue)
+				} else {
+					acc.AddCount(*v, n)
+				}
+				return nil
+			}
+			var n, all int64
+			var sum, lo, hi *float64
+			if err := rows.Scan(&n, &all, &sum, &lo, &hi); err != nil {
+				return errors.New("reading an insight's aggregates from the database failed")
+			}
+			if n > 0 && sum != nil && lo != nil && hi != nil {
+				acc.AddNumbers(n, *sum, *lo, *hi)
+			}
+			acc.AddMissing(all-n, noValue)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("insight %s: %w", iq.spec.Name, err)
+		}
+		out = append(out, acc.Result())
+	}
+	return out, nil
 }
 
 // memberRows streams the members' query as membership rows.

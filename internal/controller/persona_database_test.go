@@ -85,10 +85,10 @@ var _ = Describe("Persona controller evaluating in the database", Ordered, func(
 		sort.Strings(out)
 		return out
 	}
-	create := func(name, rule string, mode v1alpha1.EvaluationMode, size int32) {
+	create := func(name, rule string, mode v1alpha1.EvaluationMode, size int32, insights ...v1alpha1.InsightSpec) {
 		GinkgoHelper()
 		p := newPersona(ns, name, rule)
-		p.Spec.Evaluation, p.Spec.SliceSize = mode, size
+		p.Spec.Evaluation, p.Spec.SliceSize, p.Spec.Insights = mode, size, insights
 		p.Spec.RefreshInterval = &metav1.Duration{Duration: 1000 * time.Hour}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 	}
@@ -98,8 +98,16 @@ var _ = Describe("Persona controller evaluating in the database", Ordered, func(
 	It("writes the slices the in-memory evaluation writes, and follows changes of the data", func() {
 		const rule = `has(user.nps) && user.nps <= 6 && (account.tier == "enterprise" || user.role >= "d")`
 		personaClock.SetTime(t0)
-		create("in-memory", rule, v1alpha1.EvaluationInMemory, 25)
-		create("in-db", rule, v1alpha1.EvaluationDatabase, 25)
+		insights := []v1alpha1.InsightSpec{
+			{Name: "roles", Type: v1alpha1.InsightTopValues, Expression: "user.role", Limit: 2},
+			{Name: "tiers", Type: v1alpha1.InsightTopValues, Expression: "account.tier"},
+			{Name: "nps", Type: v1alpha1.InsightSum, Expression: "user.nps"},
+			{Name: "avg", Type: v1alpha1.InsightAverage, Expression: "user.nps"},
+			{Name: "lo", Type: v1alpha1.InsightMin, Expression: "user.nps"},
+			{Name: "scaled", Type: v1alpha1.InsightMax, Expression: "double(user.nps) * 1.5"},
+		}
+		create("in-memory", rule, v1alpha1.EvaluationInMemory, 25, insights...)
+		create("in-db", rule, v1alpha1.EvaluationDatabase, 25, insights...)
 		Eventually(func() string { return personaReady(ns, "in-db") }).Should(Equal("True/Succeeded"))
 		Eventually(func() string { return personaReady(ns, "in-memory") }).Should(Equal("True/Succeeded"))
 		Expect(fetchPersona(ns, "in-db").Status.Evaluation).To(inDatabase)
@@ -111,6 +119,12 @@ var _ = Describe("Persona controller evaluating in the database", Ordered, func(
 		Expect(db.SampleMembers).To(Equal(mem.SampleMembers))
 		Expect(db.TotalEntered).To(Equal(mem.TotalEntered))
 		Expect(db.Slices).To(BeNumerically(">=", 5))
+		By("insights as SQL aggregates: those translated equal the in-memory ones, the others say why not")
+		Expect(db.Insights).To(HaveLen(6))
+		Expect(db.Insights[:5]).To(Equal(mem.Insights[:5]))
+		Expect(db.Insights[0].Values).NotTo(BeEmpty())
+		Expect(db.Insights[5].Error).To(ContainSubstring("not computed in the database"))
+		Expect(mem.Insights[5].Value).NotTo(BeEmpty())
 
 		By("churn in the database: both evaluations follow it, the database's without a sync")
 		Expect(pg.Exec(ctx, `UPDATE users SET nps = 10 WHERE id IN ('u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u40')`)).To(Succeed())

@@ -75,6 +75,36 @@ func (a *Accumulator) Add(v ref.Val) {
 	a.max = math.Max(a.max, f)
 }
 
+// AddCount adds n members whose value renders as value (a TopValues group
+// computed elsewhere, e.g. by the database).
+func (a *Accumulator) AddCount(value string, n int64) {
+	a.members += n
+	a.counts[truncate(value, MaxValueLength)] += n
+}
+
+// AddNumbers adds n members' numbers by their sum, minimum and maximum
+// (aggregated elsewhere, e.g. by the database).
+func (a *Accumulator) AddNumbers(n int64, sum, lo, hi float64) {
+	if n == 0 {
+		return
+	}
+	a.members += n
+	a.sum += sum
+	a.min = math.Min(a.min, lo)
+	a.max = math.Max(a.max, hi)
+}
+
+// AddMissing counts n members without a usable value, for a reason.
+func (a *Accumulator) AddMissing(n int64, reason string) {
+	if n <= 0 {
+		return
+	}
+	if a.errors == 0 {
+		a.firstErr = reason
+	}
+	a.errors += n
+}
+
 // AddError counts a member whose expression failed (e.g. a missing attribute).
 func (a *Accumulator) AddError(err error) { a.fail(Reason(err)) }
 

@@ -29,16 +29,14 @@ func ChooseEvaluation(spec *v1alpha1.PersonaSpec, p *rule.Program, sources []v1a
 
 // InDatabase says why a persona can't be evaluated in the database, nil
 // when it can: every source it reads (of the namespace's sources)
-// PostgreSQL through the same DSN Secret, no insights (not computed in SQL
-// yet), the rule translated exactly (sqlrule.Check; the query's column types
-// are checked when it runs).
+// PostgreSQL through the same DSN Secret, the rule translated exactly
+// (sqlrule.Check; the query's column types are checked when it runs).
+// Insights that do not translate do not keep the rule out of the database:
+// their results say they were not computed.
 func InDatabase(spec *v1alpha1.PersonaSpec, p *rule.Program, namespace []v1alpha1.DataSource) error {
 	sources, missing := candidates(spec, namespace)
 	if len(missing) > 0 || len(sources) == 0 {
 		return fmt.Errorf("no DataSources, or some of spec.dataSources do not exist")
-	}
-	if len(spec.Insights) > 0 {
-		return fmt.Errorf("insights are not computed in the database yet")
 	}
 	var first *v1alpha1.PostgresSource
 	in := make([]sqlrule.Source, 0, len(sources))

@@ -54,7 +54,7 @@ func TestChooseEvaluation(t *testing.T) {
 		{name: "two databases", mode: v1alpha1.EvaluationDatabase, rule: "user.nps <= 6",
 			sources: []v1alpha1.DataSource{users, otherDB}, reason: "reads another database", err: true},
 		{name: "insights", mode: v1alpha1.EvaluationDatabase, rule: "user.nps <= 6", insights: true,
-			sources: []v1alpha1.DataSource{users}, reason: "insights", err: true},
+			sources: []v1alpha1.DataSource{users}, reason: "translates to SQL exactly", want: v1alpha1.EvaluationDatabase},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := &v1alpha1.PersonaSpec{Rule: c.rule, Evaluation: c.mode}

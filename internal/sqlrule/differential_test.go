@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 	"github.com/usersuccess/persona-operator/internal/connector/postgres"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/insight"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 	"github.com/usersuccess/persona-operator/internal/sqlrule"
@@ -414,5 +416,104 @@ func TestRandomRules(t *testing.T) {
 	t.Logf("%d translated and identical, %d refused, %d did not compile: refusals %v", translated, refused, invalid, reasons)
 	if translated < 1500 || refused == 0 {
 		t.Fatalf("only %d of 2000 rules translated: %v", translated, reasons)
+	}
+}
+
+// TestInsights: insights aggregated in the database equal the in-memory
+// accumulator's over the same members, or are refused with a reason.
+func TestInsights(t *testing.T) {
+	f := newFixture(t, 120, 3)
+	rules := []string{`true`, `has(user.nps) && user.nps <= 6`, `account.tier == "enterprise" || user.role >= "d"`, `false`}
+	insights := []struct {
+		typ  v1alpha1.InsightType
+		expr string
+	}{
+		{v1alpha1.InsightTopValues, `user.role`}, {v1alpha1.InsightTopValues, `account.tier`},
+		{v1alpha1.InsightTopValues, `user.nps`}, {v1alpha1.InsightTopValues, `user.active`},
+		{v1alpha1.InsightTopValues, `has(user.role) ? user.role : "none"`},
+		{v1alpha1.InsightSum, `user.nps`}, {v1alpha1.InsightAverage, `account.seats`}, {v1alpha1.InsightMin, `user.nps`},
+		{v1alpha1.InsightMax, `account.seats`}, {v1alpha1.InsightMax, `user.score`}, {v1alpha1.InsightMin, `user.score`},
+		{v1alpha1.InsightSum, `user.nps * 2`},
+	}
+	computed := 0
+	for _, expr := range rules {
+		p, err := f.compile(t, expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range insights {
+			spec := v1alpha1.InsightSpec{Name: "i", Type: in.typ, Expression: in.expr}
+			var prg *rule.Program
+			compile := rule.CompileNumber
+			if in.typ == v1alpha1.InsightTopValues {
+				compile = rule.CompileValue
+			}
+			f.ns.Read(nil, func(v *profile.View) { prg, err = compile(in.expr, v.Schema()) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := insight.ForSpec(spec)
+			f.ns.Read(nil, func(v *profile.View) {
+				e, ie := p.NewEvaluator(v, now), prg.NewEvaluator(v, now)
+				for u := range v.Users() {
+					if ok, _ := e.Match(u); ok {
+						if val, err := ie.Eval(u); err != nil {
+							want.AddError(err)
+						} else {
+							want.Add(val)
+						}
+					}
+				}
+			})
+			q, err := sqlrule.Insight(p, prg, in.typ == v1alpha1.InsightTopValues, f.sources, sqlrule.PostgreSQL{})
+			if err != nil {
+				var r *sqlrule.Refusal
+				if !errors.As(err, &r) || r.Reason == "" {
+					t.Fatalf("%s / %s: not a refusal: %v", expr, in.expr, err)
+				}
+				continue
+			}
+			got := insight.ForSpec(spec)
+			rows, err := f.conn.Query(context.Background(), q.SQL, q.Args(now)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, q.SQL)
+			}
+			for rows.Next() {
+				if q.Top {
+					var v *string
+					var n int64
+					if err := rows.Scan(&v, &n); err != nil {
+						t.Fatal(err)
+					}
+					if v == nil {
+						got.AddMissing(n, "no value")
+					} else {
+						got.AddCount(*v, n)
+					}
+					continue
+				}
+				var n, all int64
+				var sum, lo, hi *float64
+				if err := rows.Scan(&n, &all, &sum, &lo, &hi); err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					got.AddNumbers(n, *sum, *lo, *hi)
+				}
+				got.AddMissing(all-n, "no value")
+			}
+			if rows.Err() != nil {
+				t.Fatal(rows.Err())
+			}
+			w, g := want.Result(), got.Result()
+			if !reflect.DeepEqual(w.Values, g.Values) || w.Value != g.Value || w.Members != g.Members ||
+				(w.Error == "") != (g.Error == "") || want.Errors() != got.Errors() {
+				t.Fatalf("%s / %s %s:\nin memory %+v (%d errors)\nin SQL    %+v (%d errors)\n%s", expr, in.typ, in.expr, w, want.Errors(), g, got.Errors(), q.SQL)
+			}
+			computed++
+		}
+	}
+	if computed < len(rules)*(len(insights)-3) {
+		t.Fatalf("only %d insights computed in the database", computed)
 	}
 }
