@@ -2,6 +2,7 @@ package persona
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/rule"
@@ -53,4 +54,26 @@ func InDatabase(spec *v1alpha1.PersonaSpec, p *rule.Program, namespace []v1alpha
 		in = append(in, sqlrule.Source{Name: ds.Name, Spec: ds.Spec})
 	}
 	return sqlrule.Check(p, in)
+}
+
+// DatabaseDisagrees is the warning of an explanation whose in-memory verdict
+// (match) disagrees with the membership recorded by the persona's last
+// evaluation in its database (recorded), "" when they agree or the persona
+// is not evaluated in the database. Both read the same sources; they
+// disagree when the data changed since that evaluation, or when the
+// manager's copy of it and the database differ.
+func DatabaseDisagrees(p *v1alpha1.Persona, match, recorded bool) string {
+	if p.Status.Evaluation == nil || p.Status.Evaluation.Mode != v1alpha1.EvaluationDatabase || match == recorded {
+		return ""
+	}
+	was := "not a member"
+	if recorded {
+		was = "a member"
+	}
+	when := "its last evaluation"
+	if t := p.Status.LastEvaluationTime; t != nil {
+		when += " (" + t.UTC().Format(time.RFC3339) + ")"
+	}
+	return fmt.Sprintf("the persona is evaluated in its database, where %s recorded the user as %s; the verdict above, "+
+		"from the manager's copy of the same sources, differs: the data changed since, or the copy and the database disagree", when, was)
 }
