@@ -178,7 +178,7 @@ func (r *PersonaReconciler) streamMembers(ctx context.Context, p *v1alpha1.Perso
 	timeout := r.evaluationTimeout()
 	evalCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cfg := postgres.Config{DSN: dsn, Query: q.members.SQL}
+	cfg := postgres.Config{DSN: dsn, Query: q.members.SQL, Settings: q.members.Settings}
 	w := r.sliceWriter(p, slices)
 	out, err := membership.Stream(membership.StreamInput{
 		Stored: cachedSlices(slices), Now: now, MaxPerSlice: sliceSize(p), SampleSize: persona.SampleSize,
@@ -191,7 +191,7 @@ func (r *PersonaReconciler) streamMembers(ctx context.Context, p *v1alpha1.Perso
 	ev := persona.Evaluation{Timing: q.timing}
 	if q.next != nil {
 		var text *string
-		err := postgres.Select(evalCtx, postgres.Config{DSN: dsn, Query: q.next.SQL}, q.next.Args(now), timeout,
+		err := postgres.Select(evalCtx, postgres.Config{DSN: dsn, Query: q.next.SQL, Settings: q.next.Settings}, q.next.Args(now), timeout,
 			func(rows pgx.Rows) error { return rows.Scan(&text) })
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("the next change by time: %w", err)
@@ -230,7 +230,7 @@ func insightsInDatabase(ctx context.Context, cfg postgres.Config, queries []insi
 			continue
 		}
 		acc := insight.ForSpec(iq.spec)
-		cfg.Query = iq.query.SQL
+		cfg.Query, cfg.Settings = iq.query.SQL, iq.query.Settings
 		err := postgres.Select(ctx, cfg, iq.query.Args(now), timeout, func(rows pgx.Rows) error {
 			if iq.query.Top {
 				var v *string

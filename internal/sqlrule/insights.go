@@ -67,5 +67,5 @@ func Insight(p, expr *rule.Program, top bool, sources []Source, d Dialect) (*Ins
 	if len(sql) > MaxSQLBytes {
 		return nil, t.refuse(t.checked.Expr(), "its SQL would exceed %d bytes", MaxSQLBytes)
 	}
-	return &InsightQuery{Query: Query{SQL: sql, args: t.args, nowArg: t.nowArg}, Top: top}, nil
+	return &InsightQuery{Query: Query{SQL: sql, Settings: d.Settings(), args: t.args, nowArg: t.nowArg}, Top: top}, nil
 }

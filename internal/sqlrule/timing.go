@@ -72,7 +72,7 @@ func NextChange(p *rule.Program, sources []Source, d Dialect) (*Query, error) {
 	if len(sql) > MaxSQLBytes {
 		return nil, &Refusal{Reason: fmt.Sprintf("the next change's SQL would exceed %d bytes", MaxSQLBytes)}
 	}
-	return &Query{SQL: sql, args: t.args, nowArg: t.nowArg}, nil
+	return &Query{SQL: sql, Settings: d.Settings(), args: t.args, nowArg: t.nowArg}, nil
 }
 
 var billion = big.NewInt(1e9)

@@ -63,9 +63,11 @@ const MaxSQLBytes = 256 << 10
 // format alike): a sync keeps the last such record, SQL has no such order,
 // so the caller must fail the evaluation rather than guess.
 type Query struct {
-	SQL    string
-	args   []any
-	nowArg int // index of now in args, -1 when the rule does not read it
+	SQL string
+	// Settings are the session settings to run it with (Dialect.Settings).
+	Settings map[string]string
+	args     []any
+	nowArg   int // index of now in args, -1 when the rule does not read it
 }
 
 // Args are the query's bound parameters for an evaluation at now.
@@ -113,7 +115,7 @@ func Translate(p *rule.Program, sources []Source, d Dialect) (*Query, error) {
 	if len(sql) > MaxSQLBytes {
 		return nil, t.refuse(t.checked.Expr(), "its SQL would exceed %d bytes", MaxSQLBytes)
 	}
-	return &Query{SQL: sql, args: t.args, nowArg: t.nowArg}, nil
+	return &Query{SQL: sql, Settings: d.Settings(), args: t.args, nowArg: t.nowArg}, nil
 }
 
 // Check says whether a rule can be translated over sources whose query

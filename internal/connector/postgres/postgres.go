@@ -30,6 +30,9 @@ type Config struct {
 	Query string
 	// Changes, when set, asks only for the rows changed since a watermark.
 	Changes *Changes
+	// Settings are set for Select's transaction only (set_config), e.g. the
+	// planner settings a generated query needs.
+	Settings map[string]string
 }
 
 // Changes asks for the rows of the query whose watermark column is at or

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,10 +34,16 @@ func Select(ctx context.Context, cfg Config, args []any, timeout time.Duration, 
 		return classify(ctx, "starting a read-only transaction", err)
 	}
 	defer cleanup(ctx, tx.Rollback)
+	settings := maps.Clone(cfg.Settings)
 	if timeout > 0 {
-		ms := fmt.Sprint(max(timeout.Milliseconds(), 1))
-		if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
-			return classify(ctx, "setting the statement timeout", err)
+		if settings == nil {
+			settings = map[string]string{}
+		}
+		settings["statement_timeout"] = fmt.Sprint(max(timeout.Milliseconds(), 1))
+	}
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", name, settings[name]); err != nil {
+			return classify(ctx, "setting "+name, err)
 		}
 	}
 	rows, err := tx.Query(ctx, cfg.Query, args...)

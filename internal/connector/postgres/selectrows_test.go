@@ -48,3 +48,13 @@ func TestSelectReturnsTheVisitsError(t *testing.T) {
 		t.Fatalf("Select = %v after %d rows, want the visit's error after one", err, n)
 	}
 }
+
+func TestSelectAppliesSettingsToItsTransaction(t *testing.T) {
+	var got string
+	err := Select(context.Background(), Config{DSN: readerDSN(), Query: "SELECT current_setting('enable_nestloop')",
+		Settings: map[string]string{"enable_nestloop": "off"}}, nil, time.Minute,
+		func(rows pgx.Rows) error { return rows.Scan(&got) })
+	if err != nil || got != "off" {
+		t.Fatalf("enable_nestloop = %q, %v; want off", got, err)
+	}
+}
