@@ -24,16 +24,11 @@ func Select(ctx context.Context, cfg Config, args []any, timeout time.Duration, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, pcfg)
+	tx, end, err := begin(ctx, pcfg)
 	if err != nil {
-		return classify(ctx, "connecting to the database", err)
+		return err
 	}
-	defer cleanup(ctx, conn.Close)
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return classify(ctx, "starting a read-only transaction", err)
-	}
-	defer cleanup(ctx, tx.Rollback)
+	defer end()
 	settings := maps.Clone(cfg.Settings)
 	if timeout > 0 {
 		if settings == nil {
