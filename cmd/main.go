@@ -222,6 +222,7 @@ func main() {
 		Recorder:          mgr.GetEventRecorder("persona-controller"),
 		Workers:           personaWorkers,
 		EvaluationTimeout: evaluationTimeout,
+		Identities:        identities,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "Persona")
 		os.Exit(1)

@@ -24,6 +24,20 @@ const (
 	InsightMax InsightType = "Max"
 )
 
+// InsightCount is what a TopValues insight counts for each value.
+// +kubebuilder:validation:Enum=Members;Occurrences
+type InsightCount string
+
+// What TopValues counts.
+const (
+	// InsightCountMembers counts the members having the value: a member whose
+	// list holds it twice counts once (e.g. how many users requested SSO).
+	InsightCountMembers InsightCount = "Members"
+	// InsightCountOccurrences counts every occurrence of the value in the
+	// members' values and lists (e.g. how many SSO requests were made).
+	InsightCountOccurrences InsightCount = "Occurrences"
+)
+
 // EvaluationMode says where a persona's rule is evaluated.
 // +kubebuilder:validation:Enum=InMemory;Database;Auto
 type EvaluationMode string
@@ -119,6 +133,7 @@ type EvaluationStatus struct {
 }
 
 // InsightSpec is one named aggregate over a persona's members.
+// +kubebuilder:validation:XValidation:rule="!has(self.count) || self.count == 'Members' || self.type == 'TopValues'",message="count: Occurrences applies to TopValues insights only"
 type InsightSpec struct {
 	// name of the insight, unique within the persona.
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z][a-zA-Z0-9_-]*$`
@@ -140,6 +155,12 @@ type InsightSpec struct {
 	// +kubebuilder:validation:Maximum=10
 	// +optional
 	Limit int32 `json:"limit,omitempty"`
+	// count is what TopValues counts for each value: Members (the default),
+	// the members having it, or Occurrences, every time it occurs over the
+	// members' values and lists (how many feature requests, not how many
+	// requesters).
+	// +optional
+	Count InsightCount `json:"count,omitempty"`
 }
 
 // MembershipChange counts who entered and exited in one evaluation.
@@ -158,7 +179,8 @@ type InsightValue struct {
 	// value, rendered as a string.
 	// +kubebuilder:validation:MaxLength=256
 	Value string `json:"value"`
-	// count of members with the value.
+	// count of members with the value, or of its occurrences (the insight's
+	// spec.count).
 	Count int64 `json:"count"`
 }
 

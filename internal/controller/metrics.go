@@ -119,7 +119,7 @@ var (
 	}, []string{"namespace", "persona"})
 	personaEvaluations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "persona_evaluations_total",
-		Help: "Evaluations of a persona by mode: full (every profile) or changed (only the profiles changed since the last one).",
+		Help: "Evaluations of a persona by mode: full (every profile), changed (only the profiles changed since the last one) or database (in its database).",
 	}, []string{"namespace", "persona", "mode"})
 )
 
@@ -128,11 +128,11 @@ func init() {
 		personaEvaluations)
 }
 
-func observeEvaluation(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation, mode string) {
+func observeEvaluation(p *v1alpha1.Persona, ch membership.Counts, ev persona.Evaluation, mode string) {
 	personaEvaluations.WithLabelValues(p.Namespace, p.Name, mode).Inc()
 	personaMembers.WithLabelValues(p.Namespace, p.Name).Set(float64(p.Status.Members))
-	personaEntered.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Entered)))
-	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(len(ch.Exited)))
+	personaEntered.WithLabelValues(p.Namespace, p.Name).Add(float64(ch.Entered))
+	personaExited.WithLabelValues(p.Namespace, p.Name).Add(float64(ch.Exited))
 	personaEvalDuration.WithLabelValues(p.Namespace, p.Name).Observe(ev.Duration.Seconds())
 	personaEvalErrors.WithLabelValues(p.Namespace, p.Name).Set(float64(ev.Errors))
 }

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -65,6 +64,9 @@ type PersonaReconciler struct {
 	// DefaultEvaluationTimeout): a namespace's rule over its profiles cannot
 	// hold a worker, and the store's read lock, for longer.
 	EvaluationTimeout time.Duration
+	// Identities gives the client that reads the DSN Secret of a persona
+	// evaluated in the database, as its DataSources' identity.
+	Identities *Identities
 
 	// writes are the slice writes the cache may not show yet.
 	writes tracker.Writes
@@ -73,6 +75,9 @@ type PersonaReconciler struct {
 	// memory is each persona's last stored evaluation, for change-driven
 	// evaluation (persona.Memory).
 	memory tracker.Memo[*persona.Memory]
+	// translations caches the SQL of personas evaluated in the database
+	// (persona_database.go).
+	translations tracker.Memo[translated]
 }
 
 // compiledEntry is a persona's programs, or why they do not compile.
@@ -86,6 +91,7 @@ func (r *PersonaReconciler) forget(name types.NamespacedName) {
 	r.writes.Forget(name)
 	r.compiledRules.Forget(name)
 	r.memory.Forget(name)
+	r.translations.Forget(name)
 	forgetPersona(name.Namespace, name.Name)
 }
 
@@ -160,6 +166,13 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 	}
 	r.writes.Settle(ownerOf(p), cached)
 
+	// --- evaluation in the database (persona_database.go) ---
+	db := r.evaluateInDatabase(ctx, p, sources, sel, slices)
+	if db.done {
+		return db.result, db.err
+	}
+	// --- otherwise in memory ---
+
 	playbooks, err := r.playbooks(ctx, p.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -175,7 +188,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		gen         uint64
 		detached    *profile.View
 		compiled    *persona.Compiled
-		evaluation  v1alpha1.EvaluationStatus
+		evaluation  = db.evaluation
 		in          persona.PlanInput
 	)
 	evalCtx, cancel := context.WithTimeout(ctx, r.evaluationTimeout())
@@ -189,8 +202,9 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 			return
 		}
 		c, profiles = c.WithContext(evalCtx), v.UsersKnown()
-		// Where the rule runs is only shown for now: always in memory.
-		evaluation, _ = persona.ChooseEvaluation(&p.Spec, c.Rule, sources)
+		if evaluation.Mode == "" {
+			evaluation, _ = persona.ChooseEvaluation(&p.Spec, c.Rule, sources)
+		}
 		if unpublished = persona.Unpublished(c, v, playbooks); len(unpublished) > 0 {
 			return
 		}
@@ -256,7 +270,7 @@ func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) 
 		Eval: ev, Change: change, Members: out.Members, Sample: out.Sample, Slices: len(written),
 		Sources: freshness(sources), Now: now, Evaluation: evaluation,
 	})
-	r.announce(p, change, ev, mode)
+	r.announce(p, change.Counts(), ev, mode)
 	// At the next change of membership by time alone, or the next full
 	// evaluation that refreshes insights, if before the refresh.
 	var fullDue time.Time
@@ -412,45 +426,7 @@ func schemaKey(s rule.Schema) string {
 // the persona's slices (name → generation) after the writes.
 func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cached []v1alpha1.PersonaMembership,
 	plan membership.Plan) (map[string]int64, error) {
-	byName := map[string]*v1alpha1.PersonaMembership{}
-	written := membershipGenerations(cached)
-	for i := range cached {
-		byName[cached[i].Name] = &cached[i]
-	}
-	var mu sync.Mutex
-	record := func(name string, gen int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		if gen == tracker.Deleted {
-			delete(written, name)
-			return
-		}
-		written[name] = gen
-	}
-	write := func(ctx context.Context, step membership.Step) error {
-		switch {
-		case step.Delete:
-			if err := r.deleteSlice(ctx, p, byName[step.Slice.Name]); err != nil {
-				return err
-			}
-			record(step.Slice.Name, tracker.Deleted)
-		case step.Slice.Name == "":
-			obj, err := r.createSlice(ctx, p, step.Slice.Members)
-			if err != nil {
-				return err
-			}
-			record(obj.Name, obj.Generation)
-		default:
-			obj := byName[step.Slice.Name].DeepCopy()
-			fill(obj, step.Slice.Members)
-			if err := r.Update(ctx, obj); err != nil {
-				return fmt.Errorf("updating PersonaMembership %s: %w", obj.Name, err)
-			}
-			r.writes.Wrote(ownerOf(p), obj.Name, obj.Generation)
-			record(obj.Name, obj.Generation)
-		}
-		return nil
-	}
+	w := r.sliceWriter(p, cached)
 	// The plan's order between phases is kept (creates, updates, deletes:
 	// a member never in no slice); the creates of a first pass, hundreds of
 	// slices of a thousand members, and the deletes run concurrently, each
@@ -459,13 +435,13 @@ func (r *PersonaReconciler) write(ctx context.Context, p *v1alpha1.Persona, cach
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(phase.Concurrency(sliceWriters))
 		for _, step := range phase.Steps {
-			g.Go(func() error { return write(gctx, step) })
+			g.Go(func() error { return w.write(gctx, step) })
 		}
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
 	}
-	return written, nil
+	return w.written, nil
 }
 
 // sliceWriters is how many slice creates (or deletes) one pass sends at once.
@@ -532,13 +508,13 @@ func freshness(sources []v1alpha1.DataSource) []v1alpha1.SourceFreshness {
 }
 
 // announce emits one aggregated Event and the metrics for a change.
-func (r *PersonaReconciler) announce(p *v1alpha1.Persona, ch membership.Change, ev persona.Evaluation, mode string) {
+func (r *PersonaReconciler) announce(p *v1alpha1.Persona, ch membership.Counts, ev persona.Evaluation, mode string) {
 	observeEvaluation(p, ch, ev, mode)
-	if len(ch.Entered)+len(ch.Exited) == 0 {
+	if ch.Entered+ch.Exited == 0 {
 		return
 	}
 	r.Recorder.Eventf(p, nil, corev1.EventTypeNormal, "MembershipChanged", "Evaluate",
-		"%d entered, %d exited; %d members", len(ch.Entered), len(ch.Exited), p.Status.Members)
+		"%d entered, %d exited; %d members", ch.Entered, ch.Exited, p.Status.Members)
 }
 
 // mirrorStage keeps the stage label equal to spec.stage, so kubectl and

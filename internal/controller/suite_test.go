@@ -133,6 +133,7 @@ func startManagerWith(policy identity.Policy) {
 		Store:       store,
 		Clock:       personaClock,
 		Recorder:    mgr.GetEventRecorder("persona-controller"),
+		Identities:  identities,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&PlaybookReconciler{
 		Client:     mgr.GetClient(),

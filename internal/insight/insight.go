@@ -36,6 +36,8 @@ type Accumulator struct {
 	max     float64
 	members int64
 	errors  int64
+	// occurrences: TopValues counts every element, not each member once.
+	occurrences bool
 	// firstErr says why the first member without a usable value had none,
 	// without quoting any value (values may be personal data).
 	firstErr string
@@ -47,6 +49,13 @@ func New(name string, typ v1alpha1.InsightType, limit int) *Accumulator {
 		limit = 10
 	}
 	return &Accumulator{name: name, typ: typ, limit: limit, counts: map[string]int64{}, min: math.Inf(1), max: math.Inf(-1)}
+}
+
+// ForSpec starts an insight as its spec says.
+func ForSpec(spec v1alpha1.InsightSpec) *Accumulator {
+	a := New(spec.Name, spec.Type, int(spec.Limit))
+	a.occurrences = spec.Count == v1alpha1.InsightCountOccurrences
+	return a
 }
 
 // Add adds one member's value. Values of the wrong kind are counted as errors.
@@ -66,6 +75,36 @@ func (a *Accumulator) Add(v ref.Val) {
 	a.max = math.Max(a.max, f)
 }
 
+// AddCount adds n members whose value renders as value (a TopValues group
+// computed elsewhere, e.g. by the database).
+func (a *Accumulator) AddCount(value string, n int64) {
+	a.members += n
+	a.counts[truncate(value, MaxValueLength)] += n
+}
+
+// AddNumbers adds n members' numbers by their sum, minimum and maximum
+// (aggregated elsewhere, e.g. by the database).
+func (a *Accumulator) AddNumbers(n int64, sum, lo, hi float64) {
+	if n == 0 {
+		return
+	}
+	a.members += n
+	a.sum += sum
+	a.min = math.Min(a.min, lo)
+	a.max = math.Max(a.max, hi)
+}
+
+// AddMissing counts n members without a usable value, for a reason.
+func (a *Accumulator) AddMissing(n int64, reason string) {
+	if n <= 0 {
+		return
+	}
+	if a.errors == 0 {
+		a.firstErr = reason
+	}
+	a.errors += n
+}
+
 // AddError counts a member whose expression failed (e.g. a missing attribute).
 func (a *Accumulator) AddError(err error) { a.fail(Reason(err)) }
 
@@ -83,11 +122,12 @@ func Reason(err error) string { return truncate(attr.SafeError(err), maxReason) 
 func (a *Accumulator) addTop(v ref.Val) {
 	a.members++
 	if l, ok := v.(traits.Lister); ok {
-		// Each distinct element counts once per member.
+		// Each distinct element counts once per member, or every time it
+		// occurs.
 		seen := map[string]bool{}
 		for it := l.Iterator(); it.HasNext() == types.True; {
 			s := Render(it.Next())
-			if !seen[s] {
+			if a.occurrences || !seen[s] {
 				seen[s] = true
 				a.counts[s]++
 			}

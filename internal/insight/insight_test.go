@@ -32,6 +32,24 @@ func TestTopValues(t *testing.T) {
 	}
 }
 
+// Occurrences counts each element every time it occurs: requests, not
+// requesters.
+func TestTopValuesCountingOccurrences(t *testing.T) {
+	for count, want := range map[v1alpha1.InsightCount][]v1alpha1.InsightValue{
+		"":                               {{Value: "audit_log", Count: 2}, {Value: "sso", Count: 2}},
+		v1alpha1.InsightCountMembers:     {{Value: "audit_log", Count: 2}, {Value: "sso", Count: 2}},
+		v1alpha1.InsightCountOccurrences: {{Value: "audit_log", Count: 4}, {Value: "sso", Count: 2}},
+	} {
+		a := ForSpec(v1alpha1.InsightSpec{Name: "requests", Type: v1alpha1.InsightTopValues, Limit: 2, Count: count})
+		a.Add(list("audit_log", "sso", "audit_log", "audit_log"))
+		a.Add(list("sso", "api"))
+		a.Add(list("audit_log"))
+		if r := a.Result(); !reflect.DeepEqual(r.Values, want) || r.Members != 3 {
+			t.Errorf("count %q: result = %+v, want %+v", count, r, want)
+		}
+	}
+}
+
 func TestTopValuesOfScalars(t *testing.T) {
 	a := New("tiers", v1alpha1.InsightTopValues, 10)
 	for _, v := range []ref.Val{types.String("smb"), types.String("enterprise"), types.String("smb"), types.Int(3), types.Bool(true),
@@ -98,5 +116,35 @@ func TestReasonIsBounded(t *testing.T) {
 	long := strings.Repeat("é", 1000)
 	if r := Reason(errors.New(long)); len(r) > maxReason || !utf8.ValidString(r) {
 		t.Fatalf("reason of %d bytes (valid UTF-8: %v)", len(r), utf8.ValidString(r))
+	}
+}
+
+// Aggregates computed elsewhere give the result of adding the members one
+// by one.
+func TestAggregatesEqualMembers(t *testing.T) {
+	one := ForSpec(v1alpha1.InsightSpec{Name: "arr", Type: v1alpha1.InsightAverage})
+	for _, v := range []float64{3, 9.5, -2} {
+		one.Add(types.Double(v))
+	}
+	one.AddError(errors.New("no such key: arr"))
+	agg := ForSpec(v1alpha1.InsightSpec{Name: "arr", Type: v1alpha1.InsightAverage})
+	agg.AddNumbers(2, 12.5, 3, 9.5)
+	agg.AddNumbers(1, -2, -2, -2)
+	agg.AddNumbers(0, 0, 0, 0)
+	agg.AddMissing(1, "no such key: arr")
+	if a, b := one.Result(), agg.Result(); !reflect.DeepEqual(a, b) || a.Value != "3.50" {
+		t.Fatalf("one by one %+v, aggregated %+v", a, b)
+	}
+	top := ForSpec(v1alpha1.InsightSpec{Name: "tier", Type: v1alpha1.InsightTopValues})
+	top.AddCount("smb", 2)
+	top.AddCount(strings.Repeat("é", 200), 1)
+	top.AddCount(strings.Repeat("é", 201), 1) // the same rendered value
+	if r := top.Result(); len(r.Values) != 2 || r.Values[0].Count != 2 || r.Values[1].Count != 2 || r.Members != 4 {
+		t.Fatalf("TopValues from counts: %+v", r)
+	}
+	none := ForSpec(v1alpha1.InsightSpec{Name: "n", Type: v1alpha1.InsightSum})
+	none.AddMissing(3, "no value")
+	if r := none.Result(); !strings.Contains(r.Error, "3 failed (first: no value)") {
+		t.Fatalf("no value: %+v", r)
 	}
 }

@@ -86,3 +86,51 @@ func BenchmarkPlanChanges1MChurn1PctUniform(b *testing.B) {
 		b.Fatalf("members %d, entered %d, exited %d", out.Members, len(out.Change.Entered), len(out.Change.Exited))
 	}
 }
+
+// The same 1 % uniform churn merged from a stream of member ids in id order
+// (the database path): B/op is what the merge itself allocates (the written
+// slices' contents aside, which the API writes take one at a time), against
+// the member map PlanSlices needs:
+//
+//	go test ./internal/membership -run '^$' -bench 'Stream1M|PlanSlices1MChurn1PctUniform' -benchmem
+func BenchmarkStream1MChurn1PctUniform(b *testing.B) {
+	const n, size = 1_000_000, 1000
+	var existing []Slice
+	for s := 0; s < n/size; s++ {
+		sl := Slice{Name: fmt.Sprintf("s%04d", s)}
+		for i := 0; i < size; i++ {
+			sl.Members = append(sl.Members, mem(fmt.Sprintf("u%07d", s*size+i)))
+		}
+		existing = append(existing, sl)
+	}
+	ids := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		if i%200 == 0 {
+			ids = append(ids, fmt.Sprintf("u%07d+", i)) // exits, and enters next to it
+			continue
+		}
+		ids = append(ids, fmt.Sprintf("u%07d", i))
+	}
+	seq := func(yield func(Row, error) bool) {
+		for _, id := range ids {
+			if !yield(Row{ID: id, AccountID: "a"}, nil) {
+				return
+			}
+		}
+	}
+	var out Streamed
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var err error
+		out, err = Stream(StreamInput{Stored: SliceList(existing), Rows: seq, Now: t0, MaxPerSlice: size, SampleSize: 10,
+			Write: func(Step) error { return nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(out.Writes), "writes")
+	if out.Members != n || out.Counts.Entered != n/200 || out.Counts.Exited != n/200 {
+		b.Fatalf("%+v", out)
+	}
+}

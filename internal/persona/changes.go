@@ -52,6 +52,8 @@ type Memory struct {
 const (
 	ModeFull    = "full"
 	ModeChanged = "changed"
+	// ModeDatabase: evaluated inside the DataSources' database.
+	ModeDatabase = "database"
 )
 
 // Full-evaluation reasons.

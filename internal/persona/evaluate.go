@@ -184,7 +184,7 @@ func EvaluateMembers(v *profile.View, c *Compiled, now time.Time, clock func() t
 	accs := make([]*insight.Accumulator, len(c.Insights))
 	for i, in := range c.Insights {
 		insightEvals[i] = in.Program.NewEvaluator(v, now)
-		accs[i] = insight.New(in.Spec.Name, in.Spec.Type, int(in.Spec.Limit))
+		accs[i] = insight.ForSpec(in.Spec)
 	}
 	for u := range v.Users() {
 		ok, err := e.Match(u)

@@ -2,16 +2,12 @@ package persona
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/rule"
 	"github.com/usersuccess/persona-operator/internal/sqlrule"
 )
-
-// notWired is the reason status gives while the database path is not
-// implemented: the decision is made and shown, the evaluation stays in
-// memory, with the same members.
-const notWired = "; this manager does not evaluate in the database yet, so it evaluates in memory (same members)"
 
 // ChooseEvaluation decides where a persona's rule is evaluated, from
 // spec.evaluation and whether the rule can be evaluated in the database its
@@ -29,21 +25,19 @@ func ChooseEvaluation(spec *v1alpha1.PersonaSpec, p *rule.Program, sources []v1a
 		}
 		return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: "Auto: cannot be evaluated in the database: " + err.Error()}, nil
 	}
-	return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationInMemory, Reason: string(mode) + ": the rule translates to SQL exactly" + notWired}, nil
+	return v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationDatabase, Reason: string(mode) + ": the rule translates to SQL exactly"}, nil
 }
 
 // InDatabase says why a persona can't be evaluated in the database, nil
 // when it can: every source it reads (of the namespace's sources)
-// PostgreSQL through the same DSN Secret, no insights (not computed in SQL
-// yet), the rule translated exactly (sqlrule.Check; the query's column types
-// are checked when it runs).
+// PostgreSQL through the same DSN Secret, the rule translated exactly
+// (sqlrule.Check; the query's column types are checked when it runs).
+// Insights that do not translate do not keep the rule out of the database:
+// their results say they were not computed.
 func InDatabase(spec *v1alpha1.PersonaSpec, p *rule.Program, namespace []v1alpha1.DataSource) error {
 	sources, missing := candidates(spec, namespace)
 	if len(missing) > 0 || len(sources) == 0 {
 		return fmt.Errorf("no DataSources, or some of spec.dataSources do not exist")
-	}
-	if len(spec.Insights) > 0 {
-		return fmt.Errorf("insights are not computed in the database yet")
 	}
 	var first *v1alpha1.PostgresSource
 	in := make([]sqlrule.Source, 0, len(sources))
@@ -60,4 +54,26 @@ func InDatabase(spec *v1alpha1.PersonaSpec, p *rule.Program, namespace []v1alpha
 		in = append(in, sqlrule.Source{Name: ds.Name, Spec: ds.Spec})
 	}
 	return sqlrule.Check(p, in)
+}
+
+// DatabaseDisagrees is the warning of an explanation whose in-memory verdict
+// (match) disagrees with the membership recorded by the persona's last
+// evaluation in its database (recorded), "" when they agree or the persona
+// is not evaluated in the database. Both read the same sources; they
+// disagree when the data changed since that evaluation, or when the
+// manager's copy of it and the database differ.
+func DatabaseDisagrees(p *v1alpha1.Persona, match, recorded bool) string {
+	if p.Status.Evaluation == nil || p.Status.Evaluation.Mode != v1alpha1.EvaluationDatabase || match == recorded {
+		return ""
+	}
+	was := "not a member"
+	if recorded {
+		was = "a member"
+	}
+	when := "its last evaluation"
+	if t := p.Status.LastEvaluationTime; t != nil {
+		when += " (" + t.UTC().Format(time.RFC3339) + ")"
+	}
+	return fmt.Sprintf("the persona is evaluated in its database, where %s recorded the user as %s; the verdict above, "+
+		"from the manager's copy of the same sources, differs: the data changed since, or the copy and the database disagree", when, was)
 }

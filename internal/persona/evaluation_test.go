@@ -38,10 +38,13 @@ func TestChooseEvaluation(t *testing.T) {
 		reason   string
 		err      bool
 		position bool
+		want     v1alpha1.EvaluationMode
 	}{
 		{name: "default", rule: "user.nps <= 6", sources: []v1alpha1.DataSource{inline}, reason: "spec.evaluation is InMemory"},
 		{name: "database", mode: v1alpha1.EvaluationDatabase, rule: `user.nps <= 6 && account.tier == "x"`,
-			sources: []v1alpha1.DataSource{users, accounts}, reason: "translates to SQL exactly"},
+			sources: []v1alpha1.DataSource{users, accounts}, reason: "translates to SQL exactly", want: v1alpha1.EvaluationDatabase},
+		{name: "auto in the database", mode: v1alpha1.EvaluationAuto, rule: `user.nps <= 6`,
+			sources: []v1alpha1.DataSource{users}, reason: "Auto: the rule translates to SQL exactly", want: v1alpha1.EvaluationDatabase},
 		{name: "untranslatable", mode: v1alpha1.EvaluationDatabase, rule: `user.role.matches("a+")`,
 			sources: []v1alpha1.DataSource{users}, reason: "1:1: user.role.matches(\"a+\"): CEL regular expressions are RE2", err: true, position: true},
 		{name: "auto falls back", mode: v1alpha1.EvaluationAuto, rule: `user.role.matches("a+")`,
@@ -51,7 +54,7 @@ func TestChooseEvaluation(t *testing.T) {
 		{name: "two databases", mode: v1alpha1.EvaluationDatabase, rule: "user.nps <= 6",
 			sources: []v1alpha1.DataSource{users, otherDB}, reason: "reads another database", err: true},
 		{name: "insights", mode: v1alpha1.EvaluationDatabase, rule: "user.nps <= 6", insights: true,
-			sources: []v1alpha1.DataSource{users}, reason: "insights", err: true},
+			sources: []v1alpha1.DataSource{users}, reason: "translates to SQL exactly", want: v1alpha1.EvaluationDatabase},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := &v1alpha1.PersonaSpec{Rule: c.rule, Evaluation: c.mode}
@@ -78,8 +81,12 @@ func TestChooseEvaluation(t *testing.T) {
 			if c.position && (!errors.As(err, &r) || r.Line != 1 || r.Column != 1) {
 				t.Fatalf("want a refusal with the position, got %v", err)
 			}
-			if st.Mode != v1alpha1.EvaluationInMemory || !strings.Contains(st.Reason, c.reason) {
-				t.Fatalf("status %+v, want InMemory and a reason with %q", st, c.reason)
+			want := c.want
+			if want == "" {
+				want = v1alpha1.EvaluationInMemory
+			}
+			if st.Mode != want || !strings.Contains(st.Reason, c.reason) {
+				t.Fatalf("status %+v, want %s and a reason with %q", st, want, c.reason)
 			}
 		})
 	}

@@ -19,6 +19,9 @@ const SampleSize = 10
 type Outcome struct {
 	Eval   Evaluation
 	Change membership.Change
+	// Counts are entries and exits counted but not listed (an evaluation in
+	// the database streams them), added to Change's.
+	Counts membership.Counts
 	// Members is the number of members after the evaluation, Sample the
 	// smallest of their ids (membership.Smallest, SampleSize of them).
 	Members int
@@ -59,7 +62,7 @@ func Record(p *v1alpha1.Persona, o Outcome) {
 		ev.Reason = conditions.Truncate(ev.Reason, 1024)
 		st.Evaluation = &ev
 	}
-	entered, exited := int64(len(o.Change.Entered)), int64(len(o.Change.Exited))
+	entered, exited := int64(len(o.Change.Entered)+o.Counts.Entered), int64(len(o.Change.Exited)+o.Counts.Exited)
 	switch {
 	case entered+exited > 0:
 		st.LastChange = &v1alpha1.MembershipChange{Entered: entered, Exited: exited, Time: &t}
@@ -141,5 +144,16 @@ func EvaluationTimeout(p *v1alpha1.Persona, limit time.Duration, profiles int) s
 		profiles, limit, Unchanged)
 	conditions.Remove(&p.Status.Conditions, v1alpha1.StalledCondition)
 	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonEvaluationTimeout, msg)
+	return msg
+}
+
+// DatabaseFailed is the condition of an evaluation in the database that
+// failed (unreachable, refused, timed out): Ready=False; the slices written
+// before the failure stand (each write leaves a consistent membership), the
+// rest is unchanged until the next evaluation. err must be sanitized (no DSN).
+func DatabaseFailed(p *v1alpha1.Persona, err error) string {
+	msg := "evaluating in the database failed: " + err.Error() + "; slices written before the failure stand, the rest is unchanged"
+	conditions.Remove(&p.Status.Conditions, v1alpha1.StalledCondition)
+	set(p, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonSourceDegraded, conditions.Truncate(msg, 1024))
 	return msg
 }

@@ -53,6 +53,9 @@ func (h *Handler) explain(req request) (any, *httpError) {
 	if p.Spec.Suspend {
 		out.Warnings = append(out.Warnings, "the persona is suspended: its recorded membership is frozen")
 	}
+	if w := persona.DatabaseDisagrees(p, out.Match, out.Recorded != nil); w != "" {
+		out.Warnings = append(out.Warnings, w)
+	}
 	return out, nil
 }
 

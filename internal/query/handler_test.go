@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -277,6 +278,35 @@ func TestExplain(t *testing.T) {
 	if absent.Match || absent.Recorded != nil || !absent.Tree.Children[1].Absent ||
 		len(absent.Attributes) != 1 || absent.Attributes[0] != (queryapi.Attribute{Name: "user.nps", Absent: true}) {
 		t.Errorf("explain u4 = %+v, want not a member, user.nps absent", absent)
+	}
+}
+
+// A persona evaluated in its database: explain's in-memory verdict is
+// checked against the membership the database's evaluation recorded.
+func TestExplainWarnsWhenTheDatabaseDisagrees(t *testing.T) {
+	db := &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns, UID: "db-uid"},
+		Spec:   v1alpha1.PersonaSpec{Rule: `has(user.nps) && user.nps <= 6`, Evaluation: v1alpha1.EvaluationDatabase},
+		Status: v1alpha1.PersonaStatus{Evaluation: &v1alpha1.EvaluationStatus{Mode: v1alpha1.EvaluationDatabase, Reason: "Database"}}}
+	slice := &v1alpha1.PersonaMembership{ObjectMeta: metav1.ObjectMeta{Name: "db-abc", Namespace: ns,
+		Labels:          map[string]string{v1alpha1.PersonaLabel: "db"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Persona", Name: "db", UID: "db-uid", Controller: ptr.To(true)}}},
+		Persona: "db", MemberCount: 2, Members: []v1alpha1.MembershipEntry{
+			{UserID: "u1", AccountID: "acme", EnteredAt: metav1.NewTime(now)}, {UserID: "u3", AccountID: "globex", EnteredAt: metav1.NewTime(now)}}}
+	f := newFixture(t, db, slice)
+	for user, warn := range map[string]bool{"u1": false, "u2": true, "u3": true, "u4": false} {
+		var got queryapi.Explain
+		if w := f.do(t, http.MethodGet, "/v1/namespaces/team/personas/db/explain?user="+user, goodToken, nil, &got); w.Code != 200 {
+			t.Fatalf("%s: code %d: %s", user, w.Code, w.Body.String())
+		}
+		warned := slices.ContainsFunc(got.Warnings, func(w string) bool { return strings.Contains(w, "evaluated in its database") })
+		if warned != warn {
+			t.Errorf("%s (match %v, recorded %v): warnings %q, want a disagreement warning: %v", user, got.Match, got.Recorded != nil, got.Warnings, warn)
+		}
+	}
+	var live queryapi.Explain
+	f.do(t, http.MethodGet, explainPath+"?user=u2", goodToken, nil, &live)
+	if len(live.Warnings) != 0 {
+		t.Errorf("an in-memory persona: warnings %q", live.Warnings)
 	}
 }
 

@@ -304,21 +304,13 @@ func toInstant(v ref.Val) (instant, bool) {
 // and the other way round when it shrinks; == and != change at `at` and again
 // a nanosecond later.
 func flip(op string, sigma int, at, now instant) (instant, bool) {
-	next := at.add(instant{0, 1})
-	candidates := []instant{at, next}
-	switch op {
-	case operators.Less, operators.GreaterEquals:
-		if sigma < 0 {
-			candidates = candidates[1:]
-		} else {
-			candidates = candidates[:1]
-		}
-	case operators.LessEquals, operators.Greater:
-		if sigma < 0 {
-			candidates = candidates[:1]
-		} else {
-			candidates = candidates[1:]
-		}
+	atZero, atOne := flips(op, sigma)
+	candidates := make([]instant, 0, 2)
+	if atZero {
+		candidates = append(candidates, at)
+	}
+	if atOne {
+		candidates = append(candidates, at.add(instant{0, 1}))
 	}
 	for _, c := range candidates {
 		if now.less(c) {
@@ -326,6 +318,52 @@ func flip(op string, sigma int, at, now instant) (instant, bool) {
 		}
 	}
 	return instant{}, false
+}
+
+// flips says at which of `at` and a nanosecond later a comparison changes
+// its value (see flip).
+func flips(op string, sigma int) (atZero, atOne bool) {
+	switch op {
+	case operators.Less, operators.GreaterEquals:
+		return sigma > 0, sigma < 0
+	case operators.LessEquals, operators.Greater:
+		return sigma < 0, sigma > 0
+	}
+	return true, true
+}
+
+// Crossing is one of a rule's comparisons with now, for computing the next
+// change elsewhere than over a view (internal/sqlrule, in the database): the
+// comparison's two sides differ by Sigma·now + Σ ±Terms, so for a profile
+// it changes its value at the instant At = -Sigma·Σ ±Terms (AtZero) and/or a
+// nanosecond later (AtOne); the next change is the earliest such instant
+// after now over all profiles, a term that is an error giving none.
+type Crossing struct {
+	Sigma         int
+	Terms         []CrossingTerm
+	AtZero, AtOne bool
+}
+
+// CrossingTerm is one now-free timestamp or duration of a Crossing, compiled
+// on its own, and whether it is subtracted.
+type CrossingTerm struct {
+	Program *Program
+	Neg     bool
+}
+
+// Crossings are the rule's comparisons with now, when its Analysis is Exact
+// (nil otherwise): what Evaluator.NextChange solves.
+func (p *Program) Crossings() []Crossing {
+	out := make([]Crossing, 0, len(p.crossings))
+	for _, c := range p.crossings {
+		x := Crossing{Sigma: c.sigma}
+		x.AtZero, x.AtOne = flips(c.op, c.sigma)
+		for _, t := range c.terms {
+			x.Terms = append(x.Terms, CrossingTerm{Program: t.prg, Neg: t.neg})
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // NextChange returns the earliest instant strictly after the evaluator's now at

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/connector/netguard"
 	"github.com/usersuccess/persona-operator/internal/connector/postgres"
 	"github.com/usersuccess/persona-operator/internal/datasource"
+	"github.com/usersuccess/persona-operator/internal/insight"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 	"github.com/usersuccess/persona-operator/internal/sqlrule"
@@ -228,36 +230,63 @@ func newFixture(t testing.TB, n int, seed uint64) *fixture {
 	return f
 }
 
-// inMemory is the members by the project's evaluator.
-func (f *fixture) inMemory(t testing.TB, p *rule.Program, at time.Time) []string {
+// inMemory is the members ("id account") by the project's evaluator, and
+// the next change by time alone (zero for none).
+func (f *fixture) inMemory(t testing.TB, p *rule.Program, at time.Time) ([]string, time.Time) {
 	var ids []string
+	var next time.Time
 	f.ns.Read(nil, func(v *profile.View) {
 		e := p.NewEvaluator(v, at)
 		for u := range v.Users() {
 			if ok, _ := e.Match(u); ok {
-				ids = append(ids, u.ID())
+				ids = append(ids, u.ID()+" "+u.AccountID())
 			}
+		}
+		if a := p.Analysis(); a.UsesNow && a.Exact {
+			next, _ = e.NextChange()
 		}
 	})
 	slices.Sort(ids)
-	return ids
+	return ids, next
 }
 
-// inDatabase is the members by the translated query.
+// inDatabase is the members ("id account") by the translated query.
 func (f *fixture) inDatabase(t testing.TB, q *sqlrule.Query, at time.Time) []string {
 	t.Helper()
 	rows, err := f.conn.Query(context.Background(), q.SQL, q.Args(at)...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, q.SQL)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var ids, members []string
+	var id, acct string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &acct}, func() error {
+		ids, members = append(ids, id), append(members, id+" "+acct)
+		return nil
+	}); err != nil {
 		t.Fatalf("%v\n%s", err, q.SQL)
 	}
 	if !slices.IsSorted(ids) {
 		t.Fatalf("ids not in byte order: %q", ids)
 	}
-	return ids
+	slices.Sort(members) // as inMemory's
+	return members
+}
+
+// nextInDatabase is the next change by time alone by the translated analysis.
+func (f *fixture) nextInDatabase(t testing.TB, q *sqlrule.Query, at time.Time) time.Time {
+	t.Helper()
+	if q == nil {
+		return time.Time{}
+	}
+	var text *string
+	if err := f.conn.QueryRow(context.Background(), q.SQL, q.Args(at)...).Scan(&text); err != nil {
+		t.Fatalf("%v\n%s", err, q.SQL)
+	}
+	next, _, err := sqlrule.Instant(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
 }
 
 func (f *fixture) compile(t testing.TB, expr string) (*rule.Program, error) {
@@ -266,6 +295,9 @@ func (f *fixture) compile(t testing.TB, expr string) (*rule.Program, error) {
 	f.ns.Read(nil, func(v *profile.View) { p, err = rule.Compile(expr, v.Schema()) })
 	return p, err
 }
+
+// nextChanges counts the comparisons of a next change that is not "none".
+var nextChanges int
 
 var nows = []time.Time{now, now.Add(2160 * time.Hour), maxTime, minTime}
 
@@ -287,10 +319,21 @@ func (f *fixture) checkAt(t *testing.T, expr string, nows ...time.Time) bool {
 		}
 		return false
 	}
+	nq, err := sqlrule.NextChange(p, f.sources, sqlrule.PostgreSQL{})
+	if err != nil {
+		t.Fatalf("%s: the rule translates, its next change does not: %v", expr, err)
+	}
 	for _, at := range nows {
-		want, got := f.inMemory(t, p, at), f.inDatabase(t, q, at)
+		want, wantNext := f.inMemory(t, p, at)
+		got := f.inDatabase(t, q, at)
 		if !slices.Equal(want, got) {
 			t.Fatalf("%s at %s:\nin memory %q\nin SQL    %q\n%s", expr, at, want, got, q.SQL)
+		}
+		if next := f.nextInDatabase(t, nq, at); !next.Equal(wantNext) {
+			t.Fatalf("%s at %s: next change in memory %s, in SQL %s", expr, at, wantNext, next)
+		}
+		if !wantNext.IsZero() {
+			nextChanges++
 		}
 	}
 	return true
@@ -320,6 +363,9 @@ func TestEdgeCases(t *testing.T) {
 		if !f.check(t, expr) {
 			t.Errorf("%s: refused", expr)
 		}
+	}
+	if nextChanges < 10 {
+		t.Errorf("only %d next changes compared that were not none", nextChanges)
 	}
 	for _, expr := range rulegen.Refused {
 		p, err := f.compile(t, expr)
@@ -370,5 +416,104 @@ func TestRandomRules(t *testing.T) {
 	t.Logf("%d translated and identical, %d refused, %d did not compile: refusals %v", translated, refused, invalid, reasons)
 	if translated < 1500 || refused == 0 {
 		t.Fatalf("only %d of 2000 rules translated: %v", translated, reasons)
+	}
+}
+
+// TestInsights: insights aggregated in the database equal the in-memory
+// accumulator's over the same members, or are refused with a reason.
+func TestInsights(t *testing.T) {
+	f := newFixture(t, 120, 3)
+	rules := []string{`true`, `has(user.nps) && user.nps <= 6`, `account.tier == "enterprise" || user.role >= "d"`, `false`}
+	insights := []struct {
+		typ  v1alpha1.InsightType
+		expr string
+	}{
+		{v1alpha1.InsightTopValues, `user.role`}, {v1alpha1.InsightTopValues, `account.tier`},
+		{v1alpha1.InsightTopValues, `user.nps`}, {v1alpha1.InsightTopValues, `user.active`},
+		{v1alpha1.InsightTopValues, `has(user.role) ? user.role : "none"`},
+		{v1alpha1.InsightSum, `user.nps`}, {v1alpha1.InsightAverage, `account.seats`}, {v1alpha1.InsightMin, `user.nps`},
+		{v1alpha1.InsightMax, `account.seats`}, {v1alpha1.InsightMax, `user.score`}, {v1alpha1.InsightMin, `user.score`},
+		{v1alpha1.InsightSum, `user.nps * 2`},
+	}
+	computed := 0
+	for _, expr := range rules {
+		p, err := f.compile(t, expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range insights {
+			spec := v1alpha1.InsightSpec{Name: "i", Type: in.typ, Expression: in.expr}
+			var prg *rule.Program
+			compile := rule.CompileNumber
+			if in.typ == v1alpha1.InsightTopValues {
+				compile = rule.CompileValue
+			}
+			f.ns.Read(nil, func(v *profile.View) { prg, err = compile(in.expr, v.Schema()) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := insight.ForSpec(spec)
+			f.ns.Read(nil, func(v *profile.View) {
+				e, ie := p.NewEvaluator(v, now), prg.NewEvaluator(v, now)
+				for u := range v.Users() {
+					if ok, _ := e.Match(u); ok {
+						if val, err := ie.Eval(u); err != nil {
+							want.AddError(err)
+						} else {
+							want.Add(val)
+						}
+					}
+				}
+			})
+			q, err := sqlrule.Insight(p, prg, in.typ == v1alpha1.InsightTopValues, f.sources, sqlrule.PostgreSQL{})
+			if err != nil {
+				var r *sqlrule.Refusal
+				if !errors.As(err, &r) || r.Reason == "" {
+					t.Fatalf("%s / %s: not a refusal: %v", expr, in.expr, err)
+				}
+				continue
+			}
+			got := insight.ForSpec(spec)
+			rows, err := f.conn.Query(context.Background(), q.SQL, q.Args(now)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, q.SQL)
+			}
+			for rows.Next() {
+				if q.Top {
+					var v *string
+					var n int64
+					if err := rows.Scan(&v, &n); err != nil {
+						t.Fatal(err)
+					}
+					if v == nil {
+						got.AddMissing(n, "no value")
+					} else {
+						got.AddCount(*v, n)
+					}
+					continue
+				}
+				var n, all int64
+				var sum, lo, hi *float64
+				if err := rows.Scan(&n, &all, &sum, &lo, &hi); err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					got.AddNumbers(n, *sum, *lo, *hi)
+				}
+				got.AddMissing(all-n, "no value")
+			}
+			if rows.Err() != nil {
+				t.Fatal(rows.Err())
+			}
+			w, g := want.Result(), got.Result()
+			if !reflect.DeepEqual(w.Values, g.Values) || w.Value != g.Value || w.Members != g.Members ||
+				(w.Error == "") != (g.Error == "") || want.Errors() != got.Errors() {
+				t.Fatalf("%s / %s %s:\nin memory %+v (%d errors)\nin SQL    %+v (%d errors)\n%s", expr, in.typ, in.expr, w, want.Errors(), g, got.Errors(), q.SQL)
+			}
+			computed++
+		}
+	}
+	if computed < len(rules)*(len(insights)-3) {
+		t.Fatalf("only %d insights computed in the database", computed)
 	}
 }

@@ -5,10 +5,16 @@ import (
 	"strings"
 )
 
-// query assembles the translated rule's query: the source queries as CTEs,
-// each source's accepted records, the merged profiles (p) and accounts (a),
-// and the rule as the WHERE clause, ids in byte order.
+// query assembles the translated rule's query: the members (id, and account
+// id or the empty string), the rule as the WHERE clause, in byte order of id.
 func (t *translator) query(where string) (string, error) {
+	return t.assemble("p.id, COALESCE(p.acct, '')", "\nWHERE "+where+"\nORDER BY "+t.d.Bytewise("p.id"))
+}
+
+// assemble is a query over the profiles: the source queries as CTEs, each
+// source's accepted records, the merged profiles (p) and accounts (a), then
+// SELECT sel FROM p (LEFT JOIN a) tail.
+func (t *translator) assemble(sel, tail string) (string, error) {
 	if len(t.m.users) == 0 {
 		return "", fmt.Errorf("no PostgreSQL DataSource of entity User: there are no profiles")
 	}
@@ -64,7 +70,7 @@ func (t *translator) query(where string) (string, error) {
 		ctes = append(ctes, fmt.Sprintf("%s AS (SELECT ids.k AS id, %s FROM %s)", t.d.Ident("persona.a"), strings.Join(aSel, ", "), t.merged(t.m.accounts)))
 		from += " LEFT JOIN " + t.d.Ident("persona.a") + " a ON a.id = p.acct"
 	}
-	return fmt.Sprintf("WITH %s\nSELECT p.id FROM %s\nWHERE %s\nORDER BY %s", strings.Join(ctes, ",\n"), from, where, t.d.Bytewise("p.id")), nil
+	return fmt.Sprintf("WITH %s\nSELECT %s FROM %s%s", strings.Join(ctes, ",\n"), sel, from, tail), nil
 }
 
 // join is the alias of a source's rows joined to the merged keys.

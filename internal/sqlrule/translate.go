@@ -56,15 +56,18 @@ type val struct {
 // their operands, and a rule whose SQL would be larger is refused.
 const MaxSQLBytes = 256 << 10
 
-// Query is a translated rule: SQL returning the member ids in byte order,
-// and its bound parameters, `now` among them. An id repeated in the result
+// Query is a translated rule: SQL returning the members (id, and account id
+// or the empty string for none) in byte order of id, and its bound parameters, `now` among
+// them. An id repeated in the result
 // means a source query returned a key twice (integer ids past 2^53 can
 // format alike): a sync keeps the last such record, SQL has no such order,
 // so the caller must fail the evaluation rather than guess.
 type Query struct {
-	SQL    string
-	args   []any
-	nowArg int // index of now in args, -1 when the rule does not read it
+	SQL string
+	// Settings are the session settings to run it with (Dialect.Settings).
+	Settings map[string]string
+	args     []any
+	nowArg   int // index of now in args, -1 when the rule does not read it
 }
 
 // Args are the query's bound parameters for an evaluation at now.
@@ -112,7 +115,7 @@ func Translate(p *rule.Program, sources []Source, d Dialect) (*Query, error) {
 	if len(sql) > MaxSQLBytes {
 		return nil, t.refuse(t.checked.Expr(), "its SQL would exceed %d bytes", MaxSQLBytes)
 	}
-	return &Query{SQL: sql, args: t.args, nowArg: t.nowArg}, nil
+	return &Query{SQL: sql, Settings: d.Settings(), args: t.args, nowArg: t.nowArg}, nil
 }
 
 // Check says whether a rule can be translated over sources whose query
@@ -213,13 +216,18 @@ func (t *translator) ident(e ast.Expr) (val, error) {
 		return v, nil
 	}
 	if name == "now" {
-		if t.nowArg < 0 {
-			t.args = append(t.args, nil)
-			t.nowArg = len(t.args) - 1
-		}
-		return val{sql: t.d.Param(t.nowArg+1, KindTimestamp), kind: KindTimestamp}, nil
+		return val{sql: t.now(), kind: KindTimestamp}, nil
 	}
 	return val{}, t.refuse(e, "%s is only translated as the operand of an attribute", name)
+}
+
+// now is the placeholder of `now`, bound once.
+func (t *translator) now() string {
+	if t.nowArg < 0 {
+		t.args = append(t.args, nil)
+		t.nowArg = len(t.args) - 1
+	}
+	return t.d.Param(t.nowArg+1, KindTimestamp)
 }
 
 func (t *translator) list(e ast.Expr) (val, error) {

@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Describe returns the result columns of the configured query, name → SQL
@@ -18,16 +16,11 @@ func Describe(ctx context.Context, cfg Config, opts ...Option) (map[string]strin
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pgx.ConnectConfig(ctx, pcfg)
+	tx, end, err := begin(ctx, pcfg)
 	if err != nil {
-		return nil, classify(ctx, "connecting to the database", err)
+		return nil, err
 	}
-	defer cleanup(ctx, conn.Close)
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, classify(ctx, "starting a read-only transaction", err)
-	}
-	defer cleanup(ctx, tx.Rollback)
+	defer end()
 	query, _ := s.cfg.query()
 	sd, err := tx.Prepare(ctx, "", query)
 	if err != nil {
@@ -39,7 +32,7 @@ func Describe(ctx context.Context, cfg Config, opts ...Option) (map[string]strin
 			return nil, fmt.Errorf("describing the query: column %q appears twice", f.Name)
 		}
 		name := fmt.Sprintf("oid %d", f.DataTypeOID)
-		if t, ok := conn.TypeMap().TypeForOID(f.DataTypeOID); ok {
+		if t, ok := tx.Conn().TypeMap().TypeForOID(f.DataTypeOID); ok {
 			name = t.Name
 		}
 		out[f.Name] = name

@@ -30,6 +30,9 @@ type Config struct {
 	Query string
 	// Changes, when set, asks only for the rows changed since a watermark.
 	Changes *Changes
+	// Settings are set for Select's transaction only (set_config), e.g. the
+	// planner settings a generated query needs.
+	Settings map[string]string
 }
 
 // Changes asks for the rows of the query whose watermark column is at or
@@ -99,21 +102,29 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 	// the connection and sends the server a cancel request for the query.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	conn, err := pgx.ConnectConfig(ctx, pcfg)
+	tx, end, err := begin(ctx, pcfg)
 	if err != nil {
-		return classify(ctx, "connecting to the database", err)
+		return err
 	}
-	defer cleanup(ctx, conn.Close)
-
-	// Read-only: a query that writes fails (25006) instead of changing the source.
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return classify(ctx, "starting a read-only transaction", err)
-	}
-	defer cleanup(ctx, tx.Rollback) // nothing to commit
+	defer end()
 	query, args := s.cfg.query()
 	return stream(ctx, cancel, tx, query, args, visit)
+}
+
+// begin connects and starts a read-only transaction: a query that writes
+// fails (25006) instead of changing the source. end rolls it back (nothing
+// to commit) and closes the connection.
+func begin(ctx context.Context, pcfg *pgx.ConnConfig) (tx pgx.Tx, end func(), err error) {
+	conn, err := pgx.ConnectConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, classify(ctx, "connecting to the database", err)
+	}
+	tx, err = conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		cleanup(ctx, conn.Close)
+		return nil, nil, classify(ctx, "starting a read-only transaction", err)
+	}
+	return tx, func() { cleanup(ctx, tx.Rollback); cleanup(ctx, conn.Close) }, nil
 }
 
 // cleanup runs f (a rollback or close) even when ctx is done, but not forever.
