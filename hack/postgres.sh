@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL for tests and benchmarks: a real server, never a mock.
 #
 #   hack/postgres.sh install          install Debian's postgresql if no server is found
+#   hack/postgres.sh available        exit 0 when a server is installed (installs nothing)
 #   hack/postgres.sh start DIR PORT [OWNER_PID]
 #                                     initdb a cluster in DIR, start it on 127.0.0.1:PORT,
 #                                     print the superuser DSN; with OWNER_PID, stop it
@@ -32,6 +33,9 @@ as_owner() {
 
 cmd=${1:-}
 case "$cmd" in
+available)
+  find_bin >/dev/null
+  ;;
 install)
   if find_bin >/dev/null; then exit 0; fi
   [ "$(id -u)" = 0 ] || { echo "PostgreSQL is not installed; run as root or install the postgresql package" >&2; exit 1; }
@@ -99,7 +103,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 install | start DIR PORT [OWNER_PID] | stop DIR" >&2
+  echo "usage: $0 install | available | start DIR PORT [OWNER_PID] | stop DIR" >&2
   exit 2
   ;;
 esac
