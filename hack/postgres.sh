@@ -9,6 +9,9 @@
 #                                     when that process exits
 #   hack/postgres.sh stop DIR         stop it and remove DIR
 #
+# Servers run with fsync, synchronous_commit and full_page_writes off (fast,
+# not crash-safe) unless POSTGRES_DURABLE=1 is set.
+#
 # Password (scram-sha-256) authentication is enforced on TCP, so wrong-password tests
 # are real. As root, the server runs as the `postgres` system user.
 set -euo pipefail
@@ -81,8 +84,13 @@ start)
     --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; exit 1; }
   rm -f "$dir/pwfile"
+  # Tests trade durability for speed; POSTGRES_DURABLE=1 keeps PostgreSQL's
+  # defaults (fsync, synchronous_commit, full_page_writes on), for benchmarks
+  # of what waits for a durable commit.
+  fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ -z "${POSTGRES_DURABLE:-}" ] || fast=""
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/run' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/run' $fast" \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   if [ -n "${4:-}" ]; then
     # A test binary killed by its -timeout runs no cleanup: a watchdog stops the
