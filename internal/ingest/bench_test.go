@@ -3,6 +3,8 @@ package ingest
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,7 +42,13 @@ func BenchmarkIngestBatch(b *testing.B) {
 	b.ResetTimer()
 	cpu := srv.MeasureCPU(b)
 	start := time.Now()
-	b.SetParallelism(2)
+	// 4 clients by default (b.SetParallelism(2) on 2 cores); BENCH_PARALLELISM
+	// raises it, e.g. to 8 for 16 clients.
+	par := 2
+	if v, err := strconv.Atoi(os.Getenv("BENCH_PARALLELISM")); err == nil && v > 0 {
+		par = v
+	}
+	b.SetParallelism(par)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/batch", strings.NewReader(body()))
