@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
-	"github.com/usersuccess/persona-operator/internal/ingest"
 	"github.com/usersuccess/persona-operator/internal/query/querytest"
 	"github.com/usersuccess/persona-operator/internal/queryapi"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
@@ -40,24 +39,7 @@ func TestErasureThroughTheQueryEndpoint(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dsn, err := ingest.PG().CreateDatabase(ctx, "erasure_through_query")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := cluster.Start(cluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	op, err := operatortest.Start(ctx, env, operatortest.Options{EventsDSN: dsn, Query: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = op.Stop() }()
-	ns, err := env.Namespace(ctx, "erase-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, op, ns, dsn := eventsOperator(ctx, t, "erasure_through_query", operatortest.Options{Query: true})
 	c := env.Client
 	const writeKey = "wk-erasure"
 	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "segment"},
