@@ -44,7 +44,7 @@ func TestChartDryRun(t *testing.T) {
 		}
 	}
 	// The event endpoint is off by default (it needs a PostgreSQL database).
-	if plain := run(helm, "template", "persona-operator", chart, "--namespace", ns, "--kube-version", kubeVersion); strings.Contains(plain, "persona-operator-events") || strings.Contains(plain, "--events-") {
+	if plain := run(helm, "template", "persona-operator", chart, "--namespace", ns, "--kube-version", kubeVersion); strings.Contains(plain, "name: persona-operator-events\n") || strings.Contains(plain, "--events-") {
 		t.Errorf("the chart with default values has the event endpoint")
 	}
 	if strings.Contains(rendered, installNamespace) {
