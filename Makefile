@@ -149,9 +149,12 @@ build-installer: manifests generate kustomize ## Render CRDs, RBAC and the manag
 CHART_IMAGE_SENTINEL = persona-operator-chart-image-sentinel:0
 
 .PHONY: helm-chart
-helm-chart: manifests kustomize ## Generate the Helm chart from config/default into dist/chart/persona-operator (hack/helmchart).
+helm-chart: manifests kustomize ## Generate the Helm chart from config/default (and config/events, behind events.enabled) into dist/chart/persona-operator (hack/helmchart).
+	mkdir -p dist
+	KUSTOMIZE=$(KUSTOMIZE) hack/render-config.sh $(CHART_IMAGE_SENTINEL) events > dist/chart-events.yaml
 	KUSTOMIZE=$(KUSTOMIZE) hack/render-config.sh $(CHART_IMAGE_SENTINEL) | \
-		go run ./hack/helmchart -image-sentinel $(CHART_IMAGE_SENTINEL) -image ${IMG} -out dist/chart
+		go run ./hack/helmchart -image-sentinel $(CHART_IMAGE_SENTINEL) -image ${IMG} -events dist/chart-events.yaml -out dist/chart
+	rm -f dist/chart-events.yaml
 
 .PHONY: test-helm
 test-helm: helm-chart helm controlplane ## helm lint, helm template, and kubectl apply --dry-run=server of the chart against a real kube-apiserver.

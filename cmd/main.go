@@ -247,7 +247,11 @@ func main() {
 	}
 
 	if queryAddr != "0" {
-		if _, err := query.Setup(mgr, store, query.Options{BindAddress: queryAddr, CertDir: queryCertPath, TLSOpts: tlsOpts}); err != nil {
+		opts := query.Options{BindAddress: queryAddr, CertDir: queryCertPath, TLSOpts: tlsOpts}
+		if events != nil {
+			opts.Eraser = events // erasures of the event store's users
+		}
+		if _, err := query.Setup(mgr, store, opts); err != nil {
 			setupLog.Error(err, "unable to set up the query endpoint")
 			os.Exit(1)
 		}

@@ -2,11 +2,15 @@
 # A throwaway PostgreSQL for tests and benchmarks: a real server, never a mock.
 #
 #   hack/postgres.sh install          install Debian's postgresql if no server is found
+#   hack/postgres.sh available        exit 0 when a server is installed (installs nothing)
 #   hack/postgres.sh start DIR PORT [OWNER_PID]
 #                                     initdb a cluster in DIR, start it on 127.0.0.1:PORT,
 #                                     print the superuser DSN; with OWNER_PID, stop it
 #                                     when that process exits
 #   hack/postgres.sh stop DIR         stop it and remove DIR
+#
+# Servers run with fsync, synchronous_commit and full_page_writes off (fast,
+# not crash-safe) unless POSTGRES_DURABLE=1 is set.
 #
 # Password (scram-sha-256) authentication is enforced on TCP, so wrong-password tests
 # are real. As root, the server runs as the `postgres` system user.
@@ -32,6 +36,9 @@ as_owner() {
 
 cmd=${1:-}
 case "$cmd" in
+available)
+  find_bin >/dev/null
+  ;;
 install)
   if find_bin >/dev/null; then exit 0; fi
   [ "$(id -u)" = 0 ] || { echo "PostgreSQL is not installed; run as root or install the postgresql package" >&2; exit 1; }
@@ -77,8 +84,13 @@ start)
     --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; exit 1; }
   rm -f "$dir/pwfile"
+  # Tests trade durability for speed; POSTGRES_DURABLE=1 keeps PostgreSQL's
+  # defaults (fsync, synchronous_commit, full_page_writes on), for benchmarks
+  # of what waits for a durable commit.
+  fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ -z "${POSTGRES_DURABLE:-}" ] || fast=""
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/run' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k '$dir/run' $fast" \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   if [ -n "${4:-}" ]; then
     # A test binary killed by its -timeout runs no cleanup: a watchdog stops the
@@ -99,7 +111,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 install | start DIR PORT [OWNER_PID] | stop DIR" >&2
+  echo "usage: $0 install | available | start DIR PORT [OWNER_PID] | stop DIR" >&2
   exit 2
   ;;
 esac

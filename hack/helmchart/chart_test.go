@@ -35,12 +35,17 @@ func TestChartDryRun(t *testing.T) {
 
 	const ns = "personas-test"
 	rendered := run(helm, "template", "persona-operator", chart, "--namespace", ns, "--kube-version", kubeVersion,
-		"--set", "image=registry.example/persona-operator:v9.9.9", "--set", "replicas=3")
+		"--set", "image=registry.example/persona-operator:v9.9.9", "--set", "replicas=3", "--set", "events.enabled=true")
 	for _, want := range []string{"image: \"registry.example/persona-operator:v9.9.9\"", "replicas: 3",
+		"name: persona-operator-events\n", "- --events-database-dsn-file=/etc/persona-events/dsn", "secretName: persona-operator-events-database",
 		"persona-operator-query." + ns + ".svc", "cert-manager.io/inject-ca-from: " + ns + "/persona-operator-serving-cert"} {
 		if !strings.Contains(rendered, want) {
 			t.Errorf("the rendered chart lacks %q", want)
 		}
+	}
+	// The event endpoint is off by default (it needs a PostgreSQL database).
+	if plain := run(helm, "template", "persona-operator", chart, "--namespace", ns, "--kube-version", kubeVersion); strings.Contains(plain, "name: persona-operator-events\n") || strings.Contains(plain, "--events-") {
+		t.Errorf("the chart with default values has the event endpoint")
 	}
 	if strings.Contains(rendered, installNamespace) {
 		t.Errorf("the rendered chart still names %s", installNamespace)

@@ -2,12 +2,19 @@
 // config/default, the same manifests as dist/install.yaml) into a Helm chart,
 // so the chart is generated from config/ and never kept by hand.
 //
-//	hack/render-config.sh SENTINEL | go run ./hack/helmchart -image-sentinel SENTINEL -image IMG -out dist/chart
+//	hack/render-config.sh SENTINEL events > events.yaml
+//	hack/render-config.sh SENTINEL | go run ./hack/helmchart -image-sentinel SENTINEL -image IMG -events events.yaml -out dist/chart
 //
 // One template per object. Parameterized: the namespace (the release's), the
 // manager image and the replica count (values.yaml). Each substitution must
 // match exactly where expected, so a change in config/ that would silently
 // leave a value unparameterized fails the generator instead.
+//
+// With -events (the render of config/events, config/default plus the event
+// endpoint), what that render adds is kept behind the events.enabled value:
+// its extra objects whole, and its extra lines in an object (the manager's
+// flags, port and Secret volume). The overlay may only add: an object or line
+// of config/default that it changes or drops fails the generator.
 package main
 
 import (
@@ -35,6 +42,7 @@ func main() {
 	flag.StringVar(&o.sentinel, "image-sentinel", "", "The image the input was rendered with, replaced by the image value.")
 	flag.StringVar(&o.image, "image", "controller:latest", "Default of the image value.")
 	flag.StringVar(&o.version, "version", "0.1.0", "Chart version and appVersion.")
+	flag.StringVar(&o.events, "events", "", "The render of config/events: what it adds to the input is enabled by the events.enabled value.")
 	flag.Parse()
 	if err := run(os.Stdin, o); err != nil {
 		fmt.Fprintln(os.Stderr, "helmchart:", err)
@@ -42,7 +50,7 @@ func main() {
 	}
 }
 
-type options struct{ out, sentinel, image, version string }
+type options struct{ out, sentinel, image, version, events string }
 
 func run(in io.Reader, o options) error {
 	if o.sentinel == "" {
@@ -52,9 +60,26 @@ func run(in io.Reader, o options) error {
 	if err != nil {
 		return err
 	}
+	var withEvents []doc
+	if o.events != "" {
+		f, err := os.Open(o.events)
+		if err != nil {
+			return err
+		}
+		withEvents, err = readDocs(f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.events, err)
+		}
+	}
 	files, err := templates(docs, o.sentinel)
 	if err != nil {
 		return err
+	}
+	if withEvents != nil {
+		if files, err = optional(files, withEvents, o.sentinel, eventsEnabled); err != nil {
+			return fmt.Errorf("%s: %w", o.events, err)
+		}
 	}
 	dir := filepath.Join(o.out, chartName)
 	if err := os.RemoveAll(dir); err != nil {
@@ -197,6 +222,12 @@ image: %q
 # Persona validating webhook, which fails closed, so keep at least 2 (a
 # PodDisruptionBudget keeps 1 up through drains).
 replicas: 2
+# The Segment-compatible event endpoint (docs/events.md): a Service on :8445
+# selecting the leader, and the manager's --events-* flags. Needs the event
+# store's PostgreSQL connection string in the Secret
+# persona-operator-events-database (key dsn) of the release namespace.
+events:
+  enabled: false
 `
 
 const notesTXT = `persona-operator is installed in {{ .Release.Namespace }} ({{ .Values.replicas }} replicas).
@@ -205,4 +236,79 @@ kubectl persona explain and preview reach the manager's query endpoint:
   kubectl -n {{ .Release.Namespace }} port-forward svc/persona-operator-query 8444
   export PERSONA_QUERY_ENDPOINT=https://127.0.0.1:8444
   export PERSONA_QUERY_CA=persona-query-ca.crt   # the CA: see docs/kubectl-persona.md
+{{- if .Values.events.enabled }}
+
+The event endpoint (Segment's HTTP Tracking API) is the Service persona-operator-events:8445;
+it reads the event store's DSN from the Secret persona-operator-events-database (key dsn).
+{{- end }}
 `
+
+// The value that turns on what config/events adds to config/default.
+const eventsEnabled = ".Values.events.enabled"
+
+// optional merges the templates of a render that only adds to the base's
+// (files) into them, keeping what it adds behind the value cond: an object it
+// adds is wrapped whole, lines it adds to an object are wrapped in place.
+// Rendered with cond false the result is the base's text exactly, with cond
+// true the other render's.
+func optional(files map[string][]byte, more []doc, sentinel, cond string) (map[string][]byte, error) {
+	added, err := templates(more, sentinel)
+	if err != nil {
+		return nil, err
+	}
+	for name := range files {
+		if _, ok := added[name]; !ok {
+			return nil, fmt.Errorf("it drops %s: it may only add to config/default", name)
+		}
+	}
+	out := make(map[string][]byte, len(added))
+	for name, text := range added {
+		base, ok := files[name]
+		if !ok {
+			out[name] = []byte(ifBlock(cond, string(text)))
+			continue
+		}
+		merged, err := insertions(string(base), string(text), cond)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = []byte(merged)
+	}
+	return out, nil
+}
+
+// ifBlock wraps text (whole lines) in a Helm conditional. The actions trim the
+// newline before them, so each renders as nothing.
+func ifBlock(cond, text string) string {
+	return "{{- if " + cond + " }}\n" + text + "{{- end }}\n"
+}
+
+// insertions returns more's lines with each run that is not in base wrapped
+// in ifBlock(cond). base must be a subsequence of more (matched greedily,
+// which finds one whenever one exists); which of several equal lines is taken
+// as the added one does not matter, as both renderings are exact.
+func insertions(base, more, cond string) (string, error) {
+	bl, ml := strings.SplitAfter(base, "\n"), strings.SplitAfter(more, "\n")
+	var out, run strings.Builder
+	flush := func() {
+		if run.Len() > 0 {
+			out.WriteString(ifBlock(cond, run.String()))
+			run.Reset()
+		}
+	}
+	i := 0
+	for _, l := range ml {
+		if i < len(bl) && l == bl[i] {
+			flush()
+			out.WriteString(l)
+			i++
+			continue
+		}
+		run.WriteString(l)
+	}
+	flush()
+	if i < len(bl) {
+		return "", fmt.Errorf("it changes or drops the line %q: it may only add to config/default", strings.TrimSpace(bl[i]))
+	}
+	return out.String(), nil
+}

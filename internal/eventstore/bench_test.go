@@ -23,6 +23,7 @@ func BenchmarkWrite(b *testing.B) {
 	props := json.RawMessage(`{"n":1}`)
 	b.SetParallelism(2)
 	b.ResetTimer()
+	cpu := srv.MeasureCPU(b)
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		calls := make([]tracking.Call, perBatch)
@@ -39,4 +40,5 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*perBatch)/time.Since(start).Seconds(), "events/s")
+	cpu.Report(b, b.N*perBatch, "event")
 }

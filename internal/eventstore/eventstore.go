@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,12 @@ const defaultMaxConns = 16
 // Store is the event store.
 type Store struct {
 	pool *pgxpool.Pool
+
+	mu sync.Mutex
+	// queue holds the Writes waiting for a group commit; committing counts
+	// the goroutines committing them.
+	queue      []*write
+	committing int
 }
 
 // Open connects and creates the schema. The DSN is never part of an error.
@@ -111,63 +118,179 @@ type Written struct {
 
 const insertEvents = `INSERT INTO ` + schema + `.events
 	(namespace, message_id, type, user_id, anonymous_id, group_id, event, properties, ts, received_at)
-SELECT $1, m, t, NULLIF(u, ''), NULLIF(a, ''), NULLIF(g, ''), NULLIF(ev, ''), p::jsonb, ts, $2
-FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-	AS x(m, t, u, a, g, ev, p, ts)
+SELECT n, m, t, NULLIF(u, ''), NULLIF(a, ''), NULLIF(g, ''), NULLIF(ev, ''), p::jsonb, ts, r
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+	$9::timestamptz[], $10::timestamptz[]) AS x(n, m, t, u, a, g, ev, p, ts, r)
 ON CONFLICT (namespace, message_id) DO NOTHING
-RETURNING message_id`
+RETURNING namespace, message_id`
 
 const upsertUsers = `INSERT INTO ` + schema + `.users (namespace, user_id, first_seen, last_seen)
 SELECT $1, u, f, l FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS x(u, f, l)
 ON CONFLICT (namespace, user_id) DO NOTHING`
 
-// Write stores the calls of one request in one transaction (one multi-row
-// insert of the events, then the users' and accounts' traits); when it
-// returns nil, they are committed. A call whose messageId the namespace
-// already holds is skipped, traits included, so a retried request changes
-// nothing.
+// Group commit: concurrent Writes are stored together, in one transaction
+// with one insert of all their calls, by at most committers goroutines at a
+// time. Requests that arrive while a transaction commits wait for the next
+// one and share it, so under load a commit (and, with synchronous_commit on,
+// its WAL flush) serves many requests, and PostgreSQL runs one statement per
+// group instead of one per request. Alone, a request commits at once.
+const (
+	committers = 2
+	// maxGroupCalls bounds a group's calls (a group takes at least one
+	// request, however large).
+	maxGroupCalls = 5000
+	// commitTimeout bounds a group's transaction: it serves several
+	// requests, so no single request's context cancels it.
+	commitTimeout = 30 * time.Second
+)
+
+// write is one request waiting for its group's commit.
+type write struct {
+	namespace  string
+	calls      []tracking.Call
+	receivedAt time.Time
+	done       chan writeResult
+}
+
+type writeResult struct {
+	written Written
+	err     error
+}
+
+// Write stores the calls of one request; when it returns nil, they are
+// committed. A call whose messageId the namespace already holds is skipped,
+// traits included, so a retried request changes nothing. The request is
+// stored whole or not at all: if its group's transaction fails, each request
+// of the group is tried again alone, so one bad request fails only itself.
 func (s *Store) Write(ctx context.Context, namespace string, calls []tracking.Call, receivedAt time.Time) (Written, error) {
-	n := len(calls)
-	cols := struct{ m, t, u, a, g, ev, p []string }{
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)}
-	ts := make([]time.Time, n)
-	for i, c := range calls {
-		cols.m[i], cols.t[i], cols.u[i], cols.a[i], cols.g[i], cols.ev[i] = c.MessageID, string(c.Type), c.UserID, c.AnonymousID, c.GroupID, c.Event
-		cols.p[i] = string(payload(c))
-		ts[i] = c.Timestamp
+	w := &write{namespace: namespace, calls: calls, receivedAt: receivedAt, done: make(chan writeResult, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, w)
+	if s.committing < committers {
+		s.committing++
+		go s.commitLoop()
 	}
-	var out Written
+	s.mu.Unlock()
+	select {
+	case r := <-w.done:
+		return r.written, r.err
+	case <-ctx.Done():
+		// The group may still commit: the client's retry finds the messageIds.
+		return Written{}, ctx.Err()
+	}
+}
+
+// commitLoop commits groups of queued requests until the queue is empty.
+func (s *Store) commitLoop() {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.committing--
+			s.mu.Unlock()
+			return
+		}
+		n, calls := 0, 0
+		for n < len(s.queue) && (n == 0 || calls+len(s.queue[n].calls) <= maxGroupCalls) {
+			calls += len(s.queue[n].calls)
+			n++
+		}
+		group := slices.Clone(s.queue[:n])
+		s.queue = slices.Delete(s.queue, 0, n)
+		s.mu.Unlock()
+		s.commit(group)
+	}
+}
+
+// commit stores a group and answers its requests.
+func (s *Store) commit(group []*write) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	out, err := s.writeGroup(ctx, group)
+	if err != nil && len(group) > 1 {
+		for _, w := range group {
+			s.commit([]*write{w})
+		}
+		return
+	}
+	for i, w := range group {
+		if err != nil {
+			w.done <- writeResult{err: fmt.Errorf("storing events: %w", safe(err))}
+			continue
+		}
+		w.done <- writeResult{written: out[i]}
+	}
+}
+
+// writeGroup stores the calls of a group of requests in one transaction: one
+// multi-row insert of the events, then the users' and accounts' traits per
+// namespace, in request order. It returns what each request stored: a
+// messageId twice in the group is stored once, for the earlier request.
+func (s *Store) writeGroup(ctx context.Context, group []*write) ([]Written, error) {
+	n := 0
+	for _, w := range group {
+		n += len(w.calls)
+	}
+	cols := struct{ n, m, t, u, a, g, ev, p []string }{make([]string, 0, n), make([]string, 0, n), make([]string, 0, n),
+		make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)}
+	ts, received := make([]time.Time, 0, n), make([]time.Time, 0, n)
+	for _, w := range group {
+		for _, c := range w.calls {
+			cols.n = append(cols.n, w.namespace)
+			cols.m = append(cols.m, c.MessageID)
+			cols.t = append(cols.t, string(c.Type))
+			cols.u = append(cols.u, c.UserID)
+			cols.a = append(cols.a, c.AnonymousID)
+			cols.g = append(cols.g, c.GroupID)
+			cols.ev = append(cols.ev, c.Event)
+			cols.p = append(cols.p, string(payload(c)))
+			ts = append(ts, c.Timestamp)
+			received = append(received, w.receivedAt)
+		}
+	}
+	out := make([]Written, len(group))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, insertEvents, namespace, receivedAt, cols.m, cols.t, cols.u, cols.a, cols.g, cols.ev, cols.p, ts)
+		rows, err := tx.Query(ctx, insertEvents, cols.n, cols.m, cols.t, cols.u, cols.a, cols.g, cols.ev, cols.p, ts, received)
 		if err != nil {
 			return err
 		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		fresh := map[messageKey]bool{}
+		var k messageKey
+		if _, err := pgx.ForEachRow(rows, []any{&k.namespace, &k.id}, func() error { fresh[k] = true; return nil }); err != nil {
 			return err
 		}
-		out.Inserted = len(fresh)
 		if len(fresh) == 0 {
 			return nil
 		}
-		isNew := make(map[string]bool, len(fresh))
-		for _, m := range fresh {
-			isNew[m] = true
+		// The stored calls of each namespace, in request order.
+		stored := map[string][]tracking.Call{}
+		var namespaces []string
+		for i, w := range group {
+			var mine []tracking.Call
+			for _, c := range w.calls {
+				key := messageKey{w.namespace, c.MessageID}
+				if fresh[key] {
+					delete(fresh, key) // a later duplicate in the group was not stored
+					mine = append(mine, c)
+				}
+			}
+			out[i] = Written{Inserted: len(mine), Users: users(mine)}
+			if _, ok := stored[w.namespace]; !ok {
+				namespaces = append(namespaces, w.namespace)
+			}
+			stored[w.namespace] = append(stored[w.namespace], mine...)
 		}
-		stored := make([]tracking.Call, 0, len(fresh))
-		for _, c := range calls {
-			if isNew[c.MessageID] {
-				stored = append(stored, c)
+		for _, ns := range namespaces {
+			if err := writeProfiles(ctx, tx, ns, stored[ns]); err != nil {
+				return err
 			}
 		}
-		out.Users = users(stored)
-		return writeProfiles(ctx, tx, namespace, stored)
+		return nil
 	})
-	if err != nil {
-		return Written{}, fmt.Errorf("storing events: %w", safe(err))
-	}
-	return out, nil
+	return out, err
 }
+
+// messageKey is a stored call's identity.
+type messageKey struct{ namespace, id string }
 
 // payload is what a call stores in the properties column: its properties, or
 // for identify and group its traits.

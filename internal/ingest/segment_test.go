@@ -73,26 +73,7 @@ func TestSegmentNodeClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	dsn, err := ingest.PG().CreateDatabase(ctx, "segment_node_client")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	env, err := cluster.Start(cluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	op, err := operatortest.Start(ctx, env, operatortest.Options{EventsDSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = op.Stop() }()
-
-	ns, err := env.Namespace(ctx, "events-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, op, ns, _ := eventsOperator(ctx, t, "segment_node_client", operatortest.Options{})
 	c := env.Client
 	const writeKey = "wk-product-analytics"
 	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "segment"},
@@ -235,4 +216,23 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// eventsOperator starts a control plane and the whole operator on it with an
+// event store in a database of its own (db), and makes a namespace; it
+// returns them and the database's DSN. opts adds to the operator's options.
+func eventsOperator(ctx context.Context, t *testing.T, db string, opts operatortest.Options) (*cluster.Cluster, *operatortest.Operator, string, string) {
+	t.Helper()
+	dsn, err := ingest.PG().CreateDatabase(ctx, db)
+	must(t, err)
+	env, err := cluster.Start(cluster.Options{})
+	must(t, err)
+	t.Cleanup(func() { _ = env.Stop() })
+	opts.EventsDSN = dsn
+	op, err := operatortest.Start(ctx, env, opts)
+	must(t, err)
+	t.Cleanup(func() { _ = op.Stop() })
+	ns, err := env.Namespace(ctx, "events-")
+	must(t, err)
+	return env, op, ns, dsn
 }

@@ -33,9 +33,11 @@ type Identity struct {
 }
 
 // Access is what a request asks for: verb get on personas/<subresource> of one
-// persona in one namespace. The subresource is virtual (the API server serves
-// no personas/explain), so RBAC can grant it on its own: profiles are personal
-// data, and `get personas` alone must not reveal them.
+// persona in one namespace, or (an erasure, no name) create on
+// datasources/erase in one namespace. The subresources are virtual (the API
+// server serves no personas/explain), so RBAC can grant them on their own:
+// profiles are personal data, and `get personas` alone must not reveal them,
+// nor may anyone who can edit DataSources delete a user's events.
 type Access struct {
 	Namespace, Name, Subresource string
 }
@@ -44,6 +46,9 @@ type Access struct {
 const (
 	SubresourceExplain = "explain"
 	SubresourcePreview = "preview"
+	// SubresourceErase is of datasources, with verb create (like
+	// pods/eviction): an erasure request is created.
+	SubresourceErase = "erase"
 )
 
 // Reviewer authenticates bearer tokens and authorizes identities.
@@ -93,13 +98,19 @@ func (r APIReviewer) Authenticate(ctx context.Context, token string) (Identity, 
 // name would restrict nothing. A preview is therefore reviewed without a name,
 // and only a grant on personas/preview for every persona of the namespace
 // allows it.
+//
+// An erasure deletes a user's events from every Events source of the
+// namespace: create on datasources/erase, without a name.
 func ResourceAttributes(a Access) *authorizationv1.ResourceAttributes {
 	ra := &authorizationv1.ResourceAttributes{
 		Namespace: a.Namespace, Verb: "get", Group: v1alpha1.GroupVersion.Group,
 		Resource: "personas", Subresource: a.Subresource, Name: a.Name,
 	}
-	if a.Subresource == SubresourcePreview {
+	switch a.Subresource {
+	case SubresourcePreview:
 		ra.Name = ""
+	case SubresourceErase:
+		ra.Verb, ra.Resource, ra.Name = "create", "datasources", ""
 	}
 	return ra
 }

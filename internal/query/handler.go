@@ -29,6 +29,9 @@ type Handler struct {
 	// Ready reports whether this replica holds the data (it is the leader, so
 	// its DataSource controller fills the store). Nil: always.
 	Ready func() bool
+	// Eraser serves erasures; nil (the manager has no event store): an
+	// erasure is answered 404.
+	Eraser Eraser
 	// evaluations bounds how many previews and explanations run at once: each
 	// holds a namespace's read lock, which DataSource syncs wait for.
 	evaluations chan struct{}
@@ -100,6 +103,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (Identity, *http
 		body, herr = h.withSlot(r.Context(), func() (any, *httpError) { return h.explain(req) })
 	case SubresourcePreview:
 		body, herr = h.withSlot(r.Context(), func() (any, *httpError) { return h.preview(req) })
+	case SubresourceErase:
+		body, herr = h.erase(req)
 	}
 	if herr != nil {
 		return id, herr
@@ -115,9 +120,10 @@ func (h *Handler) authorize(ctx context.Context, id Identity, a Access) *httpErr
 		return errUnavailable("cannot check authorization with the API server")
 	}
 	if !allowed {
+		ra := ResourceAttributes(a)
 		msg := fmt.Sprintf(
-			`personas.personas.usersuccess.io %q is forbidden: User %q cannot get resource "personas/%s" in API group "personas.usersuccess.io" in the namespace %q`,
-			a.Name, id.Name, a.Subresource, a.Namespace)
+			`%s.personas.usersuccess.io %q is forbidden: User %q cannot %s resource "%s/%s" in API group "personas.usersuccess.io" in the namespace %q`,
+			ra.Resource, ra.Name, id.Name, ra.Verb, ra.Resource, a.Subresource, a.Namespace)
 		if a.Subresource == SubresourcePreview {
 			msg += " (a preview evaluates any rule over every profile of the namespace, so it needs a grant on personas/preview " +
 				"for all personas of the namespace; one limited by resourceNames does not allow it)"
@@ -155,12 +161,20 @@ func bearer(r *http.Request) (string, bool) {
 	return token, true
 }
 
-// route parses /v1/namespaces/NS/personas/NAME/{explain,preview}.
+// route parses /v1/namespaces/NS/personas/NAME/{explain,preview} and
+// /v1/namespaces/NS/erase.
 func route(path string) (Access, string, *httpError) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) == 4 && parts[0] == "v1" && parts[1] == "namespaces" && parts[3] == SubresourceErase {
+		a := Access{Namespace: parts[2], Subresource: SubresourceErase}
+		if errs := validation.IsDNS1123Label(a.Namespace); len(errs) > 0 {
+			return a, "", errBadRequest(fmt.Sprintf("invalid namespace %q: %s", a.Namespace, strings.Join(errs, "; ")))
+		}
+		return a, http.MethodPost, nil
+	}
 	if len(parts) != 6 || parts[0] != "v1" || parts[1] != "namespaces" || parts[3] != "personas" {
 		return Access{}, "", &httpError{code: http.StatusNotFound, reason: metav1.StatusReasonNotFound,
-			msg: "no such endpoint; served: /v1/namespaces/NS/personas/NAME/explain and …/preview"}
+			msg: "no such endpoint; served: /v1/namespaces/NS/personas/NAME/explain and …/preview, /v1/namespaces/NS/erase"}
 	}
 	a := Access{Namespace: parts[2], Name: parts[4], Subresource: parts[5]}
 	if errs := validation.IsDNS1123Label(a.Namespace); len(errs) > 0 {

@@ -38,6 +38,8 @@ type Options struct {
 	// CacheTTLs of the authentication and authorization answers; zero:
 	// DefaultCacheTTLs.
 	CacheTTLs CacheTTLs
+	// Eraser serves erasures (the event endpoint's service); nil: none.
+	Eraser Eraser
 }
 
 // Setup adds the endpoint to the manager: a Runnable that serves on every
@@ -64,6 +66,7 @@ func Setup(mgr manager.Manager, store *profile.Store, opts Options) (*Server, er
 		Store:    store,
 		Reader:   mgr.GetClient(),
 		Log:      logger,
+		Eraser:   opts.Eraser,
 		Ready: func() bool {
 			select {
 			case <-elected:

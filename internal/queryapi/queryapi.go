@@ -19,7 +19,27 @@ const (
 	ExplainPath = "/v1/namespaces/%s/personas/%s/explain"
 	// PreviewPath is POST …/preview with a Persona as the JSON body: a dry run.
 	PreviewPath = "/v1/namespaces/%s/personas/%s/preview"
+	// ErasePath is POST …/erase with an EraseRequest as the JSON body: the
+	// right to erasure of one user of the namespace's event store. The user
+	// id is in the body, not the path, so it is in no access log.
+	ErasePath = "/v1/namespaces/%s/erase"
 )
+
+// EraseRequest names the user to erase.
+type EraseRequest struct {
+	UserID string `json:"userId"`
+}
+
+// Erasure is the answer to an erasure: the user's stored events and traits
+// are deleted (committed) and the user's rows in the namespace's Events
+// sources are being removed from the profile store (within about a second;
+// the personas then drop the user).
+type Erasure struct {
+	Namespace string `json:"namespace"`
+	UserID    string `json:"userId"`
+	// Events is how many stored calls of the user were deleted.
+	Events int64 `json:"events"`
+}
 
 // Query parameters.
 const (

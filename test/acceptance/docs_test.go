@@ -178,7 +178,7 @@ func docExamples() (examples []docExample, skipped []string) {
 
 // declaredDataSources are the DataSources whose schema the docs' personas may
 // use: those the docs show and those of config/samples (connectors included)
-// and config/demo.
+// and config/demo (its events included).
 func declaredDataSources(examples []docExample) []v1alpha1.DataSource {
 	GinkgoHelper()
 	var objs []*unstructured.Unstructured
@@ -186,7 +186,7 @@ func declaredDataSources(examples []docExample) []v1alpha1.DataSource {
 		objs = append(objs, e.obj)
 	}
 	var files []string
-	for _, pattern := range []string{"config/samples/*.yaml", "config/samples/connectors/*.yaml", "config/demo/*.yaml"} {
+	for _, pattern := range []string{"config/samples/*.yaml", "config/samples/connectors/*.yaml", "config/demo/*.yaml", "config/demo/events/*.yaml"} {
 		m, err := filepath.Glob(filepath.Join(repoRoot, pattern))
 		Expect(err).NotTo(HaveOccurred())
 		files = append(files, m...)
@@ -268,6 +268,28 @@ var _ = Describe("docs", func() {
 		}
 		Expect(n).To(BeNumerically(">", 0))
 		Expect(failures).To(BeEmpty())
+	})
+
+	// hack/demo.sh applies config/demo/events only when it has an event store,
+	// so no other spec creates it.
+	It("accepts the objects of config/demo/events (server-side dry run) and compiles its persona", func() {
+		file := filepath.Join(repoRoot, "config", "demo", "events", "events.yaml")
+		data, err := os.ReadFile(file)
+		Expect(err).NotTo(HaveOccurred())
+		objs := docObjects(docBlock{file: file, text: string(data)})
+		Expect(objs).To(HaveLen(3))
+		schema := docsSchema(declaredDataSources(nil))
+		ns := newNamespace()
+		for _, o := range objs {
+			o.SetNamespace(ns)
+			Expect(k8sClient.Create(ctx, o, client.DryRunAll)).To(Succeed(), o.GetName())
+			if o.GetKind() == "Persona" {
+				var p v1alpha1.Persona
+				Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &p)).To(Succeed())
+				_, err := persona.Compile(&p.Spec, schema)
+				Expect(err).NotTo(HaveOccurred(), p.Name)
+			}
+		}
 	})
 
 	It("runs the kubectl commands of the console blocks in the docs that have them", func() {

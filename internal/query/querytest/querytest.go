@@ -60,6 +60,13 @@ func ServiceAccountToken(ctx context.Context, cs kubernetes.Interface, ns, name 
 // RBAC allows it get on personas/<probe> (or on personas, probe ""), so
 // the endpoint's first SubjectAccessReview sees the binding.
 func Bind(ctx context.Context, cs kubernetes.Interface, ns, sa, role, probe string) error {
+	return BindAllowing(ctx, cs, ns, sa, role, authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get",
+		Group: v1alpha1.GroupVersion.Group, Resource: "personas", Subresource: probe})
+}
+
+// BindAllowing grants a ServiceAccount a ClusterRole in a namespace and waits
+// until RBAC allows it probe.
+func BindAllowing(ctx context.Context, cs kubernetes.Interface, ns, sa, role string, probe authorizationv1.ResourceAttributes) error {
 	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: sa + "-", Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}}}
@@ -70,8 +77,7 @@ func Bind(ctx context.Context, cs kubernetes.Interface, ns, sa, role, probe stri
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, settle, true, func(ctx context.Context) (bool, error) {
 		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 			Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: []string{"system:serviceaccounts"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get",
-					Group: v1alpha1.GroupVersion.Group, Resource: "personas", Subresource: probe}}}, metav1.CreateOptions{})
+				ResourceAttributes: &probe}}, metav1.CreateOptions{})
 		return err == nil && r.Status.Allowed, nil
 	})
 }

@@ -58,6 +58,7 @@ func Setup(mgr manager.Manager, c *cluster.Cluster, opts Options) (*Operator, er
 	o := &Operator{Store: profile.NewStore()}
 	events := make(chan event.GenericEvent, 1024)
 	var sources controller.EventSources
+	var eraser query.Eraser
 	if opts.EventsDSN != "" {
 		store, err := eventstore.Open(context.Background(), opts.EventsDSN)
 		if err != nil {
@@ -70,7 +71,7 @@ func Setup(mgr manager.Manager, c *cluster.Cluster, opts Options) (*Operator, er
 		if err := mgr.Add(o.Events); err != nil {
 			return nil, err
 		}
-		sources = svc
+		sources, eraser = svc, svc
 	}
 	if err := (&controller.DataSourceReconciler{StoreEvents: events, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Store: o.Store, Recorder: mgr.GetEventRecorder("datasource-controller"), Events: sources}).SetupWithManager(mgr); err != nil {
@@ -91,7 +92,7 @@ func Setup(mgr manager.Manager, c *cluster.Cluster, opts Options) (*Operator, er
 	}
 	if opts.Query {
 		var err error
-		if o.Query, err = query.Setup(mgr, o.Store, query.Options{BindAddress: "127.0.0.1:0"}); err != nil {
+		if o.Query, err = query.Setup(mgr, o.Store, query.Options{BindAddress: "127.0.0.1:0", Eraser: eraser}); err != nil {
 			return nil, err
 		}
 	}

@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -194,4 +197,108 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// CPUTime is the CPU time the server's processes have used: the postmaster,
+// its exited children (the backends of closed connections, reaped into its
+// children's time) and its running ones. Benchmarks report its growth per
+// unit of work: on a shared machine that is steadier than a rate, which
+// other processes' load moves (Linux only).
+func (s *Server) CPUTime() (time.Duration, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, _, _ := strings.Cut(string(data), "\n")
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	total := f.self + f.children
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		c, err := procStat(e.Name())
+		if err == nil && c.ppid == pid {
+			total += c.self
+		}
+	}
+	return total, nil
+}
+
+type procTimes struct {
+	ppid           string
+	self, children time.Duration
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procStat reads a process's parent and CPU times from /proc/PID/stat.
+func procStat(pid string) (procTimes, error) {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return procTimes{}, err
+	}
+	// The command name, in parentheses, may hold spaces: fields start after it.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return procTimes{}, fmt.Errorf("/proc/%s/stat: no command name", pid)
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 15 {
+		return procTimes{}, fmt.Errorf("/proc/%s/stat: %d fields", pid, len(f))
+	}
+	// After the name: state, ppid, ... utime (12th), stime, cutime, cstime.
+	n := make([]time.Duration, 4)
+	for j := range n {
+		v, err := strconv.ParseInt(f[11+j], 10, 64)
+		if err != nil {
+			return procTimes{}, fmt.Errorf("/proc/%s/stat: %w", pid, err)
+		}
+		n[j] = time.Duration(v) * clockTick
+	}
+	return procTimes{ppid: f[1], self: n[0] + n[1], children: n[2] + n[3]}, nil
+}
+
+// CPUMeter measures the CPU time of a server and of this process from its
+// start (MeasureCPU) to Report.
+type CPUMeter struct {
+	s        *Server
+	pg, self time.Duration
+}
+
+// MeasureCPU starts measuring; call it after b.ResetTimer.
+func (s *Server) MeasureCPU(b *testing.B) *CPUMeter {
+	b.Helper()
+	m := &CPUMeter{s: s}
+	m.pg, m.self = m.read(b)
+	return m
+}
+
+func (m *CPUMeter) read(b *testing.B) (pg, self time.Duration) {
+	b.Helper()
+	pg, err := m.s.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return pg, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Report reports the CPU time PostgreSQL (pg-µs/UNIT) and this process
+// (go-µs/UNIT) spent per unit of work since MeasureCPU.
+func (m *CPUMeter) Report(b *testing.B, units int, unit string) {
+	b.Helper()
+	pg, self := m.read(b)
+	b.ReportMetric(float64((pg-m.pg).Microseconds())/float64(units), "pg-µs/"+unit)
+	b.ReportMetric(float64((self-m.self).Microseconds())/float64(units), "go-µs/"+unit)
 }
