@@ -3,6 +3,7 @@ package profile
 import (
 	"fmt"
 	"math/rand"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -379,7 +380,10 @@ func TestSignalDeltaEqualsFullSync(t *testing.T) {
 		want := newNamespace()
 		want.Apply(source(t, "users", 0, usersSpec, map[string]any{"id": "u1", "nps": 1, "role": "r", "account": "a"}))
 		want.Apply(source(t, "requests", 0, ticketsSpec, current()...))
-		if g, w := dump(got, nil), dump(want, nil); g != w {
+		// A list's order is not kept: a list whose elements are the same
+		// (its hash, a sum over elements) is not rewritten, as a full sync
+		// reusing the stored rows does not rewrite it either.
+		if g, w := sortedLists(dump(got, nil)), sortedLists(dump(want, nil)); g != w {
 			t.Logf("seed %d: profiles after deltas:\n%s\nafter a full sync:\n%s", seed, g, w)
 			return false
 		}
@@ -395,3 +399,14 @@ func TestSignalDeltaEqualsFullSync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// sortedLists sorts the elements of every list a dump shows ([a, b]).
+func sortedLists(dump string) string {
+	return listPattern.ReplaceAllStringFunc(dump, func(l string) string {
+		elems := strings.Split(strings.Trim(l, "[]"), ", ")
+		sort.Strings(elems)
+		return "[" + strings.Join(elems, ", ") + "]"
+	})
+}
+
+var listPattern = regexp.MustCompile(`\[[^\]]*\]`)
