@@ -54,8 +54,15 @@ func FromSpec(spec *v1alpha1.DataSourceSpec, since *time.Time, secret SecretRead
 			cfg.Pagination.StartPage = int(*p.StartPage)
 		}
 	}
-	if inc := h.Incremental; inc != nil && since != nil {
-		cfg.Since = &Since{Param: inc.Param, Format: string(inc.Format), Template: inc.ValueTemplate, Time: *since}
+	cfg.Method, cfg.Body = string(h.Method), h.Body
+	if inc := h.Incremental; inc != nil {
+		cfg.SinceFormat, cfg.WatermarkField = string(inc.Format), inc.WatermarkField
+		if since != nil {
+			cfg.Since = &Since{Param: inc.Param, Format: string(inc.Format), Template: inc.ValueTemplate, Time: *since}
+		}
+	}
+	if p := h.Pagination; p != nil {
+		cfg.MaxResults = int(p.MaxResults)
 	}
 	return cfg, nil
 }
