@@ -440,6 +440,8 @@ func (r *HTTPRateLimit) Retries() int {
 // body's "{since}" placeholder.
 // +kubebuilder:validation:XValidation:rule="!has(self.valueTemplate) || self.valueTemplate.contains('{since}')",message="valueTemplate must contain {since}"
 // +kubebuilder:validation:XValidation:rule="!has(self.valueTemplate) || has(self.param)",message="valueTemplate is the value of param: it needs param"
+// +kubebuilder:validation:XValidation:rule="!has(self.deletedValues) || has(self.deletedField)",message="deletedValues needs deletedField"
+// +kubebuilder:validation:XValidation:rule="!has(self.recordPath) || has(self.url)",message="recordPath applies to the incremental url's listing: it needs url"
 type HTTPIncremental struct {
 	// watermarkField is the record field every change sets (e.g. updated_at):
 	// an RFC 3339 string, or a number of Unix seconds (milliseconds above
@@ -478,6 +480,34 @@ type HTTPIncremental struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	DeletedField string `json:"deletedField,omitempty"`
+	// deletedValues, when set, are the string values of deletedField that
+	// mark a deleted record, instead of true (Stripe: a subscription's status
+	// canceled).
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	// +optional
+	DeletedValues []string `json:"deletedValues,omitempty"`
+	// url, when set, is the listing an incremental sync reads instead of
+	// spec.http.url: a change feed (Stripe: /v1/events?type=customer.subscription.*).
+	// param goes on it; recordsPath, pagination and credentials are the
+	// same, so it must be on the same scheme, host and port (checked when
+	// the source is built: InvalidIncremental).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="incremental.url must be an absolute http or https URL"
+	// +optional
+	URL string `json:"url,omitempty"`
+	// recordPath, when set, is the dot path of the record inside each
+	// element of the incremental url's listing (Stripe events: data.object).
+	// The element's own watermarkField (the event's created) is the record's.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	RecordPath string `json:"recordPath,omitempty"`
+	// newestFirst says the incremental listing gives the newest changes
+	// first (Stripe's events): of several changes to one user or account in
+	// one sync, the first listed is applied, not the last.
+	// +optional
+	NewestFirst bool `json:"newestFirst,omitempty"`
 	// fullResyncInterval is how often a full load replaces everything,
 	// removing records that were hard-deleted. Defaults to 24h.
 	// +kubebuilder:default="24h"

@@ -275,6 +275,10 @@ var _ = Describe("Admission", func() {
 		Entry("http maxResults without a body watermark", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
 			"type": "Cursor", "cursorPath": "next", "cursorParam": "after", "maxResults": int64(10000)}}),
 			"pagination.maxResults needs spec.http.incremental and a POST body"),
+		Entry("http incremental recordPath without url", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "created", "param": "since", "recordPath": "data.object"}}), "recordPath applies to the incremental url's listing: it needs url"),
+		Entry("http deletedValues without deletedField", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "created", "param": "since", "deletedValues": []any{"canceled"}}}), "deletedValues needs deletedField"),
 		Entry("http valueTemplate without param", validDataSource, httpSpec(map[string]any{"method": "POST", "body": `{"v":"{since}"}`,
 			"incremental": map[string]any{"watermarkField": "u", "valueTemplate": "x {since}"}}), "valueTemplate is the value of param: it needs param"),
 		Entry("http cursor from both a path and the last record", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{

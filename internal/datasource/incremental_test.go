@@ -147,6 +147,46 @@ func TestRunIncremental(t *testing.T) {
 	}
 }
 
+// deletedValues: a status string marks deletes; newestFirst: of several
+// changes to one key, the first listed applies.
+func TestRunIncrementalValuesNewestFirst(t *testing.T) {
+	spec := v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityUser, Key: v1alpha1.RecordKey{UserID: "id"},
+		Attributes: []v1alpha1.AttributeMapping{{Name: "status", Type: v1alpha1.TypeString}}}
+	m, err := attr.NewMapper(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"id", "status", "created"}
+	src := records{ // newest first
+		{Num: 1, Fields: fields, Values: []any{"a", "active", t0.Add(3 * time.Minute)}},
+		{Num: 2, Fields: fields, Values: []any{"b", "canceled", t0.Add(2 * time.Minute)}},
+		{Num: 3, Fields: fields, Values: []any{"a", "canceled", t0.Add(time.Minute)}},
+		{Num: 4, Fields: fields, Values: []any{"c", true, t0}},
+	}
+	inc := func(delta, newestFirst bool) *Incremental {
+		return &Incremental{WatermarkField: "created", DeletedField: "status", DeletedValues: []string{"canceled"},
+			NewestFirst: newestFirst, Delta: delta, What: "a record has no field"}
+	}
+	run := func(i *Incremental) Outcome {
+		return Run(context.Background(), Request{Name: "api", Source: src, Mapper: m, Baseline: 10, MaxShrinkPercent: 100,
+			Now: func() time.Time { return t0 }, Incremental: i})
+	}
+	full := run(inc(false, true))
+	if full.Accepted != 1 || full.Rejected != 1 || full.Rejections[0].Reason != `deleted field "status" is a boolean, not a string` {
+		t.Errorf("full load: accepted %d, rejections %+v; want a (its canceled row skipped too), c rejected", full.Accepted, full.Rejections)
+	}
+	newest := run(inc(true, true))
+	if newest.Accepted != 1 || newest.Deletes != 1 || newest.Superseded != 1 {
+		t.Errorf("newest first: upserts %d deletes %d superseded %d; want a upserted, b deleted, a's older delete left out",
+			newest.Accepted, newest.Deletes, newest.Superseded)
+	}
+	last := run(inc(true, false))
+	if last.Accepted != 1 || last.Deletes != 2 || last.Superseded != 0 {
+		t.Errorf("in order: upserts %d deletes %d superseded %d; want every change applied, the last one winning",
+			last.Accepted, last.Deletes, last.Superseded)
+	}
+}
+
 func TestRecordIncremental(t *testing.T) {
 	spec := v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityUser, Key: v1alpha1.RecordKey{UserID: "id"},
 		Attributes: []v1alpha1.AttributeMapping{{Name: "nps", Type: v1alpha1.TypeInt}}}

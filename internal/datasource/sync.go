@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +49,9 @@ type Outcome struct {
 	Applied *profile.DeltaResult
 	// Deletes counts the soft-deleted rows of an incremental sync.
 	Deletes int64
+	// Superseded counts the changes of a newest-first delta left out
+	// because a newer change of the same key came before them.
+	Superseded int64
 	// Watermark is the largest watermark value read (zero: none, or the
 	// source is not incremental).
 	Watermark time.Time
@@ -140,6 +144,12 @@ type Incremental struct {
 	// DeletedField, when set, is a boolean field: true marks a soft-deleted
 	// row, removed by a delta and left out of a full load.
 	DeletedField string
+	// DeletedValues, when set, are the string values of DeletedField that
+	// mark a deleted row, instead of true.
+	DeletedValues []string
+	// NewestFirst: a delta lists the newest changes first, so of several
+	// changes to one key the first listed is applied (otherwise the last).
+	NewestFirst bool
 	// Delta: this sync reads only changed rows, to be applied as a delta.
 	Delta bool
 	// WatermarkSpec and DeletedSpec name the spec fields, and What says what
@@ -167,6 +177,7 @@ func Run(ctx context.Context, req Request) Outcome {
 		}
 	}
 	var read int64
+	applied := newestFirst(req.Incremental)
 	err := req.Source.Fetch(ctx, func(rec connector.Record, recErr *connector.RecordError) error {
 		if read++; req.MaxRecords > 0 && read > req.MaxRecords {
 			return tooManyRecords(req.MaxRecords)
@@ -193,6 +204,10 @@ func Run(ctx context.Context, req Request) Outcome {
 		if err != nil {
 			reject(rec.Num, err.Error())
 			return nil
+		}
+		if delta != nil && applied.seen(m) {
+			out.Superseded++
+			return nil // an older change of a key already changed in this delta
 		}
 		switch {
 		case full != nil:
@@ -250,9 +265,50 @@ func (out *Outcome) incremental(inc *Incremental, rec connector.Record) (deleted
 	case nil:
 		return false, nil
 	case bool:
-		return b, nil
+		if len(inc.DeletedValues) == 0 {
+			return b, nil
+		}
+	case string:
+		if len(inc.DeletedValues) > 0 {
+			return slices.Contains(inc.DeletedValues, b), nil
+		}
+	}
+	if len(inc.DeletedValues) > 0 {
+		return false, fmt.Errorf("deleted field %q is %s, not a string", inc.DeletedField, kind(d))
 	}
 	return false, fmt.Errorf("deleted field %q is %s, not a boolean", inc.DeletedField, kind(d))
+}
+
+// keysSeen are the keys a newest-first delta has applied; nil for other syncs.
+type keysSeen map[string]bool
+
+func newestFirst(inc *Incremental) keysSeen {
+	if inc == nil || !inc.Delta || !inc.NewestFirst {
+		return nil
+	}
+	return keysSeen{}
+}
+
+// seen reports whether m's user or account key already had a (newer) change
+// in this delta, and marks it.
+func (k keysSeen) seen(m attr.Mapped) bool {
+	if k == nil {
+		return false
+	}
+	key := ""
+	switch {
+	case m.User != nil:
+		key = "u/" + m.User.Key
+	case m.Account != nil:
+		key = "a/" + m.Account.Key
+	default:
+		return false
+	}
+	if k[key] {
+		return true
+	}
+	k[key] = true
+	return false
 }
 
 // watermark reads a watermark value (format.Timestamp: the connectors that

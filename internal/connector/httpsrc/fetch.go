@@ -29,6 +29,9 @@ func (s *source) Fetch(ctx context.Context, visit connector.Visitor) error {
 	if s.req.maxResults > 0 {
 		r.wmField = s.req.wmField
 	}
+	if s.recordPath != "" {
+		r.recordPath, r.envelopeWM = s.recordPath, s.req.wmField
+	}
 	err := s.fetch(runCtx, &r)
 	switch {
 	case err == nil || r.failed:
@@ -54,11 +57,17 @@ type run struct {
 	// whose largest value, maxWM, starts the next query.
 	wmField string
 	maxWM   time.Time
+	// recordPath is where each element's record is (unwrap), envelopeWM the
+	// element's field that becomes the record's watermark.
+	recordPath, envelopeWM string
 }
 
 func (r *run) record(rec connector.Record, recErr *connector.RecordError) error {
 	if r.cursorField != "" && recErr == nil {
-		r.last, _ = rec.Get(r.cursorField)
+		r.last, _ = rec.Get(r.cursorField) // the element's: Stripe pages events by the event's id
+	}
+	if r.recordPath != "" && recErr == nil {
+		rec, recErr = unwrap(rec, r.recordPath, r.envelopeWM)
 	}
 	if r.wmField != "" && recErr == nil {
 		if err := r.watermark(rec); err != nil {
@@ -346,4 +355,29 @@ func statusError(where string, code int) error {
 		return fmt.Errorf("%s: %s", where, status)
 	}
 	return connector.Configf("HTTPError", "%s: %s", where, status)
+}
+
+// unwrap makes the object at path in an element the record (an event's
+// data.object), with the element's watermark field (the event's time) in
+// place of the object's own. An element without an object there is a
+// rejected record, named by the path only.
+func unwrap(rec connector.Record, path, wmField string) (connector.Record, *connector.RecordError) {
+	v, ok := format.Lookup(rec.Map(), path)
+	obj, isObj := v.(map[string]any)
+	if !ok || !isObj {
+		return rec, &connector.RecordError{Num: rec.Num, Reason: fmt.Sprintf("no JSON object at %q (incremental.recordPath)", path)}
+	}
+	out := connector.Record{Num: rec.Num, Fields: make([]string, 0, len(obj)+1), Values: make([]any, 0, len(obj)+1)}
+	wm, hasWM := rec.Get(wmField)
+	hasWM = hasWM && wmField != ""
+	for _, k := range sortedKeys(obj) {
+		if hasWM && k == wmField {
+			continue
+		}
+		out.Fields, out.Values = append(out.Fields, k), append(out.Values, obj[k])
+	}
+	if hasWM {
+		out.Fields, out.Values = append(out.Fields, wmField), append(out.Values, wm)
+	}
+	return out, nil
 }

@@ -70,6 +70,10 @@ type Config struct {
 	// far. The results must be sorted by it, ascending.
 	MaxResults     int
 	WatermarkField string
+	// RecordPath, when set, is the dot path of the record inside each
+	// element of the records array (Stripe events: data.object); the
+	// element's WatermarkField, when it has one, replaces the record's.
+	RecordPath string
 }
 
 // Pagination says how to find the next page (paging.go).
@@ -137,6 +141,7 @@ type source struct {
 	session     *session
 	observer    func(string)
 	req         request
+	recordPath  string
 }
 
 // request is how every page is asked for: the method, and a POST's body.
@@ -255,6 +260,7 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 		session:     ss,
 		observer:    o.observe,
 		req:         req,
+		recordPath:  cfg.RecordPath,
 	}, nil
 }
 

@@ -832,7 +832,49 @@ func TestRecipeIntercom(t *testing.T) {
 }
 
 // --- Stripe: secret key as bearer, has_more with starting_after=<last id>,
-// its 429 error object (no Retry-After: backoff with jitter).
+// its 429 error object (no Retry-After: backoff with jitter); the full load
+// from /v1/subscriptions, then changes from /v1/events (newest first, the
+// subscription in data.object, canceled ones deleted).
+
+// stripeSub is a subscription as the fake keeps it.
+type stripeSub struct {
+	id, customer, interval, status string
+	quantity                       int
+	created                        int64
+}
+
+func (s stripeSub) object() map[string]any {
+	amount := 5000
+	if s.interval == "year" {
+		amount = 120000
+	}
+	return map[string]any{"id": s.id, "object": "subscription", "customer": s.customer, "status": s.status, "created": s.created,
+		"items": map[string]any{"object": "list", "data": []map[string]any{{"id": "si_" + s.id, "quantity": s.quantity,
+			"price": map[string]any{"id": "price_pro_" + s.interval, "unit_amount": amount, "currency": "usd",
+				"recurring": map[string]any{"interval": s.interval, "interval_count": 1}}}}}}
+}
+
+// stripeEvent is one event: the subscription as it became.
+type stripeEvent struct {
+	id, typ string
+	created int64
+	sub     stripeSub
+}
+
+// stripeList answers a Stripe list: newest first (the slice's order), pages of
+// two after starting_after.
+func stripeList(w http.ResponseWriter, path string, ids []string, objects []map[string]any, after string) {
+	from := 0
+	if after != "" {
+		from = slices.Index(ids, after) + 1
+	}
+	end := min(from+2, len(ids))
+	data := objects[from:end]
+	if data == nil {
+		data = []map[string]any{}
+	}
+	writeJSON(w, 200, map[string]any{"object": "list", "url": path, "has_more": end < len(ids), "data": data})
+}
 
 func TestRecipeStripe(t *testing.T) {
 	v := &vendor{throttleAt: 2}
@@ -845,35 +887,67 @@ func TestRecipeStripe(t *testing.T) {
 		writeJSON(w, 429, map[string]any{"error": map[string]string{"type": "invalid_request_error", "code": "rate_limit",
 			"message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."}})
 	}
-	subs := []struct{ id, customer, interval string }{
-		{"sub_1", "cus_A", "month"}, {"sub_2", "cus_B", "year"}, {"sub_3", "cus_C", "month"}, {"sub_4", "cus_D", "month"}, {"sub_5", "cus_E", "month"},
+	const t0 = 1777636800
+	subs := []stripeSub{ // newest first, as Stripe lists them
+		{"sub_6", "cus_F", "month", "canceled", 1, t0 + 60},
+		{"sub_5", "cus_E", "month", "active", 2, t0 + 50},
+		{"sub_4", "cus_D", "month", "active", 2, t0 + 40},
+		{"sub_3", "cus_C", "month", "active", 2, t0 + 30},
+		{"sub_2", "cus_B", "year", "active", 2, t0 + 20},
+		{"sub_1", "cus_A", "month", "active", 2, t0 + 10},
+	}
+	var events []stripeEvent // newest first
+	var since []string
+	bad := func(w http.ResponseWriter) {
+		writeJSON(w, 400, map[string]any{"error": map[string]string{"type": "invalid_request_error", "message": "bad"}})
 	}
 	v.page = func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		if r.URL.Path != "/v1/subscriptions" || q.Get("limit") != "100" || q.Get("status") != "active" {
-			writeJSON(w, 400, map[string]any{"error": map[string]string{"type": "invalid_request_error", "message": "bad"}})
+		if r.Method != http.MethodGet || q.Get("limit") != "100" {
+			bad(w)
 			return
 		}
-		from := 0
-		if after := q.Get("starting_after"); after != "" {
-			from = slices.IndexFunc(subs, func(s struct{ id, customer, interval string }) bool { return s.id == after }) + 1
-		}
-		var data []map[string]any
-		for _, s := range subs[from:min(from+2, len(subs))] {
-			amount := 5000
-			if s.interval == "year" {
-				amount = 120000
+		switch r.URL.Path {
+		case "/v1/subscriptions":
+			if q.Get("status") != "all" {
+				bad(w)
+				return
 			}
-			data = append(data, map[string]any{"id": s.id, "object": "subscription", "customer": s.customer, "status": "active",
-				"items": map[string]any{"object": "list", "data": []map[string]any{{"id": "si_" + s.id, "quantity": 2,
-					"price": map[string]any{"id": "price_pro_" + s.interval, "unit_amount": amount, "currency": "usd",
-						"recurring": map[string]any{"interval": s.interval, "interval_count": 1}}}}}})
+			var ids []string
+			var objs []map[string]any
+			for _, s := range subs {
+				ids, objs = append(ids, s.id), append(objs, s.object())
+			}
+			stripeList(w, "/v1/subscriptions", ids, objs, q.Get("starting_after"))
+		case "/v1/events":
+			gte, err := strconv.ParseInt(q.Get("created[gte]"), 10, 64)
+			if q.Get("type") != "customer.subscription.*" || err != nil {
+				bad(w)
+				return
+			}
+			since = append(since, q.Get("created[gte]"))
+			var ids []string
+			var objs []map[string]any
+			for _, e := range events {
+				if e.created >= gte {
+					ids = append(ids, e.id)
+					objs = append(objs, map[string]any{"id": e.id, "object": "event", "api_version": "2024-06-20", "created": e.created,
+						"type": e.typ, "livemode": false, "pending_webhooks": 0, "request": map[string]any{"id": nil, "idempotency_key": nil},
+						"data": map[string]any{"object": e.sub.object()}})
+				}
+			}
+			stripeList(w, "/v1/events", ids, objs, q.Get("starting_after"))
+		default:
+			bad(w)
 		}
-		writeJSON(w, 200, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": from+2 < len(subs), "data": data})
 	}
 	srv := v.serve(t)
 	ds := loadRecipe(t, "stripe_subscriptions.yaml", srv)
-	r := syncRecipe(t, ds, map[string]string{"stripe-api/restrictedKey": "rk_test_51Hx"}, httpsrc.NewSessions(), datasource.Mode{})
+	ds.Spec.HTTP.Incremental.URL = strings.Replace(ds.Spec.HTTP.Incremental.URL, "https://api.stripe.com", srv.URL, 1)
+	secrets := map[string]string{"stripe-api/restrictedKey": "rk_test_51Hx"}
+	sessions := httpsrc.NewSessions()
+	r := syncRecipe(t, ds, secrets, sessions, datasource.Mode{})
+	// The canceled subscription (cus_F) is left out of the full load.
 	wantSynced(t, r, accountKeys, "cus_A", "cus_B", "cus_C", "cus_D", "cus_E")
 	wantResumed(t, v, 3)
 	d := r.out.Data
@@ -885,6 +959,60 @@ func TestRecipeStripe(t *testing.T) {
 	}
 	if got := attrOf(d.AccountDecls, d.Accounts["cus_B"].Values, "plan"); got != "price_pro_year" {
 		t.Errorf("plan %v", got)
+	}
+	if !r.out.Watermark.Equal(time.Unix(t0+60, 0)) {
+		t.Errorf("watermark %s, want the newest subscription's creation", r.out.Watermark)
+	}
+
+	// Since: cus_B moved to monthly, then to 3 seats; cus_C canceled; cus_G
+	// subscribed (created and activated in one second); an old event the
+	// watermark excludes.
+	b := subs[4]
+	b.interval = "month"
+	b3 := b
+	b3.quantity = 3
+	c := subs[3]
+	c.status = "canceled"
+	g := stripeSub{"sub_7", "cus_G", "month", "incomplete", 1, t0 + 200}
+	gActive := g
+	gActive.status = "active"
+	events = []stripeEvent{
+		{"evt_6", "customer.subscription.updated", t0 + 300, b3},
+		{"evt_5", "customer.subscription.updated", t0 + 200, gActive},
+		{"evt_4", "customer.subscription.created", t0 + 200, g},
+		{"evt_3", "customer.subscription.deleted", t0 + 150, c},
+		{"evt_2", "customer.subscription.updated", t0 + 100, b},
+		{"evt_1", "customer.subscription.updated", t0 - 3600, subs[5]},
+	}
+	v.throttleAt = 0
+	inc := syncRecipe(t, ds, secrets, sessions, datasource.IncrementalMode(withStatus(ds, r.out.Watermark), true, false, "", time.Now()))
+	o := inc.out
+	if o.FetchErr != nil || o.Delta == nil || o.Rejected != 0 {
+		t.Fatalf("incremental: err %v, delta %v, rejected %v", o.FetchErr, o.Delta != nil, o.Rejections)
+	}
+	if o.Accepted != 2 || o.Deletes != 1 || o.Superseded != 2 {
+		t.Errorf("incremental: %d upserts, %d deletes, %d superseded; want cus_B and cus_G, cus_C, and the two older changes", o.Accepted, o.Deletes, o.Superseded)
+	}
+	if want := strconv.Itoa(t0 + 60 - 60); len(since) != 3 || slices.ContainsFunc(since, func(s string) bool { return s != want }) {
+		t.Errorf("events asked from %v: want 3 pages from the watermark minus the 1m overlap, %s", since, want)
+	}
+	if !o.Watermark.Equal(time.Unix(t0+300, 0)) {
+		t.Errorf("incremental watermark %s, want the newest event's", o.Watermark)
+	}
+	ns := profile.NewStore().Namespace("stripe")
+	ns.Apply(r.out.Data)
+	ns.ApplyDelta(o.Delta)
+	after := ns.Source(ds.Name)
+	if got := keys(after.Accounts); !reflect.DeepEqual(got, []string{"cus_A", "cus_B", "cus_D", "cus_E", "cus_G"}) {
+		t.Errorf("accounts after the delta %v", got)
+	}
+	for cus, want := range map[string]any{"cus_B": 150.0, "cus_G": 50.0} { // 3 × $50; 1 × $50
+		if got := attrOf(after.AccountDecls, after.Accounts[cus].Values, "mrr"); got != want {
+			t.Errorf("%s: mrr %v, want %v (the newest change)", cus, got, want)
+		}
+	}
+	if got := attrOf(after.AccountDecls, after.Accounts["cus_G"].Values, "subscriptionStatus"); got != "active" {
+		t.Errorf("cus_G status %v, want active (the newer of two events in one second)", got)
 	}
 }
 

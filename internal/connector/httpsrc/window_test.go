@@ -8,6 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/connector"
 )
 
 // searchServer is a search API with a result cap per query: it answers a
@@ -84,5 +88,48 @@ func TestWindowUnsorted(t *testing.T) {
 	wantConfig(t, err, "UnsortedResults")
 	if !strings.Contains(err.Error(), "record 3") {
 		t.Errorf("%v: want the record named", err)
+	}
+}
+
+func TestUnwrap(t *testing.T) {
+	srv := serve(t, nil, `{"data":[
+		{"id":"evt_2","created":200,"data":{"object":{"id":"sub_1","created":10,"status":"active"}}},
+		{"id":"evt_1","created":100,"data":{"object":"not an object"}}],"has_more":false}`)
+	src, err := New(Config{URL: srv.URL, RecordsPath: "data", RecordPath: "data.object", WatermarkField: "created",
+		Pagination: Pagination{Type: PaginationCursor, CursorRecordField: "id", CursorParam: "starting_after", HasMorePath: "has_more"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = src.Fetch(t.Context(), func(rec connector.Record, recErr *connector.RecordError) error {
+		if recErr != nil {
+			got = append(got, recErr.Error())
+			return nil
+		}
+		got = append(got, fmt.Sprint(rec.Fields, rec.Values))
+		return nil
+	})
+	want := []string{`[id status created] [sub_1 active 200]`, `record 2: no JSON object at "data.object" (incremental.recordPath)`}
+	if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q (%v), want %q: the object with the event's created", got, err, want)
+	}
+}
+
+// The incremental URL gets the credentials: it must be where spec.http.url is.
+func TestIncrementalURLSameHost(t *testing.T) {
+	since := time.Now()
+	for inc, ok := range map[string]bool{
+		"https://api.example.com/v1/events": true, "https://API.example.com/x": true,
+		"https://evil.example.net/v1/events": false, "http://api.example.com/v1/events": false, "https://api.example.com:8443/": false,
+	} {
+		spec := &v1alpha1.DataSourceSpec{HTTP: &v1alpha1.HTTPSource{URL: "https://api.example.com/v1/subscriptions",
+			Incremental: &v1alpha1.HTTPIncremental{WatermarkField: "created", Param: "created[gte]", URL: inc}}}
+		cfg, err := FromSpec(spec, &since, nil)
+		if ok != (err == nil) || (ok && cfg.URL != inc) {
+			t.Errorf("%s: %v (URL %s)", inc, err, cfg.URL)
+		}
+		if !ok {
+			wantConfig(t, err, "InvalidIncremental")
+		}
 	}
 }
