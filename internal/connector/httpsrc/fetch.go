@@ -109,11 +109,20 @@ func (r *run) watermark(rec connector.Record) error {
 // largest watermark read once one has returned maxResults records.
 func (s *source) fetch(ctx context.Context, r *run) error {
 	first := s.page.first(s.start)
-	cur := pageReq{u: first, since: s.req.since}
-	at := listing{}
-	var queryStart int64 // records read before the current query
-	for at.page = 1; ; at.page++ {
+	p := resumePoint{cur: pageReq{u: first, since: s.req.since}, at: listing{page: 1}}
+	if s.resume != nil {
+		p = *s.resume
+		r.last, r.maxWM = p.last, p.maxWM
+	}
+	cur, at, queryStart := p.cur, p.at, p.queryStart // queryStart: records read before the current query
+	for ; ; at.page++ {
 		res, header, err := s.getPage(ctx, cur, at, r)
+		var long *waitTooLong
+		if errors.As(err, &long) {
+			// Nothing of this page was read: a later sync goes on from it.
+			return &connector.Interrupted{Wait: long.wait, Err: err,
+				Resume: &resumePoint{cur: cur, at: at, queryStart: queryStart, last: r.last, maxWM: r.maxWM}}
+		}
 		if err != nil {
 			return err
 		}
@@ -137,6 +146,37 @@ func (s *source) fetch(ctx context.Context, r *run) error {
 		cur = *next
 	}
 }
+
+// resumePoint is where an interrupted listing stopped: the page to ask
+// next, and what the run had gathered before it.
+type resumePoint struct {
+	cur        pageReq
+	at         listing
+	queryStart int64
+	last       any
+	maxWM      time.Time
+}
+
+// WithResume continues the listing an Interrupted error stopped, from its
+// Resume value, which must come from a source of the same configuration.
+// Other values are ignored.
+func WithResume(position any) Option {
+	return func(o *options) {
+		if p, ok := position.(*resumePoint); ok {
+			o.resume = p
+		}
+	}
+}
+
+// waitTooLong is a page that could not be asked (again) because the wait
+// before it would outlast the sync, before any of its records was read.
+type waitTooLong struct {
+	wait time.Duration
+	err  error
+}
+
+func (w *waitTooLong) Error() string { return w.err.Error() }
+func (w *waitTooLong) Unwrap() error { return w.err }
 
 // requery is the first page of a new query from the largest watermark read,
 // once the current query returned as many results as it can. A watermark
@@ -163,7 +203,11 @@ func (s *source) getPage(ctx context.Context, cur pageReq, at listing, r *run) (
 	refreshed, waited := false, false
 	for retries := 0; ; {
 		if err := s.session.wait(ctx); err != nil {
-			return pageResult{}, nil, s.waitError(cur.u, at.page, err)
+			werr := s.waitError(cur.u, at.page, err)
+			if tooLong(err) {
+				return pageResult{}, nil, &waitTooLong{wait: s.session.paused(), err: werr}
+			}
+			return pageResult{}, nil, werr
 		}
 		res, a, err := s.get(ctx, cur, at.page, at.read, r)
 		if a.header != nil {
@@ -197,7 +241,12 @@ func (s *source) getPage(ctx context.Context, cur pageReq, at listing, r *run) (
 			wait = bo.NextBackOff()
 		}
 		if werr := sleep(ctx, wait); werr != nil {
-			return pageResult{}, nil, fmt.Errorf("%w; the server asks to wait %s, longer than the sync has left", err, wait.Round(time.Second))
+			err = fmt.Errorf("%w; the server asks to wait %s, longer than the sync has left", err, wait.Round(time.Second))
+			if tooLong(werr) {
+				s.session.pause(wait) // the next sync's first request waits for it
+				return pageResult{}, nil, &waitTooLong{wait: wait, err: err}
+			}
+			return pageResult{}, nil, err
 		}
 		waited = true
 	}
@@ -205,10 +254,16 @@ func (s *source) getPage(ctx context.Context, cur pageReq, at listing, r *run) (
 
 // waitError says why no request could be sent.
 func (s *source) waitError(u *url.URL, page int, err error) error {
-	if errors.Is(err, errWaitTooLong) || strings.Contains(err.Error(), "exceed context deadline") {
+	if tooLong(err) {
 		return fmt.Errorf("%s: the request budget (or the server's rate limit) leaves no request before the sync's deadline", s.pageName(u, page))
 	}
 	return fmt.Errorf("%s: %w", s.pageName(u, page), err)
+}
+
+// tooLong reports whether a wait failed because it would outlast the sync
+// (ours, or the rate limiter's "would exceed context deadline").
+func tooLong(err error) bool {
+	return errors.Is(err, errWaitTooLong) || strings.Contains(err.Error(), "exceed context deadline")
 }
 
 // errWaitTooLong is a wait that would outlast the sync's deadline.

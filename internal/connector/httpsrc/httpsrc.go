@@ -117,6 +117,7 @@ type options struct {
 	observe   func(string)
 	sessions  *Sessions
 	key       string
+	resume    *resumePoint
 }
 
 // WithTransport bases the source's transport on a clone of t (tests, proxies).
@@ -142,6 +143,7 @@ type source struct {
 	observer    func(string)
 	req         request
 	recordPath  string
+	resume      *resumePoint // where an interrupted listing goes on
 }
 
 // request is how every page is asked for: the method, and a POST's body.
@@ -261,6 +263,7 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 		observer:    o.observe,
 		req:         req,
 		recordPath:  cfg.RecordPath,
+		resume:      o.resume,
 	}, nil
 }
 

@@ -2,9 +2,12 @@ package httpsrc
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -131,5 +134,48 @@ func TestIncrementalURLSameHost(t *testing.T) {
 		if !ok {
 			wantConfig(t, err, "InvalidIncremental")
 		}
+	}
+}
+
+// A Retry-After longer than the sync has left interrupts the listing at that
+// page; the next sync, given the position, goes on from it: no page is asked
+// twice but the throttled one, and record numbers run on.
+func TestInterruptedResumes(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	throttled := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := r.URL.Query().Get("cursor")
+		asked = append(asked, c)
+		if c == "2" && !throttled {
+			throttled = true
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		n, _ := strconv.Atoi(c)
+		next := `,"next":"` + strconv.Itoa(n+1) + `"`
+		if n == 3 {
+			next = ""
+		}
+		_, _ = fmt.Fprintf(w, `{"data":[{"id":"p%da"},{"id":"p%db"}]%s}`, n, n, next)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := Config{URL: srv.URL + "/?cursor=1", RecordsPath: "data", Timeout: 2 * time.Second, Limits: Limits{MaxRetries: 3},
+		Pagination: Pagination{Type: PaginationCursor, CursorPath: "next", CursorParam: "cursor"}}
+	first, err := fetch(t, cfg)
+	var intr *connector.Interrupted
+	if !errors.As(err, &intr) || intr.Wait != 30*time.Second || connector.IsConfig(err) {
+		t.Fatalf("got %v, want an Interrupted (not a configuration error) waiting 30s", err)
+	}
+	second, err := fetch(t, cfg, WithResume(intr.Resume))
+	wantIDs(t, second, err, "p2a", "p2b", "p3a", "p3b")
+	if !reflect.DeepEqual(first.ids, []string{"p1a", "p1b"}) || !reflect.DeepEqual(second.nums, []int64{3, 4, 5, 6}) {
+		t.Errorf("first sync %v; second's record numbers %v", first.ids, second.nums)
+	}
+	if want := []string{"1", "2", "2", "3"}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("asked %v, want %v: resumed at the throttled page", asked, want)
 	}
 }
