@@ -6,6 +6,7 @@ package datasource
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -55,7 +56,27 @@ type Outcome struct {
 	// Watermark is the largest watermark value read (zero: none, or the
 	// source is not incremental).
 	Watermark time.Time
+	// Partial is set when the connector interrupted the listing
+	// (connector.Interrupted): what was read, to be continued, never applied.
+	Partial *Partial
 }
+
+// Partial is a sync a connector interrupted before the end of its listing: the
+// records read so far, kept (in memory) for a later sync of the same spec and
+// mode to continue from Position, the connector's resume value. It is never
+// applied as it is: a listing is applied whole or not at all.
+type Partial struct {
+	out   Outcome
+	full  *profile.Builder
+	delta *profile.DeltaBuilder
+	read  int64
+	seen  keysSeen
+	// Position goes back to the connector (httpsrc.WithResume).
+	Position any
+}
+
+// Read is how many records the interrupted sync read.
+func (p *Partial) Read() int64 { return p.read }
 
 // Request is everything one sync needs.
 type Request struct {
@@ -77,6 +98,9 @@ type Request struct {
 	// the sync may read: one more fails it with ReasonLimitExceeded, and the
 	// last good data stays.
 	MaxRecords int64
+	// Resume continues an interrupted sync of the same spec and mode (its
+	// Source resumes from Resume.Position).
+	Resume *Partial
 }
 
 // Limits are the cluster-wide caps on a sync, set by the manager's flags; a
@@ -164,9 +188,14 @@ func Run(ctx context.Context, req Request) Outcome {
 	var out Outcome
 	var full *profile.Builder
 	var delta *profile.DeltaBuilder
-	if inc := req.Incremental; inc != nil && inc.Delta {
+	var read int64
+	applied := newestFirst(req.Incremental)
+	switch p := req.Resume; {
+	case p != nil:
+		out, full, delta, read, applied = p.out, p.full, p.delta, p.read, p.seen
+	case req.Incremental != nil && req.Incremental.Delta:
 		delta = profile.NewDeltaBuilder(req.Name, req.Mapper)
-	} else {
+	default:
 		full = profile.NewBuilder(req.Name, req.Priority, req.Mapper, int(req.Baseline))
 		full.Reuse(req.Previous)
 	}
@@ -176,8 +205,6 @@ func Run(ctx context.Context, req Request) Outcome {
 			out.Rejections = append(out.Rejections, v1alpha1.RecordRejection{Record: num, Reason: conditions.Truncate(reason, MaxRejectionBytes)})
 		}
 	}
-	var read int64
-	applied := newestFirst(req.Incremental)
 	err := req.Source.Fetch(ctx, func(rec connector.Record, recErr *connector.RecordError) error {
 		if read++; req.MaxRecords > 0 && read > req.MaxRecords {
 			return tooManyRecords(req.MaxRecords)
@@ -221,8 +248,12 @@ func Run(ctx context.Context, req Request) Outcome {
 		}
 		return nil
 	})
-	out.Duration = req.Now().Sub(start)
+	out.Duration += req.Now().Sub(start)
 	if err != nil {
+		var intr *connector.Interrupted
+		if errors.As(err, &intr) {
+			out.Partial = &Partial{out: out, full: full, delta: delta, read: read, seen: applied, Position: intr.Resume}
+		}
 		out.FetchErr = err
 		return out
 	}
