@@ -113,6 +113,7 @@ func (s *source) fetch(ctx context.Context, r *run) error {
 	if s.resume != nil {
 		p = *s.resume
 		r.last, r.maxWM = p.last, p.maxWM
+		s.observe(EventResumed) // a listing a previous sync left at this page
 	}
 	cur, at, queryStart := p.cur, p.at, p.queryStart // queryStart: records read before the current query
 	for ; ; at.page++ {
