@@ -64,6 +64,16 @@ const (
 	TypeMap       AttributeType = "Map"
 )
 
+// HTTPMethod is the HTTP connector's request method.
+// +kubebuilder:validation:Enum=GET;POST
+type HTTPMethod string
+
+// HTTP methods.
+const (
+	HTTPMethodGet  HTTPMethod = "GET"
+	HTTPMethodPost HTTPMethod = "POST"
+)
+
 // PaginationType selects how the HTTP connector follows pages.
 // +kubebuilder:validation:Enum=None;NextLink;LinkHeader;Cursor;PageNumber;Offset
 type PaginationType string
@@ -279,14 +289,37 @@ type InlineSource struct {
 	ConfigMapRef *ConfigMapKeySelector `json:"configMapRef,omitempty"`
 }
 
-// HTTPSource fetches records with GET from a JSON API. TLS verification is always on.
+// HTTPSource fetches records from a JSON API: with GET, or with POST and a
+// JSON body (a search endpoint). TLS verification is always on.
 // +kubebuilder:validation:XValidation:rule="[has(self.bearerTokenSecretRef), has(self.basicAuthSecretRef), has(self.oauth2)].filter(x, x).size() <= 1",message="spec.http.bearerTokenSecretRef, basicAuthSecretRef and oauth2 are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="(has(self.method) && self.method == 'POST') == has(self.body)",message="spec.http.body goes with method POST, and method POST needs a body"
+// +kubebuilder:validation:XValidation:rule="!has(self.pagination) || self.pagination.type != 'Cursor' || has(self.pagination.cursorParam) != (has(self.body) && self.body.contains('\"{cursor}\"'))",message="pagination type Cursor sends the cursor in cursorParam or in the body's \"{cursor}\" placeholder: exactly one of them"
+// +kubebuilder:validation:XValidation:rule="!has(self.body) || !self.body.contains('{cursor}') || (has(self.pagination) && self.pagination.type == 'Cursor')",message="the body's {cursor} placeholder needs pagination type Cursor"
+// +kubebuilder:validation:XValidation:rule="!has(self.body) || !self.body.contains('{since}') || has(self.incremental)",message="the body's {since} placeholder needs spec.http.incremental"
+// +kubebuilder:validation:XValidation:rule="!has(self.incremental) || has(self.incremental.param) || (has(self.body) && self.body.contains('\"{since}\"'))",message="spec.http.incremental needs param, or a POST body with a \"{since}\" placeholder"
+// +kubebuilder:validation:XValidation:rule="!has(self.pagination) || !has(self.pagination.maxResults) || (has(self.incremental) && has(self.body) && self.body.contains('\"{since}\"'))",message="pagination.maxResults needs spec.http.incremental and a POST body with a \"{since}\" placeholder: each new query starts from the last watermark read"
 type HTTPSource struct {
-	// url to GET, http or https.
+	// url of the listing, http or https.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="url must be an absolute http or https URL"
 	// +required
 	URL string `json:"url"`
+	// method of every page's request: GET (default) or POST, which sends
+	// body (a search endpoint: HubSpot's /crm/v3/objects/<type>/search,
+	// Intercom's /contacts/search).
+	// +kubebuilder:default=GET
+	// +optional
+	Method HTTPMethod `json:"method,omitempty"`
+	// body is the JSON request body of a POST, a template: a JSON string value
+	// that is exactly "{since}" becomes the watermark (a number for the Unix
+	// formats, a string for RFC3339; the Unix epoch on a full load), and one
+	// that is exactly "{cursor}" the next page's cursor (the member is left
+	// out on the first page). Placeholders are whole values, never part of a
+	// string; values are JSON-encoded.
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=16384
+	// +optional
+	Body string `json:"body,omitempty"`
 	// headers added to every request. Values may come from Secrets.
 	// +listType=map
 	// +listMapKey=name
@@ -403,8 +436,12 @@ func (r *HTTPRateLimit) Retries() int {
 	return int(*r.MaxRetries)
 }
 
-// HTTPIncremental sends the watermark as a query parameter.
+// HTTPIncremental sends the watermark as a query parameter, or in the POST
+// body's "{since}" placeholder.
 // +kubebuilder:validation:XValidation:rule="!has(self.valueTemplate) || self.valueTemplate.contains('{since}')",message="valueTemplate must contain {since}"
+// +kubebuilder:validation:XValidation:rule="!has(self.valueTemplate) || has(self.param)",message="valueTemplate is the value of param: it needs param"
+// +kubebuilder:validation:XValidation:rule="!has(self.deletedValues) || has(self.deletedField)",message="deletedValues needs deletedField"
+// +kubebuilder:validation:XValidation:rule="!has(self.recordPath) || has(self.url)",message="recordPath applies to the incremental url's listing: it needs url"
 type HTTPIncremental struct {
 	// watermarkField is the record field every change sets (e.g. updated_at):
 	// an RFC 3339 string, or a number of Unix seconds (milliseconds above
@@ -416,11 +453,12 @@ type HTTPIncremental struct {
 	// param is the query parameter that carries the watermark (minus the
 	// overlap) on an incremental sync, e.g. updated_since or start_time. It
 	// replaces the parameter if the URL has it; a full load sends the URL as is.
+	// Optional with a POST body that has a "{since}" placeholder.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
-	// +required
-	Param string `json:"param"`
-	// format of the watermark in the parameter. Defaults to RFC3339.
+	// +optional
+	Param string `json:"param,omitempty"`
+	// format of the watermark in the parameter or the body. Defaults to RFC3339.
 	// +kubebuilder:default=RFC3339
 	// +optional
 	Format WatermarkFormat `json:"format,omitempty"`
@@ -442,6 +480,34 @@ type HTTPIncremental struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	DeletedField string `json:"deletedField,omitempty"`
+	// deletedValues, when set, are the string values of deletedField that
+	// mark a deleted record, instead of true (Stripe: a subscription's status
+	// canceled).
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	// +optional
+	DeletedValues []string `json:"deletedValues,omitempty"`
+	// url, when set, is the listing an incremental sync reads instead of
+	// spec.http.url: a change feed (Stripe: /v1/events?type=customer.subscription.*).
+	// param goes on it; recordsPath, pagination and credentials are the
+	// same, so it must be on the same scheme, host and port (checked when
+	// the source is built: InvalidIncremental).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="incremental.url must be an absolute http or https URL"
+	// +optional
+	URL string `json:"url,omitempty"`
+	// recordPath, when set, is the dot path of the record inside each
+	// element of the incremental url's listing (Stripe events: data.object).
+	// The element's own watermarkField (the event's created) is the record's.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	RecordPath string `json:"recordPath,omitempty"`
+	// newestFirst says the incremental listing gives the newest changes
+	// first (Stripe's events): of several changes to one user or account in
+	// one sync, the first listed is applied, not the last.
+	// +optional
+	NewestFirst bool `json:"newestFirst,omitempty"`
 	// fullResyncInterval is how often a full load replaces everything,
 	// removing records that were hard-deleted. Defaults to 24h.
 	// +kubebuilder:default="24h"
@@ -484,7 +550,7 @@ type HTTPHeader struct {
 // that says whether more follows (Stripe has_more, Zendesk meta.has_more,
 // end_of_stream).
 // +kubebuilder:validation:XValidation:rule="self.type != 'NextLink' || has(self.nextLinkPath)",message="pagination type NextLink requires nextLinkPath"
-// +kubebuilder:validation:XValidation:rule="self.type != 'Cursor' || (has(self.cursorParam) && (has(self.cursorPath) != has(self.cursorRecordField)))",message="pagination type Cursor requires cursorParam and exactly one of cursorPath and cursorRecordField"
+// +kubebuilder:validation:XValidation:rule="self.type != 'Cursor' || (has(self.cursorPath) != has(self.cursorRecordField))",message="pagination type Cursor requires exactly one of cursorPath and cursorRecordField"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Cursor' || (!has(self.cursorPath) && !has(self.cursorParam) && !has(self.cursorRecordField))",message="cursorPath, cursorParam and cursorRecordField are only used by pagination type Cursor"
 // +kubebuilder:validation:XValidation:rule="self.type == 'NextLink' || !has(self.nextLinkPath)",message="nextLinkPath is only used by pagination type NextLink"
 // +kubebuilder:validation:XValidation:rule="self.type != 'PageNumber' || has(self.pageParam)",message="pagination type PageNumber requires pageParam"
@@ -557,10 +623,20 @@ type HTTPPagination struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	CursorPath string `json:"cursorPath,omitempty"`
-	// cursorParam is the query parameter that carries the cursor.
+	// cursorParam is the query parameter that carries the cursor. A POST
+	// body with a "{cursor}" placeholder carries it instead.
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	CursorParam string `json:"cursorParam,omitempty"`
+	// maxResults is the most results one query returns, however it is paged
+	// (HubSpot's search: 10000). Once a query has returned that many, the
+	// listing goes on with a new query whose {since} is the largest
+	// watermark read so far: the body must sort by the watermark ascending.
+	// Needs spec.http.incremental and a "{since}" in the body.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	MaxResults int32 `json:"maxResults,omitempty"`
 	// maxPages stops a runaway listing; reaching it fails the sync. Defaults to 1000.
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=1

@@ -311,6 +311,11 @@ func (in *HTTPIncremental) DeepCopyInto(out *HTTPIncremental) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.DeletedValues != nil {
+		in, out := &in.DeletedValues, &out.DeletedValues
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.FullResyncInterval != nil {
 		in, out := &in.FullResyncInterval, &out.FullResyncInterval
 		*out = new(v1.Duration)

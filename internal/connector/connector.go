@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/usersuccess/persona-operator/internal/conditions"
 )
@@ -98,3 +99,21 @@ func ConfigReason(err error) string {
 	}
 	return ""
 }
+
+// Interrupted is a listing stopped before its end by a wait longer than the
+// sync had left (a rate limit's Retry-After): nothing of it may be applied.
+// Resume, handed back to the same connector in a later sync of the same spec,
+// continues the listing from the page it stopped at.
+type Interrupted struct {
+	// Wait is how long the server asked to wait (0: unknown).
+	Wait time.Duration
+	// Resume is the connector's position, opaque to others.
+	Resume any
+	Err    error
+}
+
+func (e *Interrupted) Error() string {
+	return e.Err.Error() + "; the listing goes on from that page at the next sync"
+}
+
+func (e *Interrupted) Unwrap() error { return e.Err }

@@ -260,7 +260,27 @@ var _ = Describe("Admission", func() {
 			}}}, "spec", "http")), "exactly one of value and valueFrom"),
 		Entry("http cursor pagination without cursorParam", validDataSource, all(set("HTTP", "spec", "type"), del("spec", "inline"),
 			set(map[string]any{"url": "https://example.com/users", "pagination": map[string]any{"type": "Cursor", "cursorPath": "next"}}, "spec", "http")),
-			"pagination type Cursor requires cursorParam and exactly one of cursorPath and cursorRecordField"),
+			`pagination type Cursor sends the cursor in cursorParam or in the body's "{cursor}" placeholder: exactly one of them`),
+		Entry("http body with GET", validDataSource, httpSpec(map[string]any{"body": `{"a":1}`}),
+			"spec.http.body goes with method POST, and method POST needs a body"),
+		Entry("http POST without body", validDataSource, httpSpec(map[string]any{"method": "POST"}),
+			"spec.http.body goes with method POST, and method POST needs a body"),
+		Entry("http unknown method", validDataSource, httpSpec(map[string]any{"method": "PUT", "body": `{}`}), `Unsupported value: "PUT"`),
+		Entry("http body cursor and cursorParam", validDataSource, httpSpec(map[string]any{"method": "POST", "body": `{"after":"{cursor}"}`,
+			"pagination": map[string]any{"type": "Cursor", "cursorPath": "next", "cursorParam": "after"}}), "exactly one of them"),
+		Entry("http body cursor without Cursor pagination", validDataSource, httpSpec(map[string]any{"method": "POST", "body": `{"after":"{cursor}"}`}),
+			"the body's {cursor} placeholder needs pagination type Cursor"),
+		Entry("http body since without incremental", validDataSource, httpSpec(map[string]any{"method": "POST", "body": `{"v":"{since}"}`}),
+			"the body's {since} placeholder needs spec.http.incremental"),
+		Entry("http maxResults without a body watermark", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
+			"type": "Cursor", "cursorPath": "next", "cursorParam": "after", "maxResults": int64(10000)}}),
+			"pagination.maxResults needs spec.http.incremental and a POST body"),
+		Entry("http incremental recordPath without url", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "created", "param": "since", "recordPath": "data.object"}}), "recordPath applies to the incremental url's listing: it needs url"),
+		Entry("http deletedValues without deletedField", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
+			"watermarkField": "created", "param": "since", "deletedValues": []any{"canceled"}}}), "deletedValues needs deletedField"),
+		Entry("http valueTemplate without param", validDataSource, httpSpec(map[string]any{"method": "POST", "body": `{"v":"{since}"}`,
+			"incremental": map[string]any{"watermarkField": "u", "valueTemplate": "x {since}"}}), "valueTemplate is the value of param: it needs param"),
 		Entry("http cursor from both a path and the last record", validDataSource, httpSpec(map[string]any{"pagination": map[string]any{
 			"type": "Cursor", "cursorParam": "starting_after", "cursorPath": "next", "cursorRecordField": "id"}}),
 			"exactly one of cursorPath and cursorRecordField"),
@@ -293,7 +313,7 @@ var _ = Describe("Admission", func() {
 		Entry("http requestsPerMinute 0", validDataSource, httpSpec(map[string]any{"rateLimit": map[string]any{"requestsPerMinute": int64(0)}}),
 			"spec.http.rateLimit.requestsPerMinute"),
 		Entry("http incremental without param", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{"watermarkField": "updated_at"}}),
-			"spec.http.incremental.param: Required value"),
+			`spec.http.incremental needs param, or a POST body with a "{since}" placeholder`),
 		Entry("http incremental template without {since}", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{
 			"watermarkField": "updated_at", "param": "q", "valueTemplate": "SELECT Id FROM Contact"}}), "valueTemplate must contain {since}"),
 		Entry("http incremental fullResyncInterval under 1m", validDataSource, httpSpec(map[string]any{"incremental": map[string]any{

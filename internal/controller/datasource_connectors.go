@@ -116,13 +116,15 @@ func newEvents(ctx context.Context, r refReader, events EventSources, ds *v1alph
 
 // newSource builds the connector for a DataSource, resolving its references.
 // sessions keeps HTTP sources' tokens and budgets across syncs.
-func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions) (connector.Source, error) {
+// resume, when not nil, is where an interrupted listing goes on (HTTP).
+func newSource(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions,
+	resume any) (connector.Source, error) {
 	spec := &ds.Spec
 	switch spec.Type {
 	case v1alpha1.DataSourceInline:
 		return newInline(ctx, r, spec.Inline)
 	case v1alpha1.DataSourceHTTP:
-		return newHTTP(ctx, r, ds, mode, sessions)
+		return newHTTP(ctx, r, ds, mode, sessions, resume)
 	case v1alpha1.DataSourcePostgreSQL:
 		return newPostgres(ctx, r, spec, mode)
 	}
@@ -143,7 +145,8 @@ func newInline(ctx context.Context, r refReader, in *v1alpha1.InlineSource) (con
 	return inline.New(string(in.Format), data), nil
 }
 
-func newHTTP(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions) (connector.Source, error) {
+func newHTTP(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode datasource.Mode, sessions *httpsrc.Sessions,
+	resume any) (connector.Source, error) {
 	spec := &ds.Spec
 	if spec.HTTP == nil {
 		return nil, conditions.Stalledf(v1alpha1.ReasonInvalidSpec, "spec.http is required for type HTTP")
@@ -163,7 +166,7 @@ func newHTTP(ctx context.Context, r refReader, ds *v1alpha1.DataSource, mode dat
 		return nil, err
 	}
 	observe := func(event string) { httpEvents.WithLabelValues(ds.Namespace, ds.Name, event).Inc() }
-	return httpsrc.New(cfg, httpsrc.WithSession(sessions, ds.Namespace+"/"+ds.Name), httpsrc.WithObserver(observe))
+	return httpsrc.New(cfg, httpsrc.WithSession(sessions, ds.Namespace+"/"+ds.Name), httpsrc.WithObserver(observe), httpsrc.WithResume(resume))
 }
 
 func newPostgres(ctx context.Context, r refReader, spec *v1alpha1.DataSourceSpec, mode datasource.Mode) (connector.Source, error) {

@@ -76,6 +76,9 @@ type DataSourceReconciler struct {
 	marks    sync.Map
 	slots    *syncslots.Slots
 	sessions *httpsrc.Sessions // HTTP sources' tokens and request budgets, across syncs
+	// partials holds, per DataSource, the listing a rate limit interrupted
+	// (partialSync), until a later sync finishes it.
+	partials sync.Map
 }
 
 // slotRetry is how soon a due sync whose namespace is at its cap of running
@@ -148,7 +151,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if admitted = r.slots.Acquire(ds.Namespace); admitted {
 			log.V(1).Info("syncing", "why", sched.Why, "forced", sched.Forced)
 			r.lastWatermark(&ds)
-			syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
+			syncErr = r.sync(ctx, ns, &ds, refs, sched.Forced, refsVersion, datasource.IncrementalMode(&ds, loaded, sched.Forced, refsVersion, now))
 			r.markWatermark(req.NamespacedName, &ds)
 			r.listen.wake(ds.Namespace, r.slots.Release(ds.Namespace))
 			ds.Status.ReferencesVersion = refsVersion
@@ -185,6 +188,7 @@ func (r *DataSourceReconciler) forget(ctx context.Context, ns *profile.Namespace
 	r.listen.stop(req.NamespacedName)
 	r.remove(ctx, ns, req)
 	r.sessions.Forget(req.Namespace + "/" + req.Name)
+	r.partials.Delete(req.NamespacedName)
 	r.marks.Delete(req.NamespacedName)
 	forgetDataSource(req.Namespace, req.Name)
 }
@@ -261,7 +265,7 @@ func (r *DataSourceReconciler) applyFull(ns *profile.Namespace, ds *v1alpha1.Dat
 // sync runs one sync and records it in ds.Status. It returns an error only for
 // transient failures worth a backoff retry.
 func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, ds *v1alpha1.DataSource, refs refReader,
-	forced bool, mode datasource.Mode) error {
+	forced bool, refsVersion string, mode datasource.Mode) error {
 	newSpec := ds.Status.ObservedGeneration != ds.Generation
 	ds.Status.ObservedGeneration = ds.Generation
 	mapper, err := attr.NewMapper(&ds.Spec)
@@ -269,6 +273,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		r.configError(ds, &conditions.Stalled{Reason: v1alpha1.ReasonInvalidAttributes, Message: err.Error()})
 		return nil
 	}
+	resume := r.partialFor(ds, refsVersion, mode)
 	// The source is built from a copy lowered to the cluster's caps.
 	limited := ds.DeepCopy()
 	if lowered := r.Limits.Apply(&limited.Spec); len(lowered) > 0 && newSpec {
@@ -289,7 +294,7 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		}
 	} else {
 		r.unregisterEvents(ds.Namespace, ds.Name)
-		src, err = newSource(ctx, refs, limited, mode, r.sessions)
+		src, err = newSource(ctx, refs, limited, mode, r.sessions, resume.position())
 	}
 	if s, ok := conditions.AsStalled(err); ok {
 		r.configError(ds, s)
@@ -313,7 +318,9 @@ func (r *DataSourceReconciler) sync(ctx context.Context, ns *profile.Namespace, 
 		Forced: forced || emptyEventsFirstLoad(ds, baseline), Now: r.Clock.Now, Incremental: datasource.IncrementalRead(&ds.Spec, mode),
 		Previous:   ns.Source(ds.Name),
 		MaxRecords: r.Limits.MaxRecords,
+		Resume:     resume.partial(),
 	})
+	r.keepPartial(ds, refsVersion, mode, out.Partial)
 	if out.FetchErr == nil && out.Decision.Apply {
 		known, added := ns.UsersAdded(out.Data, out.Delta)
 		out.FetchErr = datasource.CheckUsers(known, added, r.Limits.MaxUsers)
@@ -515,4 +522,54 @@ func (r *DataSourceReconciler) referencing(index string) handler.MapFunc {
 		}
 		return reqs
 	}
+}
+
+// partialSync is a listing a wait longer than spec.timeout interrupted
+// (datasource.Partial), for the DataSource UID, generation, references and
+// sync mode it was read with: a later sync with all four the same goes on
+// from the page it stopped at; any other starts over.
+type partialSync struct {
+	uid   types.UID
+	gen   int64
+	refs  string
+	delta bool
+	since time.Time
+	p     *datasource.Partial
+}
+
+func (ps *partialSync) position() any {
+	if ps == nil {
+		return nil
+	}
+	return ps.p.Position
+}
+
+func (ps *partialSync) partial() *datasource.Partial {
+	if ps == nil {
+		return nil
+	}
+	return ps.p
+}
+
+// partialFor takes the DataSource's interrupted listing if this sync may
+// continue it.
+func (r *DataSourceReconciler) partialFor(ds *v1alpha1.DataSource, refs string, mode datasource.Mode) *partialSync {
+	v, ok := r.partials.LoadAndDelete(types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name})
+	if !ok {
+		return nil
+	}
+	ps := v.(*partialSync)
+	if ps.uid != ds.UID || ps.gen != ds.Generation || ps.refs != refs || ps.delta != mode.Delta || !ps.since.Equal(mode.Since) {
+		return nil
+	}
+	return ps
+}
+
+// keepPartial remembers an interrupted listing for the next sync.
+func (r *DataSourceReconciler) keepPartial(ds *v1alpha1.DataSource, refs string, mode datasource.Mode, p *datasource.Partial) {
+	if p == nil {
+		return
+	}
+	r.partials.Store(types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name},
+		&partialSync{uid: ds.UID, gen: ds.Generation, refs: refs, delta: mode.Delta, since: mode.Since, p: p})
 }

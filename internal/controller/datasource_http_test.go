@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -73,6 +74,50 @@ var _ = Describe("DataSource controller with an OAuth2 HTTP source", func() {
 				Expect(text).NotTo(ContainSubstring(s), "a secret leaked into %s", what)
 			}
 		}
+	})
+
+	It("goes on, in a later sync, with a listing a Retry-After longer than the timeout interrupted, applying nothing before it ends", func() {
+		var mu sync.Mutex
+		var asked []string
+		throttled := false
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			page := r.URL.Query().Get("page")
+			asked = append(asked, page)
+			if page == "2" && !throttled {
+				throttled = true
+				w.Header().Set("Retry-After", "3")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			n := map[string]int{"": 1, "2": 2, "3": 3}[page]
+			next := ""
+			if n < 3 {
+				next = fmt.Sprintf(`,"next":"%d"`, n+1)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"data":[{"id":"p%da","account":"a","nps":1},{"id":"p%db","account":"a","nps":2}]%s}`, n, n, next)
+		}))
+		DeferCleanup(srv.Close)
+		ds := userSource(ns, "api")
+		ds.Spec.Type = v1alpha1.DataSourceHTTP
+		ds.Spec.Timeout = &metav1.Duration{Duration: time.Second}
+		ds.Spec.HTTP = &v1alpha1.HTTPSource{URL: srv.URL + "/users", RecordsPath: "data",
+			Pagination: &v1alpha1.HTTPPagination{Type: v1alpha1.PaginationCursor, CursorPath: "next", CursorParam: "page"}}
+		Expect(k8sClient.Create(ctx, ds)).To(Succeed())
+
+		Eventually(func() string { return condition(ns, "api", v1alpha1.ReadyCondition) }).Should(Equal("False/SourceDegraded"))
+		Expect(meta.FindStatusCondition(fetchDS(ns, "api").Status.Conditions, v1alpha1.ReadyCondition).Message).
+			To(ContainSubstring("the listing goes on from that page at the next sync"))
+		Expect(storeUsers(ns)).To(BeEmpty(), "half a listing is never applied")
+
+		Eventually(func() string { return condition(ns, "api", v1alpha1.ReadyCondition) }, 20*time.Second).Should(Equal("True/Succeeded"))
+		Expect(storeUsers(ns)).To(Equal([]string{"p1a", "p1b", "p2a", "p2b", "p3a", "p3b"}))
+		mu.Lock()
+		Expect(asked).To(Equal([]string{"", "2", "2", "3"}), "page 1 once, the throttled page 2 again in a later sync, then page 3")
+		mu.Unlock()
+		Expect(promtest.ToFloat64(httpEvents.WithLabelValues(ns, "api", httpsrc.EventResumed))).To(BeNumerically(">=", 1))
 	})
 
 	It("resumes a listing at a throttled page, counts it, and syncs incrementally from the watermark", func() {

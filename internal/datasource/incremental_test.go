@@ -2,6 +2,7 @@ package datasource
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,46 @@ func TestRunIncremental(t *testing.T) {
 	}
 }
 
+// deletedValues: a status string marks deletes; newestFirst: of several
+// changes to one key, the first listed applies.
+func TestRunIncrementalValuesNewestFirst(t *testing.T) {
+	spec := v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityUser, Key: v1alpha1.RecordKey{UserID: "id"},
+		Attributes: []v1alpha1.AttributeMapping{{Name: "status", Type: v1alpha1.TypeString}}}
+	m, err := attr.NewMapper(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"id", "status", "created"}
+	src := records{ // newest first
+		{Num: 1, Fields: fields, Values: []any{"a", "active", t0.Add(3 * time.Minute)}},
+		{Num: 2, Fields: fields, Values: []any{"b", "canceled", t0.Add(2 * time.Minute)}},
+		{Num: 3, Fields: fields, Values: []any{"a", "canceled", t0.Add(time.Minute)}},
+		{Num: 4, Fields: fields, Values: []any{"c", true, t0}},
+	}
+	inc := func(delta, newestFirst bool) *Incremental {
+		return &Incremental{WatermarkField: "created", DeletedField: "status", DeletedValues: []string{"canceled"},
+			NewestFirst: newestFirst, Delta: delta, What: "a record has no field"}
+	}
+	run := func(i *Incremental) Outcome {
+		return Run(context.Background(), Request{Name: "api", Source: src, Mapper: m, Baseline: 10, MaxShrinkPercent: 100,
+			Now: func() time.Time { return t0 }, Incremental: i})
+	}
+	full := run(inc(false, true))
+	if full.Accepted != 1 || full.Rejected != 1 || full.Rejections[0].Reason != `deleted field "status" is a boolean, not a string` {
+		t.Errorf("full load: accepted %d, rejections %+v; want a (its canceled row skipped too), c rejected", full.Accepted, full.Rejections)
+	}
+	newest := run(inc(true, true))
+	if newest.Accepted != 1 || newest.Deletes != 1 || newest.Superseded != 1 {
+		t.Errorf("newest first: upserts %d deletes %d superseded %d; want a upserted, b deleted, a's older delete left out",
+			newest.Accepted, newest.Deletes, newest.Superseded)
+	}
+	last := run(inc(true, false))
+	if last.Accepted != 1 || last.Deletes != 2 || last.Superseded != 0 {
+		t.Errorf("in order: upserts %d deletes %d superseded %d; want every change applied, the last one winning",
+			last.Accepted, last.Deletes, last.Superseded)
+	}
+}
+
 func TestRecordIncremental(t *testing.T) {
 	spec := v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityUser, Key: v1alpha1.RecordKey{UserID: "id"},
 		Attributes: []v1alpha1.AttributeMapping{{Name: "nps", Type: v1alpha1.TypeInt}}}
@@ -185,5 +226,66 @@ func TestRecordIncremental(t *testing.T) {
 	inc = d.Status.Incremental
 	if !inc.Watermark.Time.Equal(t0) || inc.LastMode != ModeFull || !inc.LastFullSyncTime.Time.Equal(t0.Add(time.Hour)) {
 		t.Errorf("full load: %+v", inc)
+	}
+}
+
+// interrupting is a listing that stops after its records at from, with an
+// Interrupted error (when stop), and can be started at a position.
+type interrupting struct {
+	recs records
+	from int
+	stop int // the position it stops at; 0: the end
+}
+
+func (s interrupting) Fetch(ctx context.Context, visit connector.Visitor) error {
+	end := len(s.recs)
+	if s.stop > 0 {
+		end = s.stop
+	}
+	if err := s.recs[s.from:end].Fetch(ctx, visit); err != nil {
+		return err
+	}
+	if s.stop > 0 {
+		return &connector.Interrupted{Resume: s.stop, Err: errors.New("HTTP 429")}
+	}
+	return nil
+}
+
+// An interrupted sync is not applied; resumed, it is the sync a whole listing
+// would have been, counts and rejections included.
+func TestRunResumesInterrupted(t *testing.T) {
+	spec := v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityUser, Key: v1alpha1.RecordKey{UserID: "id"},
+		Attributes: []v1alpha1.AttributeMapping{{Name: "nps", Type: v1alpha1.TypeInt}}}
+	m, err := attr.NewMapper(&spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"id", "nps", "updated"}
+	src := records{
+		{Num: 1, Fields: fields, Values: []any{"a", int64(1), t0}},
+		{Num: 2, Fields: fields, Values: []any{"b", "not a number", t0}},
+		{Num: 3, Fields: fields, Values: []any{"c", int64(3), t0.Add(time.Minute)}},
+		{Num: 4, Fields: fields, Values: []any{"d", int64(4), t0}},
+	}
+	for _, delta := range []bool{false, true} {
+		req := func(s connector.Source, resume *Partial) Request {
+			return Request{Name: "api", Source: s, Mapper: m, MaxShrinkPercent: 100, Now: time.Now, Resume: resume,
+				Incremental: &Incremental{WatermarkField: "updated", Delta: delta}}
+		}
+		first := Run(context.Background(), req(interrupting{recs: src, stop: 2}, nil))
+		var intr *connector.Interrupted
+		if !errors.As(first.FetchErr, &intr) || first.Partial == nil || first.Data != nil || first.Delta != nil || first.Partial.Read() != 2 {
+			t.Fatalf("delta %v: interrupted sync: err %v, partial %v", delta, first.FetchErr, first.Partial)
+		}
+		second := Run(context.Background(), req(interrupting{recs: src, from: first.Partial.Position.(int)}, first.Partial))
+		if second.FetchErr != nil || second.Partial != nil || second.Rejected != 1 || second.Rejections[0].Record != 2 {
+			t.Fatalf("delta %v: resumed: err %v, rejected %+v", delta, second.FetchErr, second.Rejections)
+		}
+		if second.Accepted != 3 || !second.Watermark.Equal(t0.Add(time.Minute)) {
+			t.Errorf("delta %v: accepted %d, watermark %s; want a, c and d, and c's time", delta, second.Accepted, second.Watermark)
+		}
+		if (!delta && len(second.Data.Users) != 3) || (delta && second.Delta.Len() != 3) {
+			t.Errorf("delta %v: the data does not hold a, c and d", delta)
+		}
 	}
 }

@@ -156,7 +156,7 @@ func IncrementalOf(spec *v1alpha1.DataSourceSpec) *IncrementalSpec {
 	case spec.Type == v1alpha1.DataSourceHTTP && spec.HTTP != nil && spec.HTTP.Incremental != nil:
 		h := spec.HTTP.Incremental
 		return &IncrementalSpec{Overlap: h.OverlapDuration(), FullResync: h.FullResync(), Read: Incremental{
-			WatermarkField: h.WatermarkField, DeletedField: h.DeletedField,
+			WatermarkField: h.WatermarkField, DeletedField: h.DeletedField, DeletedValues: h.DeletedValues, NewestFirst: h.NewestFirst,
 			WatermarkSpec: "spec.http.incremental.watermarkField", DeletedSpec: "spec.http.incremental.deletedField",
 			What: "a record has no field",
 		}}

@@ -6,8 +6,9 @@ package datasource
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +18,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/breaker"
 	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/connector/format"
 	"github.com/usersuccess/persona-operator/internal/connector/httpsrc"
 	"github.com/usersuccess/persona-operator/internal/profile"
 )
@@ -48,10 +50,33 @@ type Outcome struct {
 	Applied *profile.DeltaResult
 	// Deletes counts the soft-deleted rows of an incremental sync.
 	Deletes int64
+	// Superseded counts the changes of a newest-first delta left out
+	// because a newer change of the same key came before them.
+	Superseded int64
 	// Watermark is the largest watermark value read (zero: none, or the
 	// source is not incremental).
 	Watermark time.Time
+	// Partial is set when the connector interrupted the listing
+	// (connector.Interrupted): what was read, to be continued, never applied.
+	Partial *Partial
 }
+
+// Partial is a sync a connector interrupted before the end of its listing: the
+// records read so far, kept (in memory) for a later sync of the same spec and
+// mode to continue from Position, the connector's resume value. It is never
+// applied as it is: a listing is applied whole or not at all.
+type Partial struct {
+	out   Outcome
+	full  *profile.Builder
+	delta *profile.DeltaBuilder
+	read  int64
+	seen  keysSeen
+	// Position goes back to the connector (httpsrc.WithResume).
+	Position any
+}
+
+// Read is how many records the interrupted sync read.
+func (p *Partial) Read() int64 { return p.read }
 
 // Request is everything one sync needs.
 type Request struct {
@@ -73,6 +98,9 @@ type Request struct {
 	// the sync may read: one more fails it with ReasonLimitExceeded, and the
 	// last good data stays.
 	MaxRecords int64
+	// Resume continues an interrupted sync of the same spec and mode (its
+	// Source resumes from Resume.Position).
+	Resume *Partial
 }
 
 // Limits are the cluster-wide caps on a sync, set by the manager's flags; a
@@ -140,6 +168,12 @@ type Incremental struct {
 	// DeletedField, when set, is a boolean field: true marks a soft-deleted
 	// row, removed by a delta and left out of a full load.
 	DeletedField string
+	// DeletedValues, when set, are the string values of DeletedField that
+	// mark a deleted row, instead of true.
+	DeletedValues []string
+	// NewestFirst: a delta lists the newest changes first, so of several
+	// changes to one key the first listed is applied (otherwise the last).
+	NewestFirst bool
 	// Delta: this sync reads only changed rows, to be applied as a delta.
 	Delta bool
 	// WatermarkSpec and DeletedSpec name the spec fields, and What says what
@@ -154,9 +188,14 @@ func Run(ctx context.Context, req Request) Outcome {
 	var out Outcome
 	var full *profile.Builder
 	var delta *profile.DeltaBuilder
-	if inc := req.Incremental; inc != nil && inc.Delta {
+	var read int64
+	applied := newestFirst(req.Incremental)
+	switch p := req.Resume; {
+	case p != nil:
+		out, full, delta, read, applied = p.out, p.full, p.delta, p.read, p.seen
+	case req.Incremental != nil && req.Incremental.Delta:
 		delta = profile.NewDeltaBuilder(req.Name, req.Mapper)
-	} else {
+	default:
 		full = profile.NewBuilder(req.Name, req.Priority, req.Mapper, int(req.Baseline))
 		full.Reuse(req.Previous)
 	}
@@ -166,7 +205,6 @@ func Run(ctx context.Context, req Request) Outcome {
 			out.Rejections = append(out.Rejections, v1alpha1.RecordRejection{Record: num, Reason: conditions.Truncate(reason, MaxRejectionBytes)})
 		}
 	}
-	var read int64
 	err := req.Source.Fetch(ctx, func(rec connector.Record, recErr *connector.RecordError) error {
 		if read++; req.MaxRecords > 0 && read > req.MaxRecords {
 			return tooManyRecords(req.MaxRecords)
@@ -194,6 +232,10 @@ func Run(ctx context.Context, req Request) Outcome {
 			reject(rec.Num, err.Error())
 			return nil
 		}
+		if delta != nil && applied.seen(m) {
+			out.Superseded++
+			return nil // an older change of a key already changed in this delta
+		}
 		switch {
 		case full != nil:
 			full.Add(m)
@@ -206,8 +248,12 @@ func Run(ctx context.Context, req Request) Outcome {
 		}
 		return nil
 	})
-	out.Duration = req.Now().Sub(start)
+	out.Duration += req.Now().Sub(start)
 	if err != nil {
+		var intr *connector.Interrupted
+		if errors.As(err, &intr) {
+			out.Partial = &Partial{out: out, full: full, delta: delta, read: read, seen: applied, Position: intr.Resume}
+		}
 		out.FetchErr = err
 		return out
 	}
@@ -250,54 +296,55 @@ func (out *Outcome) incremental(inc *Incremental, rec connector.Record) (deleted
 	case nil:
 		return false, nil
 	case bool:
-		return b, nil
+		if len(inc.DeletedValues) == 0 {
+			return b, nil
+		}
+	case string:
+		if len(inc.DeletedValues) > 0 {
+			return slices.Contains(inc.DeletedValues, b), nil
+		}
+	}
+	if len(inc.DeletedValues) > 0 {
+		return false, fmt.Errorf("deleted field %q is %s, not a string", inc.DeletedField, kind(d))
 	}
 	return false, fmt.Errorf("deleted field %q is %s, not a boolean", inc.DeletedField, kind(d))
 }
 
-// watermark reads a watermark value: a timestamp (PostgreSQL), an RFC 3339
-// string, or a number of Unix seconds, or milliseconds above 10^11 (JSON
-// APIs). A null is the zero time, which never moves the watermark.
-func watermark(v any) (time.Time, bool) {
-	var secs float64
-	switch t := v.(type) {
-	case nil:
-		return time.Time{}, true
-	case time.Time:
-		return t, true
-	case string:
-		for _, layout := range timestampLayouts {
-			if ts, err := time.Parse(layout, t); err == nil {
-				return ts, true
-			}
-		}
-		return time.Time{}, false
-	case json.Number:
-		f, err := t.Float64()
-		if err != nil {
-			return time.Time{}, false
-		}
-		secs = f
-	case float64:
-		secs = t
-	case int64:
-		secs = float64(t)
-	default:
-		return time.Time{}, false
+// keysSeen are the keys a newest-first delta has applied; nil for other syncs.
+type keysSeen map[string]bool
+
+func newestFirst(inc *Incremental) keysSeen {
+	if inc == nil || !inc.Delta || !inc.NewestFirst {
+		return nil
 	}
-	if secs > 1e11 {
-		secs /= 1000
-	}
-	if secs < 0 || secs > 1e11 {
-		return time.Time{}, false
-	}
-	whole, frac := math.Modf(secs)
-	return time.Unix(int64(whole), int64(frac*1e9)).UTC(), true
+	return keysSeen{}
 }
 
-// timestampLayouts are RFC 3339 and the ISO 8601 form without the offset's
-// colon that Salesforce writes (2026-05-01T12:00:00.000+0000).
-var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700"}
+// seen reports whether m's user or account key already had a (newer) change
+// in this delta, and marks it.
+func (k keysSeen) seen(m attr.Mapped) bool {
+	if k == nil {
+		return false
+	}
+	key := ""
+	switch {
+	case m.User != nil:
+		key = "u/" + m.User.Key
+	case m.Account != nil:
+		key = "a/" + m.Account.Key
+	default:
+		return false
+	}
+	if k[key] {
+		return true
+	}
+	k[key] = true
+	return false
+}
+
+// watermark reads a watermark value (format.Timestamp: the connectors that
+// keep a window of results read it the same way).
+func watermark(v any) (time.Time, bool) { return format.Timestamp(v) }
 
 // kind names a value's type in messages, never the value.
 func kind(v any) string {

@@ -1,5 +1,6 @@
-// Package httpsrc is the connector for JSON HTTP APIs: it GETs a URL, reads the
-// records at a path of the JSON response and follows next links or cursors.
+// Package httpsrc is the connector for JSON HTTP APIs: it GETs a URL (or POSTs
+// a JSON body template to a search endpoint), reads the records at a path of
+// the JSON response and follows next links or cursors.
 //
 // Security: TLS verification is always on (extra CAs may be added, never
 // skipped). Credentials and custom headers go only to the configured scheme and

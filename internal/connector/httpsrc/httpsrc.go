@@ -55,8 +55,25 @@ type Config struct {
 	// Limits are the request budget and the retry policy (limits.go).
 	Limits Limits
 	// Since, if set, makes this an incremental sync: the watermark goes in a
-	// query parameter of the first page.
+	// query parameter of the first page, or in the body's "{since}".
 	Since *Since
+	// Method is GET ("") or POST, which sends Body with every page.
+	Method string
+	// Body is a POST's JSON body template (body.go).
+	Body string
+	// SinceFormat is the watermark format of the body's "{since}" when Since
+	// is nil: a full load sends the Unix epoch.
+	SinceFormat string
+	// MaxResults is the most results one query returns (HubSpot's search
+	// stops at 10000): once a query returned that many, the listing goes on
+	// with a new query whose "{since}" is the largest WatermarkField read so
+	// far. The results must be sorted by it, ascending.
+	MaxResults     int
+	WatermarkField string
+	// RecordPath, when set, is the dot path of the record inside each
+	// element of the records array (Stripe events: data.object); the
+	// element's WatermarkField, when it has one, replaces the record's.
+	RecordPath string
 }
 
 // Pagination says how to find the next page (paging.go).
@@ -100,6 +117,7 @@ type options struct {
 	observe   func(string)
 	sessions  *Sessions
 	key       string
+	resume    *resumePoint
 }
 
 // WithTransport bases the source's transport on a clone of t (tests, proxies).
@@ -123,6 +141,62 @@ type source struct {
 	oauth       *OAuth2
 	session     *session
 	observer    func(string)
+	req         request
+	recordPath  string
+	resume      *resumePoint // where an interrupted listing goes on
+}
+
+// request is how every page is asked for: the method, and a POST's body.
+type request struct {
+	method string
+	body   *Body
+	// since is the first query's "{since}", in sinceFormat.
+	since       time.Time
+	sinceFormat string
+	// maxResults and wmField: a query's result cap, and the field whose
+	// largest value starts the next query.
+	maxResults int64
+	wmField    string
+}
+
+// checkRequest checks the method, the body and what the body carries.
+func checkRequest(cfg Config, page Pagination) (request, error) {
+	r := request{method: http.MethodGet, since: time.Unix(0, 0).UTC(), sinceFormat: cfg.SinceFormat,
+		maxResults: int64(cfg.MaxResults), wmField: cfg.WatermarkField}
+	if cfg.Since != nil {
+		r.since, r.sinceFormat = cfg.Since.Time, cfg.Since.Format
+	}
+	switch cfg.Method {
+	case "", http.MethodGet:
+		if cfg.Body != "" {
+			return r, connector.Configf("InvalidBody", "spec.http.body needs method POST")
+		}
+	case http.MethodPost:
+		if cfg.Body == "" {
+			return r, connector.Configf("InvalidBody", "method POST needs spec.http.body")
+		}
+		b, err := ParseBody(cfg.Body)
+		if err != nil {
+			return r, err
+		}
+		r.method, r.body = http.MethodPost, b
+	default:
+		return r, connector.Configf("InvalidBody", "unknown method %q (want GET or POST)", cfg.Method)
+	}
+	inBody := func(ok func(*Body) bool) bool { return r.body != nil && ok(r.body) }
+	bodyCursor, bodySince := inBody(func(b *Body) bool { return b.Cursor }), inBody(func(b *Body) bool { return b.Since })
+	switch {
+	case bodyCursor && page.Type != PaginationCursor:
+		return r, connector.Configf("InvalidBody", `the body's "{cursor}" needs pagination type Cursor`)
+	case page.Type == PaginationCursor && (page.CursorParam == "") == !bodyCursor:
+		return r, connector.Configf("InvalidPagination", `Cursor pagination sends the cursor in cursorParam or in the body's "{cursor}": exactly one of them`)
+	case cfg.Since != nil && cfg.Since.Param == "" && !bodySince:
+		return r, connector.Configf("InvalidIncremental", `an incremental sync needs the watermark's query parameter, or a POST body with "{since}"`)
+	case r.maxResults < 0 || (r.maxResults > 0 && (!bodySince || r.wmField == "")):
+		return r, connector.Configf("InvalidPagination", `maxResults needs a POST body with "{since}" and the incremental watermark field`)
+	}
+	_, err := formatTime(r.sinceFormat, r.since)
+	return r, err
 }
 
 // New checks cfg and returns a source; configuration problems are ConfigErrors.
@@ -155,6 +229,10 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	req, err := checkRequest(cfg, page)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newTransport(o.transport, cfg.CAPEM)
 	if err != nil {
 		return nil, err
@@ -183,6 +261,9 @@ func New(cfg Config, opts ...Option) (connector.Source, error) {
 		oauth:       cfg.OAuth2,
 		session:     ss,
 		observer:    o.observe,
+		req:         req,
+		recordPath:  cfg.RecordPath,
+		resume:      o.resume,
 	}, nil
 }
 

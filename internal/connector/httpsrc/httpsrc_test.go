@@ -428,6 +428,18 @@ func TestNewRejects(t *testing.T) {
 		{"next link path", Config{URL: "https://example.com/", Pagination: Pagination{Type: PaginationNextLink}}, "InvalidPagination"},
 		{"cursor param", Config{URL: "https://example.com/", Pagination: Pagination{Type: PaginationCursor, CursorPath: "c"}}, "InvalidPagination"},
 		{"negative timeout", Config{URL: "https://example.com/", Timeout: -1}, "InvalidConfig"},
+		{"body with GET", Config{URL: "https://example.com/", Body: `{}`}, "InvalidBody"},
+		{"POST without body", Config{URL: "https://example.com/", Method: "POST"}, "InvalidBody"},
+		{"PUT", Config{URL: "https://example.com/", Method: "PUT", Body: `{}`}, "InvalidBody"},
+		{"body not JSON", Config{URL: "https://example.com/", Method: "POST", Body: `{"q":"` + secret}, "InvalidBody"},
+		{"body cursor without Cursor paging", Config{URL: "https://example.com/", Method: "POST", Body: `{"after":"{cursor}"}`}, "InvalidBody"},
+		{"cursor in the body and a parameter", Config{URL: "https://example.com/", Method: "POST", Body: `{"after":"{cursor}"}`,
+			Pagination: Pagination{Type: PaginationCursor, CursorPath: "c", CursorParam: "after"}}, "InvalidPagination"},
+		{"incremental with no place for the watermark", Config{URL: "https://example.com/", Method: "POST", Body: `{}`,
+			Since: &Since{Time: time.Now()}}, "InvalidIncremental"},
+		{"maxResults without {since}", Config{URL: "https://example.com/", Method: "POST", Body: `{}`, MaxResults: 10, WatermarkField: "u"}, "InvalidPagination"},
+		{"maxResults without a watermark field", Config{URL: "https://example.com/", Method: "POST", Body: `{"v":"{since}"}`, MaxResults: 10}, "InvalidPagination"},
+		{"body format", Config{URL: "https://example.com/", Method: "POST", Body: `{"v":"{since}"}`, SinceFormat: "Days"}, "InvalidIncremental"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

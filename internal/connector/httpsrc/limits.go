@@ -224,6 +224,13 @@ func (ss *session) wait(ctx context.Context) error {
 	return ss.limiter.Wait(ctx)
 }
 
+// paused is how long requests are still held by the server's reset.
+func (ss *session) paused() time.Duration {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return max(time.Until(ss.pauseUntil), 0)
+}
+
 // pause holds every request of the session until d from now.
 func (ss *session) pause(d time.Duration) {
 	ss.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/connector/format"
@@ -40,8 +41,8 @@ func checkPagination(p Pagination) (Pagination, error) {
 		}
 	case PaginationLinkHeader:
 	case PaginationCursor:
-		if p.CursorParam == "" || (p.CursorPath == "") == (p.CursorRecordField == "") {
-			return bad("Cursor pagination needs the query parameter and exactly one of the cursor path and the cursor record field")
+		if (p.CursorPath == "") == (p.CursorRecordField == "") {
+			return bad("Cursor pagination needs exactly one of the cursor path and the cursor record field")
 		}
 	case PaginationPageNumber:
 		if p.PageParam == "" || p.StartPage < 0 || p.StartPage > 1 {
@@ -114,11 +115,25 @@ func (p Pagination) first(base *url.URL) *url.URL {
 	return withParams(base, kv...)
 }
 
-// next returns the URL of the page after cur (first: the first page's URL,
-// on which cursors, page numbers and offsets are set), or nil at the end. res
-// and header are the current page's; at says where the listing stands, with
-// the current page's records not yet counted.
-func (s *source) next(res pageResult, header http.Header, cur, first *url.URL, at listing) (*url.URL, error) {
+// pageReq is one page's request: its URL, and what a POST body carries.
+type pageReq struct {
+	u      *url.URL
+	cursor string    // the body's "{cursor}" ("": a query's first page)
+	since  time.Time // the body's "{since}"
+}
+
+// at is a request for u with cur's body values.
+func (cur pageReq) at(u *url.URL) *pageReq { return &pageReq{u: u, since: cur.since} }
+
+func (cur pageReq) same(o *pageReq) bool {
+	return cur.u.String() == o.u.String() && cur.cursor == o.cursor && cur.since.Equal(o.since)
+}
+
+// next returns the request of the page after cur (first: the first page's
+// URL, on which cursors, page numbers and offsets are set), or nil at the
+// end. res and header are the current page's; at says where the listing
+// stands, with the current page's records not yet counted.
+func (s *source) next(res pageResult, header http.Header, cur pageReq, first *url.URL, at listing) (*pageReq, error) {
 	p := s.page
 	if more, err := flag(res, exHasMore, p.HasMorePath, "has-more flag"); err != nil || (p.HasMorePath != "" && !more) {
 		return nil, err
@@ -133,13 +148,21 @@ func (s *source) next(res pageResult, header http.Header, cur, first *url.URL, a
 		if err != nil || link == "" {
 			return nil, err
 		}
-		return s.resolve(cur, link, "the next link at "+strconv.Quote(p.NextLinkPath))
+		u, err := s.resolve(cur.u, link, "the next link at "+strconv.Quote(p.NextLinkPath))
+		if err != nil {
+			return nil, err
+		}
+		return cur.at(u), nil
 	case PaginationLinkHeader:
 		link := nextLink(header.Values("Link"))
 		if link == "" {
 			return nil, nil
 		}
-		return s.resolve(cur, link, "the Link header's next link")
+		u, err := s.resolve(cur.u, link, "the Link header's next link")
+		if err != nil {
+			return nil, err
+		}
+		return cur.at(u), nil
 	case PaginationCursor:
 		what, v := p.CursorPath, res.values[exToken]
 		if p.CursorRecordField != "" {
@@ -152,15 +175,20 @@ func (s *source) next(res pageResult, header http.Header, cur, first *url.URL, a
 		if err != nil || cursor == "" {
 			return nil, err
 		}
-		return withParams(first, p.CursorParam, cursor), nil
+		if p.CursorParam == "" { // the body carries it
+			n := cur.at(first)
+			n.cursor = cursor
+			return n, nil
+		}
+		return cur.at(withParams(first, p.CursorParam, cursor)), nil
 	case PaginationPageNumber, PaginationOffset:
 		if done, err := s.exhausted(res, read); err != nil || done {
 			return nil, err
 		}
 		if p.Type == PaginationOffset {
-			return withParams(first, p.OffsetParam, strconv.FormatInt(read, 10)), nil
+			return cur.at(withParams(first, p.OffsetParam, strconv.FormatInt(read, 10))), nil
 		}
-		return withParams(first, p.PageParam, strconv.Itoa(p.StartPage+at.page)), nil
+		return cur.at(withParams(first, p.PageParam, strconv.Itoa(p.StartPage+at.page))), nil
 	}
 	return nil, nil
 }

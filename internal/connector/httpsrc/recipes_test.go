@@ -8,6 +8,7 @@ package httpsrc_test
 // records the server holds, resuming at the throttled page.
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -67,15 +69,21 @@ type vendor struct {
 func (v *vendor) serve(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && v.token != nil {
+		if r.Method == http.MethodPost && v.token != nil && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 			v.mu.Lock()
 			v.tokens++
 			v.mu.Unlock()
 			v.token(w, r)
 			return
 		}
+		req := r.URL.RequestURI()
+		if r.Method == http.MethodPost { // a search: the body is the position
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			req = "POST " + req + " " + string(body)
+		}
 		v.mu.Lock()
-		v.requests = append(v.requests, r.URL.RequestURI())
+		v.requests = append(v.requests, req)
 		n := len(v.requests)
 		v.mu.Unlock()
 		if !v.accepts(r.Header.Get("Authorization")) {
@@ -373,14 +381,44 @@ func withStatus(ds *v1alpha1.DataSource, watermark time.Time) *v1alpha1.DataSour
 func metaTime(t time.Time) metav1.Time { return metav1.NewTime(t) }
 
 // --- HubSpot: OAuth refresh token (rotating access tokens with expires_in),
-// CRM v3 objects with paging.next.after, X-HubSpot-RateLimit-* headers, and
-// its 429 body.
+// the CRM v3 search API (POST, filterGroups on hs_lastmodifieddate, sorts,
+// paging.next.after in the body, at most 10 000 results a query),
+// X-HubSpot-RateLimit-* headers, and its 429 body.
 
 const hubspotRefresh = "hs-refresh-7f3e9a" //nolint:gosec // a test credential
 
-func hubspotVendor(t *testing.T, companies int) *vendor {
+// hubspotCompany is one company of the fake CRM.
+type hubspotCompany struct {
+	id       int
+	modified time.Time
+	name     string
+}
+
+// hubspotSearch is a search request as HubSpot documents it.
+type hubspotSearch struct {
+	FilterGroups []struct {
+		Filters []struct {
+			PropertyName string          `json:"propertyName"`
+			Operator     string          `json:"operator"`
+			Value        json.RawMessage `json:"value"`
+		} `json:"filters"`
+	} `json:"filterGroups"`
+	Sorts []struct {
+		PropertyName string `json:"propertyName"`
+		Direction    string `json:"direction"`
+	} `json:"sorts"`
+	Properties []string `json:"properties"`
+	Limit      int      `json:"limit"`
+	After      *string  `json:"after"`
+}
+
+// hubspotMaxResults is the search API's cap on one query's results.
+const hubspotMaxResults = 10000
+
+func hubspotVendor(t *testing.T, companies []hubspotCompany) (*vendor, *[]hubspotSearch) {
 	var mu sync.Mutex
 	current := ""
+	var searches []hubspotSearch
 	v := &vendor{throttleAt: 3}
 	v.accepts = bearer(&current, &mu)
 	v.expired = func(w http.ResponseWriter) {
@@ -390,8 +428,8 @@ func hubspotVendor(t *testing.T, companies int) *vendor {
 		w.Header().Set("X-HubSpot-RateLimit-Max", "100")
 		w.Header().Set("X-HubSpot-RateLimit-Remaining", "0")
 		w.Header().Set("X-HubSpot-RateLimit-Interval-Milliseconds", "20")
-		writeJSON(w, 429, map[string]string{"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-			"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"})
+		writeJSON(w, 429, map[string]string{"status": "error", "message": "You have reached your secondly limit.",
+			"errorType": "RATE_LIMIT", "policyName": "SECONDLY"})
 	}
 	v.token = func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
@@ -410,61 +448,181 @@ func hubspotVendor(t *testing.T, companies int) *vendor {
 		mu.Unlock()
 		writeJSON(w, 200, map[string]any{"token_type": "bearer", "refresh_token": hubspotRefresh, "access_token": tok, "expires_in": 1800})
 	}
+	invalid := func(w http.ResponseWriter, msg string) {
+		writeJSON(w, 400, map[string]string{"status": "error", "message": msg, "category": "VALIDATION_ERROR"})
+	}
 	v.page = func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if r.URL.Path != "/crm/v3/objects/companies" || q.Get("limit") != "100" || q.Get("properties") == "" {
-			writeJSON(w, 400, map[string]string{"status": "error", "message": "bad request", "category": "VALIDATION_ERROR"})
+		var q hubspotSearch
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if r.Method != http.MethodPost || r.URL.Path != "/crm/v3/objects/companies/search" || r.Header.Get("Content-Type") != "application/json" || dec.Decode(&q) != nil {
+			invalid(w, "Invalid input JSON")
 			return
 		}
-		after, _ := strconv.Atoi(q.Get("after"))
-		const size = 2 // HubSpot pages by limit; the fake pages by 2 to have several
-		var results []map[string]any
-		for i := after; i < min(after+size, companies); i++ {
-			results = append(results, map[string]any{"id": strconv.Itoa(1000 + i), "archived": false,
-				"createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-05-01T00:00:00.000Z",
-				"properties": map[string]any{"name": fmt.Sprintf("Company %d", i), "domain": fmt.Sprintf("c%d.example", i),
-					"industry": "COMPUTER_SOFTWARE", "numberofemployees": "25", "hs_object_id": strconv.Itoa(1000 + i)}})
+		if len(q.FilterGroups) != 1 || len(q.FilterGroups[0].Filters) != 1 || len(q.Sorts) != 1 || q.Limit < 1 || q.Limit > 200 {
+			invalid(w, "one filter, one sort and a limit of 1 to 200 expected")
+			return
 		}
-		body := map[string]any{"results": results}
-		if after+size < companies {
-			body["paging"] = map[string]any{"next": map[string]any{"after": strconv.Itoa(after + size),
-				"link": "https://api.hubapi.com/crm/v3/objects/companies?after=" + strconv.Itoa(after+size)}}
+		f := q.FilterGroups[0].Filters[0]
+		var since int64
+		if f.PropertyName != "hs_lastmodifieddate" || f.Operator != "GTE" || json.Unmarshal(f.Value, &since) != nil ||
+			q.Sorts[0] != (struct {
+				PropertyName string `json:"propertyName"`
+				Direction    string `json:"direction"`
+			}{"hs_lastmodifieddate", "ASCENDING"}) {
+			invalid(w, "filter hs_lastmodifieddate GTE <ms>, sorted ASCENDING, expected")
+			return
+		}
+		mu.Lock()
+		searches = append(searches, q)
+		mu.Unlock()
+		after := 0
+		if q.After != nil {
+			var err error
+			if after, err = strconv.Atoi(*q.After); err != nil {
+				invalid(w, "after is not a paging cursor")
+				return
+			}
+		}
+		if after >= hubspotMaxResults {
+			invalid(w, "Search results are limited to 10000 results per query.") // the documented 400
+			return
+		}
+		var sel []hubspotCompany
+		for _, c := range companies {
+			if c.modified.UnixMilli() >= since {
+				sel = append(sel, c)
+			}
+		}
+		slices.SortStableFunc(sel, func(a, b hubspotCompany) int { return a.modified.Compare(b.modified) })
+		end := min(after+q.Limit, len(sel), hubspotMaxResults)
+		results := []map[string]any{}
+		for _, c := range sel[min(after, len(sel)):end] {
+			mod := c.modified.UTC().Format("2006-01-02T15:04:05.000Z")
+			results = append(results, map[string]any{"id": strconv.Itoa(c.id), "archived": false,
+				"createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": mod,
+				"properties": map[string]any{"name": c.name, "domain": c.name + ".example", "industry": "COMPUTER_SOFTWARE",
+					"numberofemployees": "25", "hs_object_id": strconv.Itoa(c.id), "hs_lastmodifieddate": mod, "createdate": "2026-01-01T00:00:00.000Z"}})
+		}
+		body := map[string]any{"total": len(sel), "results": results}
+		if end < len(sel) {
+			body["paging"] = map[string]any{"next": map[string]any{"after": strconv.Itoa(end),
+				"link": "https://api.hubapi.com/crm/v3/objects/companies/search?after=" + strconv.Itoa(end)}}
 		}
 		w.Header().Set("X-HubSpot-RateLimit-Max", "100")
 		w.Header().Set("X-HubSpot-RateLimit-Remaining", "97")
 		writeJSON(w, 200, body)
 	}
-	return v
+	return v, &searches
+}
+
+// hubspotCompanies are n companies modified a second apart from base, two by
+// two (pairs share a timestamp, as a bulk import leaves them).
+func hubspotCompanies(n int, base time.Time) []hubspotCompany {
+	out := make([]hubspotCompany, n)
+	for i := range out {
+		out[i] = hubspotCompany{id: 1000 + i, modified: base.Add(time.Duration(i/2) * time.Second), name: fmt.Sprintf("company-%d", i)}
+	}
+	return out
+}
+
+func hubspotSecrets(refresh string) map[string]string {
+	return map[string]string{"hubspot-oauth/clientId": "hs-client", "hubspot-oauth/clientSecret": "hs-secret", "hubspot-oauth/refreshToken": refresh}
 }
 
 func TestRecipeHubSpot(t *testing.T) {
-	v := hubspotVendor(t, 5)
+	base := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	companies := hubspotCompanies(5, base)
+	v, searches := hubspotVendor(t, companies)
 	srv := v.serve(t)
 	ds := loadRecipe(t, "hubspot_companies.yaml", srv)
-	secrets := map[string]string{"hubspot-oauth/clientId": "hs-client", "hubspot-oauth/clientSecret": "hs-secret", "hubspot-oauth/refreshToken": hubspotRefresh}
+	ds.Spec.HTTP.RateLimit.RequestsPerMinute = 60000 // the recipe's 4 a second would make a slow test; TestBudgetHolds tests budgets
+	// Pages of two, to have several (the recipe asks 200).
+	ds.Spec.HTTP.Body = strings.Replace(ds.Spec.HTTP.Body, `"limit": 200`, `"limit": 2`, 1)
 	sessions := httpsrc.NewSessions()
-	r := syncRecipe(t, ds, secrets, sessions, datasource.Mode{})
+	r := syncRecipe(t, ds, hubspotSecrets(hubspotRefresh), sessions, datasource.Mode{})
 	wantSynced(t, r, accountKeys, "1000", "1001", "1002", "1003", "1004")
 	wantResumed(t, v, 3)
 	d := r.out.Data
-	if name, emp := attrOf(d.AccountDecls, d.Accounts["1002"].Values, "name"), attrOf(d.AccountDecls, d.Accounts["1002"].Values, "employees"); name != "Company 2" || emp != int64(25) {
+	if name, emp := attrOf(d.AccountDecls, d.Accounts["1002"].Values, "name"), attrOf(d.AccountDecls, d.Accounts["1002"].Values, "employees"); name != "company-2" || emp != int64(25) {
 		t.Errorf("company 1002: name %v, employees %#v", name, emp)
 	}
-	// The next sync reuses the cached token (valid 30 min): no token request.
+	// The full load asks from the epoch, the first page without after, the next with it.
+	first := (*searches)[0]
+	if string(first.FilterGroups[0].Filters[0].Value) != "0" || first.After != nil || (*searches)[1].After == nil || *(*searches)[1].After != "2" {
+		t.Errorf("full load searches: value %s, after %v then %v", first.FilterGroups[0].Filters[0].Value, first.After, (*searches)[1].After)
+	}
+	if !r.out.Watermark.Equal(base.Add(2 * time.Second)) {
+		t.Errorf("watermark %s", r.out.Watermark)
+	}
+
+	// Incremental: one company changed; the search from the watermark minus
+	// the minute of overlap returns it and the ones within the overlap.
+	companies[1].modified = base.Add(time.Hour)
 	v.throttleAt = 0
-	if again := syncRecipe(t, ds, secrets, sessions, datasource.Mode{}); again.out.FetchErr != nil || v.tokens != 1 {
-		t.Errorf("second sync: %v, %d token requests: want the cached token used", again.out.FetchErr, v.tokens)
+	*searches = nil
+	inc := syncRecipe(t, ds, hubspotSecrets(hubspotRefresh), sessions, datasource.IncrementalMode(withStatus(ds, r.out.Watermark), true, false, "", time.Now()))
+	o := inc.out
+	if o.FetchErr != nil || o.Delta == nil || o.Accepted != 5 {
+		t.Fatalf("incremental: err %v, delta %v, %d upserts (want the 4 within the overlap and 1001)", o.FetchErr, o.Delta != nil, o.Accepted)
+	}
+	if got, want := string((*searches)[0].FilterGroups[0].Filters[0].Value), strconv.FormatInt(base.Add(2*time.Second-time.Minute).UnixMilli(), 10); got != want {
+		t.Errorf("incremental search from %s, want the watermark minus 1m, %s", got, want)
+	}
+	if !o.Watermark.Equal(base.Add(time.Hour)) {
+		t.Errorf("incremental watermark %s", o.Watermark)
+	}
+	// The next sync reuses the cached token (valid 30 min): one token request in all.
+	if v.tokens != 1 {
+		t.Errorf("%d token requests: want the cached token used", v.tokens)
+	}
+}
+
+// A listing past the search's 10 000 results: the recipe goes on with a new
+// query from the last hs_lastmodifieddate read, and every company is synced
+// once the windows are put together (those on the boundary twice, as upserts).
+func TestRecipeHubSpotPastTenThousand(t *testing.T) {
+	base := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	const n = 2*hubspotMaxResults + 301
+	v, searches := hubspotVendor(t, hubspotCompanies(n, base))
+	v.throttleAt = 60 // a 429 in the middle of the second query
+	srv := v.serve(t)
+	ds := loadRecipe(t, "hubspot_companies.yaml", srv)
+	ds.Spec.HTTP.RateLimit.RequestsPerMinute = 600000
+	r := syncRecipe(t, ds, hubspotSecrets(hubspotRefresh), httpsrc.NewSessions(), datasource.Mode{})
+	if r.out.FetchErr != nil {
+		t.Fatal(r.out.FetchErr)
+	}
+	if got := len(r.out.Data.Accounts); got != n {
+		t.Errorf("synced %d companies, want %d", got, n)
+	}
+	if r.events[httpsrc.EventThrottled] != 1 || r.events[httpsrc.EventResumed] != 1 {
+		t.Errorf("events %v", r.events)
+	}
+	var starts []string
+	for _, q := range *searches {
+		if q.After == nil {
+			starts = append(starts, string(q.FilterGroups[0].Filters[0].Value))
+		}
+		if q.After != nil && *q.After >= "10000" && len(*q.After) >= 5 {
+			t.Fatalf("a page past the cap was asked: after=%s", *q.After)
+		}
+	}
+	// Query 2 starts at the 10 000th company's timestamp (the 4999th second),
+	// query 3 at the 20 000th's, less the two boundary companies read again each time.
+	want := []string{"0", strconv.FormatInt(base.Add(4999*time.Second).UnixMilli(), 10), strconv.FormatInt(base.Add(9998*time.Second).UnixMilli(), 10)}
+	if !reflect.DeepEqual(starts, want) {
+		t.Errorf("queries started at %v, want %v", starts, want)
 	}
 }
 
 // A revoked refresh token: Stalled with HubSpot's reason, once, and no
 // secret in the message.
 func TestRecipeHubSpotRevoked(t *testing.T) {
-	v := hubspotVendor(t, 5)
+	v, _ := hubspotVendor(t, hubspotCompanies(5, time.Now()))
 	srv := v.serve(t)
 	ds := loadRecipe(t, "hubspot_companies.yaml", srv)
-	secrets := map[string]string{"hubspot-oauth/clientId": "hs-client", "hubspot-oauth/clientSecret": "hs-secret", "hubspot-oauth/refreshToken": "revoked-refresh-token-31337"}
-	r := syncRecipe(t, ds, secrets, httpsrc.NewSessions(), datasource.Mode{})
+	r := syncRecipe(t, ds, hubspotSecrets("revoked-refresh-token-31337"), httpsrc.NewSessions(), datasource.Mode{})
 	err := r.out.FetchErr
 	if reason := connector.ConfigReason(err); reason != httpsrc.ReasonTokenRejected || !strings.Contains(err.Error(), "BAD_REFRESH_TOKEN") {
 		t.Fatalf("got %v (reason %q), want TokenRejected naming BAD_REFRESH_TOKEN", err, reason)
@@ -550,8 +708,22 @@ func TestRecipeZendesk(t *testing.T) {
 	}
 }
 
-// --- Intercom: bearer access token, Intercom-Version header,
-// pages.next.starting_after, X-RateLimit-* with a Unix reset time.
+// --- Intercom: bearer access token, Intercom-Version header, the contact
+// search API (POST, query on updated_at compared by UTC day, pagination in
+// the body with starting_after), X-RateLimit-* with a Unix reset time.
+
+// intercomSearch is a contact search as Intercom documents it.
+type intercomSearch struct {
+	Query struct {
+		Field    string          `json:"field"`
+		Operator string          `json:"operator"`
+		Value    json.RawMessage `json:"value"`
+	} `json:"query"`
+	Pagination struct {
+		PerPage       int     `json:"per_page"`
+		StartingAfter *string `json:"starting_after"`
+	} `json:"pagination"`
+}
 
 func TestRecipeIntercom(t *testing.T) {
 	v := &vendor{throttleAt: 2}
@@ -565,37 +737,64 @@ func TestRecipeIntercom(t *testing.T) {
 		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Unix(), 10))
 		writeJSON(w, 429, map[string]any{"type": "error.list", "errors": []map[string]string{{"code": "rate_limit_exceeded", "message": "Exceeded rate limit of 10000 in 60 seconds"}}})
 	}
-	contacts := []string{"u-1", "u-2", "u-3", "u-4", "u-5"}
+	type contact struct {
+		id      string
+		updated int64
+	}
+	day := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).Unix()
+	contacts := []contact{{"u-1", day + 3600}, {"u-2", day + 7200}, {"u-3", day + 10800}, {"u-4", day + 14400}, {"u-5", day + 18000}}
+	var searches []intercomSearch
+	invalid := func(w http.ResponseWriter, msg string) {
+		writeJSON(w, 400, map[string]any{"type": "error.list", "errors": []map[string]string{{"code": "parameter_invalid", "message": msg}}})
+	}
 	v.page = func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if r.Header.Get("Intercom-Version") != "2.11" || q.Get("per_page") != "150" {
-			writeJSON(w, 400, map[string]any{"type": "error.list", "errors": []map[string]string{{"code": "parameter_invalid", "message": "bad"}}})
+		var q intercomSearch
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if r.Method != http.MethodPost || r.URL.Path != "/contacts/search" || r.Header.Get("Intercom-Version") != "2.11" || dec.Decode(&q) != nil {
+			invalid(w, "Invalid request")
 			return
 		}
-		from := 0
-		if c := q.Get("starting_after"); c != "" {
-			from, _ = strconv.Atoi(strings.TrimPrefix(c, "WzE2"))
+		var value int64
+		if q.Query.Field != "updated_at" || q.Query.Operator != ">" || json.Unmarshal(q.Query.Value, &value) != nil || q.Pagination.PerPage != 150 {
+			invalid(w, "query updated_at > <Unix seconds>, 150 a page, expected")
+			return
+		}
+		searches = append(searches, q)
+		// Timestamps compare by UTC day: "> t" is "from the day after t's day".
+		from := value - value%86400 + 86400
+		var sel []contact
+		for _, c := range contacts {
+			if c.updated >= from {
+				sel = append(sel, c)
+			}
+		}
+		at := 0
+		if c := q.Pagination.StartingAfter; c != nil {
+			at, _ = strconv.Atoi(strings.TrimPrefix(*c, "WzE2"))
 		}
 		var data []map[string]any
-		for i, id := range contacts[from:min(from+2, len(contacts))] {
-			c := map[string]any{"type": "contact", "id": fmt.Sprintf("65%d", from+i), "external_id": id, "role": "user",
-				"email": id + "@example.com", "browser_language": "en", "last_seen_at": 1777636800, "updated_at": 1777636800}
-			if id == "u-3" {
-				c["last_seen_at"] = nil // never seen
+		for i, c := range sel[min(at, len(sel)):min(at+2, len(sel))] {
+			m := map[string]any{"type": "contact", "id": fmt.Sprintf("65%d", at+i), "external_id": c.id, "role": "user",
+				"email": c.id + "@example.com", "browser_language": "en", "last_seen_at": 1777636800, "updated_at": c.updated}
+			if c.id == "u-3" {
+				m["last_seen_at"] = nil // never seen
 			}
-			data = append(data, c)
+			data = append(data, m)
 		}
-		pages := map[string]any{"type": "pages", "page": from/2 + 1, "per_page": 2, "total_pages": 3}
-		if from+2 < len(contacts) {
-			pages["next"] = map[string]any{"page": from/2 + 2, "starting_after": fmt.Sprintf("WzE2%d", from+2)}
+		pages := map[string]any{"type": "pages", "page": at/2 + 1, "per_page": 2, "total_pages": (len(sel) + 1) / 2}
+		if at+2 < len(sel) {
+			pages["next"] = map[string]any{"page": at/2 + 2, "starting_after": fmt.Sprintf("WzE2%d", at+2)}
 		}
 		w.Header().Set("X-RateLimit-Limit", "10000")
 		w.Header().Set("X-RateLimit-Remaining", "9990")
-		writeJSON(w, 200, map[string]any{"type": "list", "data": data, "total_count": len(contacts), "pages": pages})
+		writeJSON(w, 200, map[string]any{"type": "list", "data": data, "total_count": len(sel), "pages": pages})
 	}
 	srv := v.serve(t)
 	ds := loadRecipe(t, "intercom_contacts.yaml", srv)
-	r := syncRecipe(t, ds, map[string]string{"intercom-api/token": "dG9rOmludGVyY29t"}, httpsrc.NewSessions(), datasource.Mode{})
+	secrets := map[string]string{"intercom-api/token": "dG9rOmludGVyY29t"}
+	sessions := httpsrc.NewSessions()
+	r := syncRecipe(t, ds, secrets, sessions, datasource.Mode{})
 	wantSynced(t, r, userKeys, "u-1", "u-2", "u-3", "u-4", "u-5")
 	wantResumed(t, v, 3)
 	d := r.out.Data
@@ -605,10 +804,77 @@ func TestRecipeIntercom(t *testing.T) {
 	if seen := attrOf(d.UserDecls, d.Users["u-3"].Values, "lastSeenAt"); seen != nil {
 		t.Errorf("u-3, never seen: lastSeenAt %v, want absent", seen)
 	}
+	if string(searches[0].Query.Value) != "0" || searches[0].Pagination.StartingAfter != nil || *searches[1].Pagination.StartingAfter != "WzE22" {
+		t.Errorf("full load: value %s, starting_after %v then %v", searches[0].Query.Value, searches[0].Pagination.StartingAfter, searches[1].Pagination.StartingAfter)
+	}
+
+	// Incremental, the next day: u-2 changed that morning, after the
+	// watermark (u-5, the day before); the others did not.
+	contacts[1].updated = day + 86400 + 3600
+	v.throttleAt, searches = 0, nil
+	inc := syncRecipe(t, ds, secrets, sessions, datasource.IncrementalMode(withStatus(ds, r.out.Watermark), true, false, "", time.Now()))
+	o := inc.out
+	if o.FetchErr != nil || o.Delta == nil || o.Accepted != 5 {
+		t.Fatalf("incremental: err %v, delta %v, %d upserts (want the watermark's whole day again, and u-2)", o.FetchErr, o.Delta != nil, o.Accepted)
+	}
+	// A watermark on day D is sent as D-1 (24h of overlap): "> D-1" is "from D on".
+	if got, want := string(searches[0].Query.Value), strconv.FormatInt(day+18000-86400, 10); got != want {
+		t.Errorf("incremental search updated_at > %s, want %s", got, want)
+	}
+	// Later that day, u-4 changes: a sync from the new watermark (u-2's, in
+	// the same UTC day) must read it, though Intercom compares days.
+	contacts[3].updated = day + 86400 + 7200
+	searches = nil
+	again := syncRecipe(t, ds, secrets, sessions, datasource.IncrementalMode(withStatus(ds, o.Watermark), true, false, "", time.Now()))
+	if o := again.out; o.FetchErr != nil || o.Accepted != 2 {
+		t.Fatalf("second incremental: err %v, %d upserts (want u-2 and u-4)", o.FetchErr, o.Accepted)
+	}
 }
 
 // --- Stripe: secret key as bearer, has_more with starting_after=<last id>,
-// its 429 error object (no Retry-After: backoff with jitter).
+// its 429 error object (no Retry-After: backoff with jitter); the full load
+// from /v1/subscriptions, then changes from /v1/events (newest first, the
+// subscription in data.object, canceled ones deleted).
+
+// stripeSub is a subscription as the fake keeps it.
+type stripeSub struct {
+	id, customer, interval, status string
+	quantity                       int
+	created                        int64
+}
+
+func (s stripeSub) object() map[string]any {
+	amount := 5000
+	if s.interval == "year" {
+		amount = 120000
+	}
+	return map[string]any{"id": s.id, "object": "subscription", "customer": s.customer, "status": s.status, "created": s.created,
+		"items": map[string]any{"object": "list", "data": []map[string]any{{"id": "si_" + s.id, "quantity": s.quantity,
+			"price": map[string]any{"id": "price_pro_" + s.interval, "unit_amount": amount, "currency": "usd",
+				"recurring": map[string]any{"interval": s.interval, "interval_count": 1}}}}}}
+}
+
+// stripeEvent is one event: the subscription as it became.
+type stripeEvent struct {
+	id, typ string
+	created int64
+	sub     stripeSub
+}
+
+// stripeList answers a Stripe list: newest first (the slice's order), pages of
+// two after starting_after.
+func stripeList(w http.ResponseWriter, path string, ids []string, objects []map[string]any, after string) {
+	from := 0
+	if after != "" {
+		from = slices.Index(ids, after) + 1
+	}
+	end := min(from+2, len(ids))
+	data := objects[from:end]
+	if data == nil {
+		data = []map[string]any{}
+	}
+	writeJSON(w, 200, map[string]any{"object": "list", "url": path, "has_more": end < len(ids), "data": data})
+}
 
 func TestRecipeStripe(t *testing.T) {
 	v := &vendor{throttleAt: 2}
@@ -621,35 +887,67 @@ func TestRecipeStripe(t *testing.T) {
 		writeJSON(w, 429, map[string]any{"error": map[string]string{"type": "invalid_request_error", "code": "rate_limit",
 			"message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."}})
 	}
-	subs := []struct{ id, customer, interval string }{
-		{"sub_1", "cus_A", "month"}, {"sub_2", "cus_B", "year"}, {"sub_3", "cus_C", "month"}, {"sub_4", "cus_D", "month"}, {"sub_5", "cus_E", "month"},
+	const t0 = 1777636800
+	subs := []stripeSub{ // newest first, as Stripe lists them
+		{"sub_6", "cus_F", "month", "canceled", 1, t0 + 60},
+		{"sub_5", "cus_E", "month", "active", 2, t0 + 50},
+		{"sub_4", "cus_D", "month", "active", 2, t0 + 40},
+		{"sub_3", "cus_C", "month", "active", 2, t0 + 30},
+		{"sub_2", "cus_B", "year", "active", 2, t0 + 20},
+		{"sub_1", "cus_A", "month", "active", 2, t0 + 10},
+	}
+	var events []stripeEvent // newest first
+	var since []string
+	bad := func(w http.ResponseWriter) {
+		writeJSON(w, 400, map[string]any{"error": map[string]string{"type": "invalid_request_error", "message": "bad"}})
 	}
 	v.page = func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		if r.URL.Path != "/v1/subscriptions" || q.Get("limit") != "100" || q.Get("status") != "active" {
-			writeJSON(w, 400, map[string]any{"error": map[string]string{"type": "invalid_request_error", "message": "bad"}})
+		if r.Method != http.MethodGet || q.Get("limit") != "100" {
+			bad(w)
 			return
 		}
-		from := 0
-		if after := q.Get("starting_after"); after != "" {
-			from = slices.IndexFunc(subs, func(s struct{ id, customer, interval string }) bool { return s.id == after }) + 1
-		}
-		var data []map[string]any
-		for _, s := range subs[from:min(from+2, len(subs))] {
-			amount := 5000
-			if s.interval == "year" {
-				amount = 120000
+		switch r.URL.Path {
+		case "/v1/subscriptions":
+			if q.Get("status") != "all" {
+				bad(w)
+				return
 			}
-			data = append(data, map[string]any{"id": s.id, "object": "subscription", "customer": s.customer, "status": "active",
-				"items": map[string]any{"object": "list", "data": []map[string]any{{"id": "si_" + s.id, "quantity": 2,
-					"price": map[string]any{"id": "price_pro_" + s.interval, "unit_amount": amount, "currency": "usd",
-						"recurring": map[string]any{"interval": s.interval, "interval_count": 1}}}}}})
+			var ids []string
+			var objs []map[string]any
+			for _, s := range subs {
+				ids, objs = append(ids, s.id), append(objs, s.object())
+			}
+			stripeList(w, "/v1/subscriptions", ids, objs, q.Get("starting_after"))
+		case "/v1/events":
+			gte, err := strconv.ParseInt(q.Get("created[gte]"), 10, 64)
+			if q.Get("type") != "customer.subscription.*" || err != nil {
+				bad(w)
+				return
+			}
+			since = append(since, q.Get("created[gte]"))
+			var ids []string
+			var objs []map[string]any
+			for _, e := range events {
+				if e.created >= gte {
+					ids = append(ids, e.id)
+					objs = append(objs, map[string]any{"id": e.id, "object": "event", "api_version": "2024-06-20", "created": e.created,
+						"type": e.typ, "livemode": false, "pending_webhooks": 0, "request": map[string]any{"id": nil, "idempotency_key": nil},
+						"data": map[string]any{"object": e.sub.object()}})
+				}
+			}
+			stripeList(w, "/v1/events", ids, objs, q.Get("starting_after"))
+		default:
+			bad(w)
 		}
-		writeJSON(w, 200, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": from+2 < len(subs), "data": data})
 	}
 	srv := v.serve(t)
 	ds := loadRecipe(t, "stripe_subscriptions.yaml", srv)
-	r := syncRecipe(t, ds, map[string]string{"stripe-api/restrictedKey": "rk_test_51Hx"}, httpsrc.NewSessions(), datasource.Mode{})
+	ds.Spec.HTTP.Incremental.URL = strings.Replace(ds.Spec.HTTP.Incremental.URL, "https://api.stripe.com", srv.URL, 1)
+	secrets := map[string]string{"stripe-api/restrictedKey": "rk_test_51Hx"}
+	sessions := httpsrc.NewSessions()
+	r := syncRecipe(t, ds, secrets, sessions, datasource.Mode{})
+	// The canceled subscription (cus_F) is left out of the full load.
 	wantSynced(t, r, accountKeys, "cus_A", "cus_B", "cus_C", "cus_D", "cus_E")
 	wantResumed(t, v, 3)
 	d := r.out.Data
@@ -661,6 +959,60 @@ func TestRecipeStripe(t *testing.T) {
 	}
 	if got := attrOf(d.AccountDecls, d.Accounts["cus_B"].Values, "plan"); got != "price_pro_year" {
 		t.Errorf("plan %v", got)
+	}
+	if !r.out.Watermark.Equal(time.Unix(t0+60, 0)) {
+		t.Errorf("watermark %s, want the newest subscription's creation", r.out.Watermark)
+	}
+
+	// Since: cus_B moved to monthly, then to 3 seats; cus_C canceled; cus_G
+	// subscribed (created and activated in one second); an old event the
+	// watermark excludes.
+	b := subs[4]
+	b.interval = "month"
+	b3 := b
+	b3.quantity = 3
+	c := subs[3]
+	c.status = "canceled"
+	g := stripeSub{"sub_7", "cus_G", "month", "incomplete", 1, t0 + 200}
+	gActive := g
+	gActive.status = "active"
+	events = []stripeEvent{
+		{"evt_6", "customer.subscription.updated", t0 + 300, b3},
+		{"evt_5", "customer.subscription.updated", t0 + 200, gActive},
+		{"evt_4", "customer.subscription.created", t0 + 200, g},
+		{"evt_3", "customer.subscription.deleted", t0 + 150, c},
+		{"evt_2", "customer.subscription.updated", t0 + 100, b},
+		{"evt_1", "customer.subscription.updated", t0 - 3600, subs[5]},
+	}
+	v.throttleAt = 0
+	inc := syncRecipe(t, ds, secrets, sessions, datasource.IncrementalMode(withStatus(ds, r.out.Watermark), true, false, "", time.Now()))
+	o := inc.out
+	if o.FetchErr != nil || o.Delta == nil || o.Rejected != 0 {
+		t.Fatalf("incremental: err %v, delta %v, rejected %v", o.FetchErr, o.Delta != nil, o.Rejections)
+	}
+	if o.Accepted != 2 || o.Deletes != 1 || o.Superseded != 2 {
+		t.Errorf("incremental: %d upserts, %d deletes, %d superseded; want cus_B and cus_G, cus_C, and the two older changes", o.Accepted, o.Deletes, o.Superseded)
+	}
+	if want := strconv.Itoa(t0 + 60 - 60); len(since) != 3 || slices.ContainsFunc(since, func(s string) bool { return s != want }) {
+		t.Errorf("events asked from %v: want 3 pages from the watermark minus the 1m overlap, %s", since, want)
+	}
+	if !o.Watermark.Equal(time.Unix(t0+300, 0)) {
+		t.Errorf("incremental watermark %s, want the newest event's", o.Watermark)
+	}
+	ns := profile.NewStore().Namespace("stripe")
+	ns.Apply(r.out.Data)
+	ns.ApplyDelta(o.Delta)
+	after := ns.Source(ds.Name)
+	if got := keys(after.Accounts); !reflect.DeepEqual(got, []string{"cus_A", "cus_B", "cus_D", "cus_E", "cus_G"}) {
+		t.Errorf("accounts after the delta %v", got)
+	}
+	for cus, want := range map[string]any{"cus_B": 150.0, "cus_G": 50.0} { // 3 × $50; 1 × $50
+		if got := attrOf(after.AccountDecls, after.Accounts[cus].Values, "mrr"); got != want {
+			t.Errorf("%s: mrr %v, want %v (the newest change)", cus, got, want)
+		}
+	}
+	if got := attrOf(after.AccountDecls, after.Accounts["cus_G"].Values, "subscriptionStatus"); got != "active" {
+		t.Errorf("cus_G status %v, want active (the newer of two events in one second)", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package httpsrc
 
 import (
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -30,16 +31,9 @@ type Since struct {
 
 // Value is the parameter's value.
 func (s *Since) Value() (string, error) {
-	var v string
-	switch s.Format {
-	case "", FormatRFC3339:
-		v = s.Time.UTC().Format(time.RFC3339)
-	case FormatUnixSeconds:
-		v = strconv.FormatInt(s.Time.Unix(), 10)
-	case FormatUnixMillis:
-		v = strconv.FormatInt(s.Time.UnixMilli(), 10)
-	default:
-		return "", connector.Configf("InvalidIncremental", "unknown watermark format %q (want RFC3339, UnixSeconds or UnixMillis)", s.Format)
+	v, err := formatTime(s.Format, s.Time)
+	if err != nil {
+		return "", err
 	}
 	if s.Template == "" {
 		return v, nil
@@ -50,6 +44,29 @@ func (s *Since) Value() (string, error) {
 	return strings.ReplaceAll(s.Template, "{since}", v), nil
 }
 
+// formatTime writes t in a watermark format.
+func formatTime(format string, t time.Time) (string, error) {
+	switch format {
+	case "", FormatRFC3339:
+		return t.UTC().Format(time.RFC3339), nil
+	case FormatUnixSeconds:
+		return strconv.FormatInt(t.Unix(), 10), nil
+	case FormatUnixMillis:
+		return strconv.FormatInt(t.UnixMilli(), 10), nil
+	}
+	return "", connector.Configf("InvalidIncremental", "unknown watermark format %q (want RFC3339, UnixSeconds or UnixMillis)", format)
+}
+
+// sinceJSON is t as the body's "{since}": a number in the Unix formats, a
+// string in RFC 3339.
+func sinceJSON(format string, t time.Time) (any, error) {
+	v, err := formatTime(format, t)
+	if err != nil || format == "" || format == FormatRFC3339 {
+		return v, err
+	}
+	return json.Number(v), nil
+}
+
 // apply returns u with the watermark parameter set (replacing one the URL
 // has), or u itself for a full load.
 func (s *Since) apply(u *url.URL) (*url.URL, error) {
@@ -57,7 +74,7 @@ func (s *Since) apply(u *url.URL) (*url.URL, error) {
 		return u, nil
 	}
 	if s.Param == "" {
-		return nil, connector.Configf("InvalidIncremental", "an incremental sync needs the watermark's query parameter")
+		return u, nil // the watermark goes in the body (New checks that it can)
 	}
 	v, err := s.Value()
 	if err != nil {

@@ -2,9 +2,12 @@ package httpsrc
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/connector"
 )
 
 // SecretReader returns one key of a Secret of the DataSource's namespace;
@@ -54,8 +57,21 @@ func FromSpec(spec *v1alpha1.DataSourceSpec, since *time.Time, secret SecretRead
 			cfg.Pagination.StartPage = int(*p.StartPage)
 		}
 	}
-	if inc := h.Incremental; inc != nil && since != nil {
-		cfg.Since = &Since{Param: inc.Param, Format: string(inc.Format), Template: inc.ValueTemplate, Time: *since}
+	cfg.Method, cfg.Body = string(h.Method), h.Body
+	if inc := h.Incremental; inc != nil {
+		cfg.SinceFormat, cfg.WatermarkField = string(inc.Format), inc.WatermarkField
+		if since != nil {
+			cfg.Since = &Since{Param: inc.Param, Format: string(inc.Format), Template: inc.ValueTemplate, Time: *since}
+			if inc.URL != "" { // a change feed of its own
+				if err := sameHost(h.URL, inc.URL); err != nil {
+					return cfg, err
+				}
+				cfg.URL, cfg.RecordPath = inc.URL, inc.RecordPath
+			}
+		}
+	}
+	if p := h.Pagination; p != nil {
+		cfg.MaxResults = int(p.MaxResults)
 	}
 	return cfg, nil
 }
@@ -129,4 +145,16 @@ func oauthFromSpec(o *v1alpha1.HTTPOAuth2, secret SecretReader) (*OAuth2, error)
 		oc.PrivateKey = v
 	}
 	return oc, nil
+}
+
+// sameHost refuses an incremental URL elsewhere than the URL the credentials
+// were configured for.
+func sameHost(base, inc string) error {
+	b, err1 := url.Parse(base)
+	i, err2 := url.Parse(inc)
+	if err1 != nil || err2 != nil || b.Scheme != i.Scheme || !strings.EqualFold(b.Host, i.Host) {
+		return connector.Configf("InvalidIncremental",
+			"spec.http.incremental.url must have the scheme, host and port of spec.http.url, which the credentials are for")
+	}
+	return nil
 }
