@@ -105,21 +105,59 @@ func PlanChanges(stored Stored, verdicts map[string]Verdict, now time.Time, maxP
 }
 
 // locate finds the changed users among the stored members, and counts the
-// stored members.
+// stored members. A slice's members are sorted by user id (every plan writes
+// them so, and a slice someone else wrote is rewritten sorted by the full
+// pass that follows: keep), so a few verdicts are found by binary search in
+// each slice; a pass after a single change then costs a few comparisons per
+// slice instead of a map lookup per stored member. Many verdicts are found
+// by one walk over every member.
 func locate(stored Stored, verdicts map[string]Verdict) (map[string][]Located, int) {
 	found := make(map[string][]Located, len(verdicts))
 	total := 0
 	for i := range stored.Len() {
-		n := stored.Size(i)
-		total += n
-		for j := range n {
-			m := stored.At(i, j)
-			if _, ok := verdicts[m.UserID]; ok {
+		total += stored.Size(i)
+	}
+	if len(verdicts)*stored.Len()*searchCost >= total {
+		walk(stored, verdicts, found)
+	} else {
+		search(stored, verdicts, found)
+	}
+	return found, total
+}
+
+// walk locates the verdicts' users by visiting every stored member.
+func walk(stored Stored, verdicts map[string]Verdict, found map[string][]Located) {
+	for i := range stored.Len() {
+		for j := range stored.Size(i) {
+			if m := stored.At(i, j); hasVerdict(verdicts, m.UserID) {
 				found[m.UserID] = append(found[m.UserID], Located{Member: m, Slice: i})
 			}
 		}
 	}
-	return found, total
+}
+
+// search locates the verdicts' users by binary search in each slice.
+func search(stored Stored, verdicts map[string]Verdict, found map[string][]Located) {
+	for uid := range verdicts {
+		for i := range stored.Len() {
+			n := stored.Size(i)
+			j := sort.Search(n, func(j int) bool { return stored.At(i, j).UserID >= uid })
+			if j < n {
+				if m := stored.At(i, j); m.UserID == uid {
+					found[uid] = append(found[uid], Located{Member: m, Slice: i})
+				}
+			}
+		}
+	}
+}
+
+// searchCost is about what finding one user in one slice by binary search
+// costs, in member visits of a walk (log2 of a slice of 1000, and the calls).
+const searchCost = 16
+
+func hasVerdict(verdicts map[string]Verdict, uid string) bool {
+	_, ok := verdicts[uid]
+	return ok
 }
 
 func earliest(locs []Located) Located {

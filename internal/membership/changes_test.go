@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"slices"
 	"testing"
 	"time"
@@ -160,5 +161,49 @@ func TestStepsNeverDropAStayingMember(t *testing.T) {
 		if !maps.EqualFunc(Members(state), next, same) {
 			t.Fatalf("iter %d: final membership differs", iter)
 		}
+	}
+}
+
+// Binary search finds exactly what a walk over every member finds, in
+// slices a plan wrote (sorted by user id), a user in two slices included.
+func TestSearchEqualsWalk(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	for iter := range 300 {
+		users := 1 + r.IntN(200)
+		desired := map[string]Member{}
+		for range users {
+			uid := fmt.Sprintf("u%04d", r.IntN(users*2))
+			desired[uid] = Member{UserID: uid, AccountID: "a", EnteredAt: t0}
+		}
+		existing := applyPlan(nil, PlanSlices(nil, desired, 1+r.IntN(20)))
+		if len(existing) > 1 && len(existing[0].Members) > 0 {
+			// A copy left in a second slice by an interrupted write.
+			dup := existing[0].Members[0]
+			existing[1].Members = append(existing[1].Members, dup)
+			sortMembers(existing[1].Members)
+		}
+		verdicts := map[string]Verdict{}
+		for range 1 + r.IntN(8) {
+			verdicts[fmt.Sprintf("u%04d", r.IntN(users*2+3))] = Verdict{}
+		}
+		walked, searched := map[string][]Located{}, map[string][]Located{}
+		walk(SliceList(existing), verdicts, walked)
+		search(SliceList(existing), verdicts, searched)
+		for _, locs := range searched {
+			sort.Slice(locs, func(a, b int) bool { return locs[a].Slice < locs[b].Slice })
+		}
+		if !reflect.DeepEqual(walked, searched) {
+			t.Fatalf("iter %d: walk found %v, search %v", iter, walked, searched)
+		}
+	}
+}
+
+// A slice someone else wrote out of order is rewritten sorted by the next
+// full plan, so that binary search holds afterwards.
+func TestFullPlanSortsAnUnsortedSlice(t *testing.T) {
+	existing := []Slice{{Name: "s1", Members: []Member{mem("u2"), mem("u1")}}}
+	plan := PlanSlices(existing, map[string]Member{"u1": mem("u1"), "u2": mem("u2")}, 10)
+	if len(plan.Update) != 1 || plan.Update[0].Members[0].UserID != "u1" {
+		t.Fatalf("plan %+v: the unsorted slice is not rewritten sorted", plan)
 	}
 }

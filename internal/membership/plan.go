@@ -162,7 +162,12 @@ func PlanSlices(existing []Slice, desired map[string]Member, maxPerSlice int) Pl
 func keep(members []Member, desired map[string]Member, placed map[string]bool, maxPerSlice int) ([]Member, bool) {
 	kept := make([]Member, 0, len(members))
 	changed := false
-	for _, m := range members {
+	for i, m := range members {
+		if i > 0 && members[i-1].UserID >= m.UserID {
+			// Out of order (written by someone else): rewritten sorted, as
+			// PlanChanges finds members by binary search.
+			changed = true
+		}
 		want, ok := desired[m.UserID]
 		if !ok || placed[m.UserID] || len(kept) == maxPerSlice {
 			changed = true
