@@ -5,8 +5,8 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
-	"sort"
 	"slices"
+	"sort"
 	"testing"
 	"time"
 )
