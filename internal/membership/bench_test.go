@@ -134,3 +134,36 @@ func BenchmarkStream1MChurn1PctUniform(b *testing.B) {
 		b.Fatalf("%+v", out)
 	}
 }
+
+// One changed user against 1 M stored members in 1000 slices (a pass after a
+// single-row change): binary search in each slice, against the walk over
+// every member that many verdicts use:
+//
+//	go test ./internal/membership -run '^$' -bench 'Locate1MOneChange' -benchmem
+func BenchmarkLocate1MOneChange(b *testing.B) {
+	const n, size = 1_000_000, 1000
+	var existing []Slice
+	for s := 0; s < n/size; s++ {
+		sl := Slice{Name: fmt.Sprintf("s%d", s)}
+		for i := 0; i < size; i++ {
+			sl.Members = append(sl.Members, mem(fmt.Sprintf("u%07d", s*size+i)))
+		}
+		existing = append(existing, sl)
+	}
+	verdicts := map[string]Verdict{"u0500000": {}}
+	for _, bc := range []struct {
+		name string
+		find func(Stored, map[string]Verdict, map[string][]Located)
+	}{{"search", search}, {"walk", walk}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				found := map[string][]Located{}
+				bc.find(SliceList(existing), verdicts, found)
+				if len(found["u0500000"]) != 1 {
+					b.Fatal("the user was not found")
+				}
+			}
+		})
+	}
+}
