@@ -62,14 +62,7 @@ func benchPlan(b *testing.B, stride, count int) {
 //	go test ./internal/membership -run '^$' -bench 'PlanSlices1MChurn1PctUniform|PlanChanges1M' -benchmem
 func BenchmarkPlanChanges1MChurn1PctUniform(b *testing.B) {
 	const n, size = 1_000_000, 1000
-	var existing []Slice
-	for s := 0; s < n/size; s++ {
-		sl := Slice{Name: fmt.Sprintf("s%d", s)}
-		for i := 0; i < size; i++ {
-			sl.Members = append(sl.Members, mem(fmt.Sprintf("u%07d", s*size+i)))
-		}
-		existing = append(existing, sl)
-	}
+	existing := fullSlices(n, size)
 	verdicts := map[string]Verdict{}
 	for i := 0; i < n; i += 200 {
 		verdicts[fmt.Sprintf("u%07d", i)] = Verdict{}
@@ -142,14 +135,7 @@ func BenchmarkStream1MChurn1PctUniform(b *testing.B) {
 //	go test ./internal/membership -run '^$' -bench 'Locate1MOneChange' -benchmem
 func BenchmarkLocate1MOneChange(b *testing.B) {
 	const n, size = 1_000_000, 1000
-	var existing []Slice
-	for s := 0; s < n/size; s++ {
-		sl := Slice{Name: fmt.Sprintf("s%d", s)}
-		for i := 0; i < size; i++ {
-			sl.Members = append(sl.Members, mem(fmt.Sprintf("u%07d", s*size+i)))
-		}
-		existing = append(existing, sl)
-	}
+	existing := fullSlices(n, size)
 	verdicts := map[string]Verdict{"u0500000": {}}
 	for _, bc := range []struct {
 		name string
@@ -166,4 +152,18 @@ func BenchmarkLocate1MOneChange(b *testing.B) {
 			}
 		})
 	}
+}
+
+// fullSlices are n members (u0000000 on) in full slices of size, as a plan
+// writes them.
+func fullSlices(n, size int) []Slice {
+	var out []Slice
+	for s := 0; s < n/size; s++ {
+		sl := Slice{Name: fmt.Sprintf("s%d", s)}
+		for i := 0; i < size; i++ {
+			sl.Members = append(sl.Members, mem(fmt.Sprintf("u%07d", s*size+i)))
+		}
+		out = append(out, sl)
+	}
+	return out
 }
