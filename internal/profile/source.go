@@ -204,8 +204,11 @@ func (b *Builder) signalRows() map[string]storedRow {
 
 // SignalLen is the length of a Signal source's list for a user (0: none).
 func (d *SourceData) SignalLen(user string) int {
+	if d.SignalDecl == nil {
+		return 0
+	}
 	r, ok := d.Users[user]
-	if !ok || d.SignalDecl == nil {
+	if !ok {
 		return 0
 	}
 	l, ok := r.Values[0].(traits.Sizer)
