@@ -104,8 +104,10 @@ func (n *Namespace) publishPlaybook(name string, states map[string]PlaybookState
 	maps.Copy(clone, states)
 	n.playbooks[name] = clone
 	// A first publish with no runs changes no profile, only PlaybookPublished:
-	// it still counts as a change, for the personas waiting on it.
-	if len(old) > 0 || len(states) > 0 {
+	// it still counts as a change, for the personas waiting on it. It adds
+	// the built-in source (empty) if this is the namespace's first playbook,
+	// so that the first run to come changes only its user's profile.
+	if !published || len(old) > 0 || len(states) > 0 {
 		n.rebuildPlaybooks()
 	}
 	return true
@@ -168,7 +170,11 @@ func (n *Namespace) rebuildPlaybooks() {
 			m[types.String(pb)] = playbookEntry{Mapper: attr.ToCEL(st.value()).(traits.Mapper), state: st}
 		}
 	}
-	if len(byUser) == 0 {
+	// The source stays while a playbook is published, empty when no run is
+	// left: adding or removing a source changes how every profile merges
+	// (the journal says All, and every persona evaluates every profile),
+	// where a run that comes or goes changes one profile.
+	if len(n.playbooks) == 0 {
 		n.remove(PlaybooksSource)
 		return
 	}

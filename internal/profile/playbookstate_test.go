@@ -68,7 +68,7 @@ func TestPublishPlaybookWritesOnlyChanges(t *testing.T) {
 		changed    bool
 		generation bool // the store's generation moves (profiles changed)
 	}{
-		{"first publish without runs: only the published mark", func() bool { return n.PublishPlaybook("pb", nil) }, true, false},
+		{"first publish without runs: the built-in source, empty", func() bool { return n.PublishPlaybook("pb", nil) }, true, true},
 		{"again without runs", func() bool { return n.PublishPlaybook("pb", map[string]PlaybookState{}) }, false, false},
 		{"a run appears", func() bool { return n.PublishPlaybook("pb", running) }, true, true},
 		{"the same state again", func() bool { return n.PublishPlaybook("pb", sameInstant) }, false, false},
@@ -165,5 +165,29 @@ func TestFeedCoalescesAndNeverBlocks(t *testing.T) {
 	s.Namespace("a").RemovePlaybook("pb")
 	if len(f.pending) != 0 {
 		t.Errorf("a closed feed still receives: %v", f.pending)
+	}
+}
+
+// Once a playbook is published, runs that come and go change only their
+// users' profiles: the built-in source stays (empty when no run is left), so
+// the journal never says All for them and personas evaluate those users only.
+func TestPlaybookRunsChangeOnlyTheirUsers(t *testing.T) {
+	n := NewStore().Namespace("ns")
+	n.Apply(source(t, "users", 0, usersSpec, map[string]any{"id": "u1"}, map[string]any{"id": "u2"}))
+	n.PublishPlaybook("pb", nil)
+	running := map[string]PlaybookState{"u1": {Phase: "Running", Step: "a"}}
+	for _, step := range []struct {
+		name   string
+		states map[string]PlaybookState
+	}{{"the first run", running}, {"the last run goes", nil}, {"a run again", running}} {
+		gen := n.Generation()
+		if !n.PublishPlaybook("pb", step.states) {
+			t.Fatalf("%s: nothing changed", step.name)
+		}
+		var c Changes
+		n.Read(nil, func(v *View) { c = v.Changes(gen) })
+		if c.All || len(c.Users) != 1 || c.Users[0] != "u1" {
+			t.Errorf("%s: changes %+v, want u1 only", step.name, c)
+		}
 	}
 }
