@@ -90,12 +90,17 @@ func (l *listeners) notified(ctx context.Context, name types.NamespacedName) {
 	l.mu.Lock()
 	l.pending[name] = true
 	l.mu.Unlock()
-	ds := &v1alpha1.DataSource{}
-	ds.Namespace, ds.Name = name.Namespace, name.Name
 	select {
-	case l.events <- event.GenericEvent{Object: ds}:
+	case l.events <- event.GenericEvent{Object: dataSourceRef(name)}:
 	case <-ctx.Done():
 	}
+}
+
+// dataSourceRef is the object an enqueue event names: only the name counts.
+func dataSourceRef(name types.NamespacedName) *v1alpha1.DataSource {
+	ds := &v1alpha1.DataSource{}
+	ds.Namespace, ds.Name = name.Namespace, name.Name
+	return ds
 }
 
 // wake enqueues DataSources of a namespace (those waiting for a sync slot
@@ -106,10 +111,8 @@ func (l *listeners) wake(namespace string, names []string) {
 		return
 	}
 	for _, name := range names {
-		ds := &v1alpha1.DataSource{}
-		ds.Namespace, ds.Name = namespace, name
 		select {
-		case l.events <- event.GenericEvent{Object: ds}:
+		case l.events <- event.GenericEvent{Object: dataSourceRef(types.NamespacedName{Namespace: namespace, Name: name})}:
 		default:
 		}
 	}
