@@ -157,7 +157,12 @@ func main() {
 		setupLog.Error(err, "unable to build the Job cache selector")
 		os.Exit(1)
 	}
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: playbookJobs}}}
+	cacheOpts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: playbookJobs}},
+		// No controller reads managedFields: at a million members the cached
+		// PersonaMembership slices, Jobs and ledgers would keep them for nothing.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 	if watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(watchNamespaces, ",") {

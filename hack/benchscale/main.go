@@ -61,7 +61,7 @@ type options struct {
 	kubeconfig, namespace, dsn, manifests, pprofAddr, out, command string
 	pid                                                            int
 	changes, churn                                                 int
-	spread, idle, readyTimeout, changeTimeout                      time.Duration
+	spread, idle, readyTimeout, changeTimeout, readyProfile        time.Duration
 	incremental                                                    bool
 }
 
@@ -83,6 +83,8 @@ func main() {
 		"(at least one sync interval, so they land at every phase of the sync cycle)")
 	flag.DurationVar(&o.idle, "idle", time.Minute, "idle time after the memberships are right, over which steady RSS is taken")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Minute, "longest wait for Ready and right memberships")
+	flag.DurationVar(&o.readyProfile, "ready-profile", time.Minute, "CPU profile this long from apply (cpu-ready.pb.gz), "+
+		"ending before the memberships are timed right")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 5*time.Minute, "longest wait for a phase's changes to show")
 	flag.Parse()
 	if o.kubeconfig == "" || o.dsn == "" || o.pid == 0 || o.out == "" {
@@ -197,6 +199,13 @@ func run(ctx context.Context, o options) (err error) {
 	go b.mem.run(wctx, c, o.namespace)
 	go watchJobs(wctx, c, o.namespace, latencyPlaybook, func(id string, at time.Time) { lat.seen(lat.job, id, at) })
 
+	// A CPU profile of the first passes (apply → Ready), apart from the one
+	// of the single-row changes: where the time to Ready goes.
+	readyProfiled := make(chan struct{})
+	go func() {
+		defer close(readyProfiled)
+		b.cpuProfileAs(ctx, o.readyProfile, "cpu-ready", "apply → Ready")
+	}()
 	if err := b.waitReady(ctx, t0); err != nil {
 		return err
 	}
@@ -230,6 +239,7 @@ func run(ctx context.Context, o options) (err error) {
 	b.rep.add("steady RSS over %s idle (sources re-syncing): median %s (min %s, max %s, %d samples); manager CPU %.1fs in it",
 		o.idle, mib(quantile(idle, 0.5)), mib(slices.Min(idle)), mib(slices.Max(idle)), len(idle), cpuIdle-cpuLoad)
 
+	<-readyProfiled // one CPU profile at a time
 	if err := b.singleChanges(ctx, lat); err != nil {
 		return err
 	}
@@ -611,12 +621,18 @@ func (b *bench) heapProfile(ctx context.Context) error {
 // cpuProfile profiles the manager's CPU for d (the single-change phase), so a
 // latency figure comes with where the manager's time went meanwhile.
 func (b *bench) cpuProfile(ctx context.Context, d time.Duration) {
-	top, err := b.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), "cpu", "-cum")
+	b.cpuProfileAs(ctx, d, "cpu", "the single-row changes")
+}
+
+// cpuProfileAs saves a CPU profile of the next d as <name>.pb.gz and adds its
+// top to the report.
+func (b *bench) cpuProfileAs(ctx context.Context, d time.Duration, name, what string) {
+	top, err := b.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), name, "-cum")
 	if err != nil {
 		b.rep.add("cpu profile: %v", err)
 		return
 	}
-	b.rep.add("cpu profile over the single-row changes (%s, cumulative; %s/cpu-top.txt):", d, b.o.out)
+	b.rep.add("cpu profile over %s (%s, cumulative; %s/%s-top.txt):", what, d, b.o.out, name)
 	b.addTop(top, 25)
 }
 
