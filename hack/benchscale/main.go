@@ -227,9 +227,12 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	// Steady state: the sources re-sync every interval meanwhile.
+	// Steady state: the sources re-sync every interval meanwhile. The idle
+	// minute's CPU profile says what still runs when nothing changes.
+	<-readyProfiled // one CPU profile at a time
 	idleFrom := time.Now()
-	time.Sleep(o.idle)
+	b.cpuProfileAs(ctx, o.idle, "cpu-idle", "the idle minute")
+	time.Sleep(time.Until(idleFrom.Add(o.idle))) // should the profile have failed early
 	idle := b.rss.between(idleFrom, time.Now())
 	if len(idle) == 0 {
 		_, err := b.rss.last()
@@ -239,7 +242,6 @@ func run(ctx context.Context, o options) (err error) {
 	b.rep.add("steady RSS over %s idle (sources re-syncing): median %s (min %s, max %s, %d samples); manager CPU %.1fs in it",
 		o.idle, mib(quantile(idle, 0.5)), mib(slices.Min(idle)), mib(slices.Max(idle)), len(idle), cpuIdle-cpuLoad)
 
-	<-readyProfiled // one CPU profile at a time
 	if err := b.singleChanges(ctx, lat); err != nil {
 		return err
 	}
