@@ -83,8 +83,8 @@ func main() {
 		"(at least one sync interval, so they land at every phase of the sync cycle)")
 	flag.DurationVar(&o.idle, "idle", time.Minute, "idle time after the memberships are right, over which steady RSS is taken")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Minute, "longest wait for Ready and right memberships")
-	flag.DurationVar(&o.readyProfile, "ready-profile", time.Minute, "CPU profile this long from apply (cpu-ready.pb.gz), "+
-		"ending before the memberships are timed right")
+	flag.DurationVar(&o.readyProfile, "ready-profile", 90*time.Second, "CPU profile this long from the DataSources Ready "+
+		"(cpu-ready.pb.gz): the personas' first passes")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 5*time.Minute, "longest wait for a phase's changes to show")
 	flag.Parse()
 	if o.kubeconfig == "" || o.dsn == "" || o.pid == 0 || o.out == "" {
@@ -120,6 +120,8 @@ type bench struct {
 	mem   *memberships
 	where map[string]string // persona -> SQL condition
 	users int
+	// onSourcesReady runs once, when waitReady first sees every DataSource Ready.
+	onSourcesReady func()
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -199,13 +201,15 @@ func run(ctx context.Context, o options) (err error) {
 	go b.mem.run(wctx, c, o.namespace)
 	go watchJobs(wctx, c, o.namespace, latencyPlaybook, func(id string, at time.Time) { lat.seen(lat.job, id, at) })
 
-	// A CPU profile of the first passes (apply → Ready), apart from the one
-	// of the single-row changes: where the time to Ready goes.
+	// A CPU profile of the personas' first passes, from the moment the
+	// DataSources are Ready: where the time to Ready goes.
 	readyProfiled := make(chan struct{})
-	go func() {
-		defer close(readyProfiled)
-		b.cpuProfileAs(ctx, o.readyProfile, "cpu-ready", "apply → Ready")
-	}()
+	b.onSourcesReady = func() {
+		go func() {
+			defer close(readyProfiled)
+			b.cpuProfileAs(ctx, o.readyProfile, "cpu-ready", "the personas' first passes (from the DataSources Ready)")
+		}()
+	}
 	if err := b.waitReady(ctx, t0); err != nil {
 		return err
 	}
@@ -396,6 +400,9 @@ func (b *bench) waitReady(ctx context.Context, t0 time.Time) error {
 				b.rep.add("  DataSource %-24s %8d records, last sync took %s", d.Name, d.Status.RecordsAccepted, dur)
 			}
 			b.rep.add("apply -> all 3 DataSources Ready: %.1fs", dsAt.Sub(t0).Seconds())
+			if b.onSourcesReady != nil {
+				b.onSourcesReady()
+			}
 		}
 		pReady := len(ps.Items) == len(b.where)
 		for _, p := range ps.Items {
