@@ -1,0 +1,331 @@
+package playbook
+
+import (
+	"sort"
+	"time"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
+)
+
+// MemberSlice is one PersonaMembership slice as a Book reads it. Members is
+// the cache's own array, read only: the informer replaces an object on each
+// change and never edits one in place, so the Book keeps the array it saw
+// without copying it.
+type MemberSlice struct {
+	Persona, Name string
+	// Version changes whenever the slice does (its resourceVersion).
+	Version string
+	Members []v1alpha1.MembershipEntry
+}
+
+// RunSlice is one PlaybookProgress slice of the ledger as a Book reads it
+// (Runs read only, as MemberSlice's Members).
+type RunSlice struct {
+	Name, Version string
+	Runs          []v1alpha1.PlaybookRun
+}
+
+// Book is one playbook's planning state between passes: the membership and
+// ledger slices as last seen, the live users (those a pass acts on) with their
+// membership and run, and, of the quiet users, only the counts and States of
+// their runs. A quiet user is one a pass does nothing for but count a
+// finished run (see quiet): at scale nearly every user, a member from before
+// the playbook existed or one whose entry already ran.
+//
+// NewBook (and Compute) classify every user; Sync classifies again only the
+// users whose entry or run changed in the slices that changed since, so a
+// pass after a few entries costs the changed slices, a search for each
+// changed user and the live users, not the persona's size. Plan is the same
+// for both: one decision.
+type Book struct {
+	spec     Spec
+	members  []memberSlice // sorted by persona and name
+	ledger   []runSlice    // sorted by name: the first holds a user's record
+	live     map[string]entry
+	quiet    Counts           // Succeeded and Failed of the quiet users
+	states   map[string]State // every user's, as of the last Plan
+	unshown  bool             // states changed since MarkPublished
+	size     int              // members and runs in the slices
+	searched int              // users classified again by the last Sync
+}
+
+type memberSlice struct {
+	MemberSlice
+	sorted bool
+}
+
+type runSlice struct {
+	RunSlice
+	sorted bool
+}
+
+// entry is a user as a pass sees them: their membership (as dedupe chooses)
+// and their recorded run.
+type entry struct {
+	member   Member
+	inside   bool
+	run      v1alpha1.PlaybookRun
+	recorded bool
+}
+
+// NewBook classifies every member and run of the slices: a full pass.
+func NewBook(spec Spec, members []MemberSlice, ledger []RunSlice) *Book {
+	b := &Book{spec: spec}
+	b.remember(members, ledger, nil)
+	all := make([]Member, 0, b.size)
+	for _, s := range b.members {
+		for _, m := range s.Members {
+			all = append(all, memberOf(s.Persona, m))
+		}
+	}
+	slices := make([]LedgerSlice, len(b.ledger))
+	for i, s := range b.ledger {
+		slices[i] = LedgerSlice{Name: s.Name, Runs: s.Runs}
+	}
+	b.reset(dedupe(all), Runs(slices))
+	return b
+}
+
+// reset classifies every user from scratch.
+func (b *Book) reset(members map[string]Member, runs map[string]v1alpha1.PlaybookRun) {
+	b.live, b.quiet, b.unshown = map[string]entry{}, Counts{}, true
+	b.states = make(map[string]State, len(runs))
+	for u, m := range members {
+		r, ok := runs[u]
+		b.add(u, entry{member: m, inside: true, run: r, recorded: ok})
+	}
+	for u, r := range runs {
+		if _, ok := members[u]; !ok {
+			b.add(u, entry{run: r, recorded: true})
+		}
+	}
+}
+
+// Sync brings the book to the slices as they are now, classifying again only
+// the users whose entry or run differs in a slice whose version changed. It
+// reports false, changing nothing, when so many users changed that searching
+// each would cost more than a full pass: the caller builds a NewBook then.
+func (b *Book) Sync(members []MemberSlice, ledger []RunSlice) bool {
+	oldMembers, oldLedger := b.members, b.ledger
+	users := changedMembers(oldMembers, members)
+	for u := range changedRuns(oldLedger, ledger) {
+		users[u] = struct{}{}
+	}
+	if len(users)*(len(members)+len(ledger))*searchCost > b.size+len(members)+len(ledger) && len(users) > 0 {
+		return false
+	}
+	before := make(map[string]entry, len(users))
+	for u := range users {
+		before[u] = b.lookup(u)
+	}
+	b.remember(members, ledger, b)
+	for u, e := range before {
+		b.drop(u, e)
+		b.add(u, b.lookup(u))
+	}
+	b.searched = len(users)
+	return true
+}
+
+// Searched is how many users the last Sync classified again.
+func (b *Book) Searched() int { return b.searched }
+
+// Spec is the spec the book plans for.
+func (b *Book) Spec() Spec { return b.spec }
+
+// Live is how many users a pass acts on.
+func (b *Book) Live() int { return len(b.live) }
+
+// searchCost is about what finding one user in one slice by binary search
+// costs, in items of a full pass (as membership's). A variable so that a
+// test can make every Sync search.
+var searchCost = 16
+
+// Plan decides one pass over the live users, and adds the quiet users' counts
+// and States. Its States is the book's own map: read only, valid until the
+// next Sync.
+func (b *Book) Plan(jobs map[string]Job, limits Limits, now time.Time) Plan {
+	in := Input{Spec: b.spec, Runs: make(map[string]v1alpha1.PlaybookRun, len(b.live)), Jobs: jobs, Limits: limits, Now: now}
+	for u, e := range b.live {
+		if e.inside {
+			in.Members = append(in.Members, e.member)
+		}
+		if e.recorded {
+			in.Runs[u] = e.run
+		}
+	}
+	p := decide(in)
+	p.Counts.Succeeded += b.quiet.Succeeded
+	p.Counts.Failed += b.quiet.Failed
+	for u := range b.live {
+		st, ok := p.States[u]
+		b.setState(u, st, ok)
+	}
+	p.States = b.states
+	return p
+}
+
+// Unpublished reports whether the States changed since MarkPublished.
+func (b *Book) Unpublished() bool { return b.unshown }
+
+// MarkPublished records that the current States were published.
+func (b *Book) MarkPublished() { b.unshown = false }
+
+// quiet reports whether a pass does nothing for the user but count their run
+// and show its State, whatever the time: no Job to watch, no step to start,
+// no entry (or exit) that may call for a run now or after a cooldown.
+func (s Spec) quiet(e entry) bool {
+	if e.recorded {
+		switch e.run.Phase {
+		case v1alpha1.RunRunning, v1alpha1.RunPending:
+			return false
+		case v1alpha1.RunArmed:
+			// An Exit playbook acts when the armed entry is no longer inside.
+			return !s.OnExit || (e.inside && sameEntry(e.run, e.member))
+		case v1alpha1.RunSucceeded, v1alpha1.RunFailed:
+		default:
+			return true // no pass acts on a phase it does not know
+		}
+	}
+	if !e.inside || (!s.IncludeExisting && e.member.EnteredAt.Before(s.Created)) {
+		return true
+	}
+	// A finished run reruns for a new entry unless reentryPolicy is Once
+	// (Reruns); a member without a run is a new entry.
+	return e.recorded && (s.Once || sameEntry(e.run, e.member))
+}
+
+func sameEntry(r v1alpha1.PlaybookRun, m Member) bool {
+	return r.Persona == m.Persona && r.EnteredAt.Time.Equal(m.EnteredAt)
+}
+
+// add counts a user in, as live or quiet; drop counts them out.
+func (b *Book) add(u string, e entry) {
+	if !b.spec.quiet(e) {
+		b.live[u] = e
+		return
+	}
+	b.count(e, 1)
+	// A quiet run's State does not change with time (only unfinished runs
+	// have a deadline); a live user's comes from the next Plan.
+	shown := e.recorded && e.run.Phase != v1alpha1.RunArmed
+	b.setState(u, stateOf(b.spec, e.run, e.run.Phase, time.Time{}), shown)
+}
+
+func (b *Book) drop(u string, e entry) {
+	if _, ok := b.live[u]; ok {
+		delete(b.live, u)
+	} else {
+		b.count(e, -1)
+	}
+}
+
+func (b *Book) count(e entry, n int64) {
+	if !e.recorded {
+		return
+	}
+	switch e.run.Phase {
+	case v1alpha1.RunSucceeded:
+		b.quiet.Succeeded += n
+	case v1alpha1.RunFailed:
+		b.quiet.Failed += n
+	}
+}
+
+func (b *Book) setState(u string, st State, ok bool) {
+	old, had := b.states[u]
+	switch {
+	case !ok && had:
+		delete(b.states, u)
+	case ok && (!had || old != st):
+		b.states[u] = st
+	default:
+		return
+	}
+	b.unshown = true
+}
+
+// lookup finds a user in the slices by binary search: their best membership
+// over every persona (dedupe's choice) and the ledger's record (the first
+// slice by name, as Runs reads).
+func (b *Book) lookup(u string) entry {
+	var e entry
+	for i := range b.members {
+		s := &b.members[i]
+		for _, j := range find(len(s.Members), s.sorted, func(j int) string { return s.Members[j].UserID }, u) {
+			if m := memberOf(s.Persona, s.Members[j]); !e.inside || better(m, e.member) {
+				e.member, e.inside = m, true
+			}
+		}
+	}
+	for i := range b.ledger {
+		s := &b.ledger[i]
+		if at := find(len(s.Runs), s.sorted, func(j int) string { return s.Runs[j].UserID }, u); len(at) > 0 {
+			e.run, e.recorded = s.Runs[at[0]], true
+			break
+		}
+	}
+	return e
+}
+
+// find returns the positions of id among n ids: by binary search where they
+// are sorted (as the controllers write them), else by a walk (a slice edited
+// by hand).
+func find(n int, sorted bool, id func(int) string, u string) []int {
+	var at []int
+	if !sorted {
+		for j := range n {
+			if id(j) == u {
+				at = append(at, j)
+			}
+		}
+		return at
+	}
+	for j := sort.Search(n, func(j int) bool { return id(j) >= u }); j < n && id(j) == u; j++ {
+		at = append(at, j)
+	}
+	return at
+}
+
+func memberOf(persona string, m v1alpha1.MembershipEntry) Member {
+	return Member{Persona: persona, UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time}
+}
+
+// remember keeps the slices, in order, and whether each is sorted: checked
+// once per version (prev's answer is kept for a slice whose version did not
+// change).
+func (b *Book) remember(members []MemberSlice, ledger []RunSlice, prev *Book) {
+	known := map[string]bool{}
+	if prev != nil {
+		for _, s := range prev.members {
+			known["m/"+s.Persona+"/"+s.Name+"/"+s.Version] = s.sorted
+		}
+		for _, s := range prev.ledger {
+			known["r/"+s.Name+"/"+s.Version] = s.sorted
+		}
+	}
+	b.size = 0
+	b.members = make([]memberSlice, len(members))
+	for i, s := range members {
+		sorted, ok := known["m/"+s.Persona+"/"+s.Name+"/"+s.Version]
+		if !ok {
+			sorted = sort.SliceIsSorted(s.Members, func(a, c int) bool { return s.Members[a].UserID < s.Members[c].UserID })
+		}
+		b.members[i] = memberSlice{MemberSlice: s, sorted: sorted}
+		b.size += len(s.Members)
+	}
+	sort.Slice(b.members, func(i, j int) bool {
+		a, c := b.members[i], b.members[j]
+		return a.Persona < c.Persona || (a.Persona == c.Persona && a.Name < c.Name)
+	})
+	b.ledger = make([]runSlice, len(ledger))
+	for i, s := range ledger {
+		sorted, ok := known["r/"+s.Name+"/"+s.Version]
+		if !ok {
+			sorted = sort.SliceIsSorted(s.Runs, func(a, c int) bool { return s.Runs[a].UserID < s.Runs[c].UserID })
+		}
+		b.ledger[i] = runSlice{RunSlice: s, sorted: sorted}
+		b.size += len(s.Runs)
+	}
+	sort.Slice(b.ledger, func(i, j int) bool { return b.ledger[i].Name < b.ledger[j].Name })
+}
