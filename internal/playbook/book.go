@@ -258,14 +258,32 @@ func (b *Book) lookup(u string) entry {
 			}
 		}
 	}
+	_, e.run, e.recorded = b.record(u)
+	return e
+}
+
+// record finds a user's run in the ledger: the first slice by name that
+// holds one, as Runs reads.
+func (b *Book) record(u string) (slice string, run v1alpha1.PlaybookRun, ok bool) {
 	for i := range b.ledger {
 		s := &b.ledger[i]
 		if at := find(len(s.Runs), s.sorted, func(j int) string { return s.Runs[j].UserID }, u); len(at) > 0 {
-			e.run, e.recorded = s.Runs[at[0]], true
-			break
+			return s.Name, s.Runs[at[0]], true
 		}
 	}
-	return e
+	return "", v1alpha1.PlaybookRun{}, false
+}
+
+// Holders names the ledger slice that holds each of the users' records (for
+// PlanLedgerAt); users without one are left out.
+func (b *Book) Holders(users map[string]v1alpha1.PlaybookRun) map[string]string {
+	out := make(map[string]string, len(users))
+	for u := range users {
+		if name, _, ok := b.record(u); ok {
+			out[u] = name
+		}
+	}
+	return out
 }
 
 // find returns the positions of id among n ids: by binary search where they

@@ -115,14 +115,18 @@ func (w *bookWorld) outside() {
 	}
 }
 
-// apply writes a plan as the controller does: ledger slices, then Jobs, then
-// releases.
-func (w *bookWorld) apply(p Plan) {
+// apply writes a plan as the controller does: ledger slices (placed from the
+// book's search, which must place them as a walk over every run does), then
+// Jobs, then releases.
+func (w *bookWorld) apply(t *testing.T, b *Book, p Plan) {
 	var existing []LedgerSlice
 	for _, s := range w.ledger {
 		existing = append(existing, LedgerSlice{Name: s.Name, Runs: s.Runs})
 	}
-	lp := PlanLedger(existing, p.Changed, 4)
+	lp := PlanLedgerAt(existing, p.Changed, 4, b.Holders(p.Changed))
+	if walked := PlanLedger(existing, p.Changed, 4); !reflect.DeepEqual(lp, walked) {
+		t.Fatalf("ledger plans differ\n searched %+v\n walked   %+v", lp, walked)
+	}
 	for _, s := range lp.Update {
 		w.ledger[s.Name] = RunSlice{Name: s.Name, Version: w.bump(), Runs: s.Runs}
 	}
@@ -233,7 +237,7 @@ func bookRun(t *testing.T, seed int64) (launched, searched int) {
 		in.Members = slices.Collect(maps.Values(dedupe(members)))
 		samePlan(t, what+" (every user)", got, decide(in))
 		launched += len(got.Launch)
-		w.apply(got)
+		w.apply(t, book, got)
 	}
 	return launched, searched
 }
