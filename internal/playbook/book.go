@@ -41,6 +41,8 @@ type Book struct {
 	spec     Spec
 	members  []memberSlice // sorted by persona and name
 	ledger   []runSlice    // sorted by name: the first holds a user's record
+	mAt      map[sliceKey]int
+	rAt      map[string]int
 	live     map[string]entry
 	quiet    Counts           // Succeeded and Failed of the quiet users
 	states   map[string]State // every user's, as of the last Plan
@@ -51,12 +53,53 @@ type Book struct {
 
 type memberSlice struct {
 	MemberSlice
-	sorted bool
+	span
 }
 
 type runSlice struct {
 	RunSlice
-	sorted bool
+	span
+}
+
+// span is what a book knows of a slice's user ids, checked once per version:
+// whether they are sorted (as the controllers write them; by hand, maybe
+// not), and the first and last, so a search skips the slices that cannot
+// hold a user.
+type span struct {
+	sorted      bool
+	first, last string
+}
+
+func spanOf(n int, id func(int) string) span {
+	sp := span{sorted: true}
+	for j := 1; j < n && sp.sorted; j++ {
+		sp.sorted = id(j-1) <= id(j)
+	}
+	if sp.sorted && n > 0 {
+		sp.first, sp.last = id(0), id(n-1)
+	}
+	return sp
+}
+
+// find returns the positions of id u among n ids: none if the span cannot
+// hold it, else by binary search where they are sorted, else by a walk.
+func (sp span) find(n int, id func(int) string, u string) []int {
+	var at []int
+	if !sp.sorted {
+		for j := range n {
+			if id(j) == u {
+				at = append(at, j)
+			}
+		}
+		return at
+	}
+	if n == 0 || u < sp.first || u > sp.last {
+		return nil
+	}
+	for j := sort.Search(n, func(j int) bool { return id(j) >= u }); j < n && id(j) == u; j++ {
+		at = append(at, j)
+	}
+	return at
 }
 
 // entry is a user as a pass sees them: their membership (as dedupe chooses)
@@ -106,25 +149,44 @@ func (b *Book) reset(members map[string]Member, runs map[string]v1alpha1.Playboo
 // reports false, changing nothing, when so many users changed that searching
 // each would cost more than a full pass: the caller builds a NewBook then.
 func (b *Book) Sync(members []MemberSlice, ledger []RunSlice) bool {
-	oldMembers, oldLedger := b.members, b.ledger
-	users := changedMembers(oldMembers, members)
-	for u := range changedRuns(oldLedger, ledger) {
-		users[u] = struct{}{}
+	users := map[string]struct{}{}
+	mChanged, mSame := b.changedMembers(members, users)
+	rChanged, rSame := b.changedRuns(ledger, users)
+	b.searched = 0
+	if len(users) == 0 {
+		return true
 	}
-	if len(users)*(len(members)+len(ledger))*searchCost > b.size+len(members)+len(ledger) && len(users) > 0 {
+	if len(users)*(len(members)+len(ledger))*searchCost > b.size+len(members)+len(ledger) {
 		return false
 	}
 	before := make(map[string]entry, len(users))
 	for u := range users {
 		before[u] = b.lookup(u)
 	}
-	b.remember(members, ledger, b)
+	if mSame && rSame {
+		b.replace(mChanged, rChanged)
+	} else {
+		b.remember(members, ledger, b)
+	}
 	for u, e := range before {
 		b.drop(u, e)
 		b.add(u, b.lookup(u))
 	}
 	b.searched = len(users)
 	return true
+}
+
+// replace puts the changed slices in place of the ones they change: the
+// same slices, new versions.
+func (b *Book) replace(members map[int]MemberSlice, ledger map[int]RunSlice) {
+	for i, s := range members {
+		b.size += len(s.Members) - len(b.members[i].Members)
+		b.members[i] = memberSlice{MemberSlice: s, span: spanOf(len(s.Members), func(j int) string { return s.Members[j].UserID })}
+	}
+	for i, s := range ledger {
+		b.size += len(s.Runs) - len(b.ledger[i].Runs)
+		b.ledger[i] = runSlice{RunSlice: s, span: spanOf(len(s.Runs), func(j int) string { return s.Runs[j].UserID })}
+	}
 }
 
 // Searched is how many users the last Sync classified again.
@@ -252,7 +314,7 @@ func (b *Book) lookup(u string) entry {
 	var e entry
 	for i := range b.members {
 		s := &b.members[i]
-		for _, j := range find(len(s.Members), s.sorted, func(j int) string { return s.Members[j].UserID }, u) {
+		for _, j := range s.find(len(s.Members), func(j int) string { return s.Members[j].UserID }, u) {
 			if m := memberOf(s.Persona, s.Members[j]); !e.inside || better(m, e.member) {
 				e.member, e.inside = m, true
 			}
@@ -267,7 +329,7 @@ func (b *Book) lookup(u string) entry {
 func (b *Book) record(u string) (slice string, run v1alpha1.PlaybookRun, ok bool) {
 	for i := range b.ledger {
 		s := &b.ledger[i]
-		if at := find(len(s.Runs), s.sorted, func(j int) string { return s.Runs[j].UserID }, u); len(at) > 0 {
+		if at := s.find(len(s.Runs), func(j int) string { return s.Runs[j].UserID }, u); len(at) > 0 {
 			return s.Name, s.Runs[at[0]], true
 		}
 	}
@@ -286,64 +348,61 @@ func (b *Book) Holders(users map[string]v1alpha1.PlaybookRun) map[string]string 
 	return out
 }
 
-// find returns the positions of id among n ids: by binary search where they
-// are sorted (as the controllers write them), else by a walk (a slice edited
-// by hand).
-func find(n int, sorted bool, id func(int) string, u string) []int {
-	var at []int
-	if !sorted {
-		for j := range n {
-			if id(j) == u {
-				at = append(at, j)
-			}
-		}
-		return at
-	}
-	for j := sort.Search(n, func(j int) bool { return id(j) >= u }); j < n && id(j) == u; j++ {
-		at = append(at, j)
-	}
-	return at
-}
-
 func memberOf(persona string, m v1alpha1.MembershipEntry) Member {
 	return Member{Persona: persona, UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time}
 }
 
-// remember keeps the slices, in order, and whether each is sorted: checked
-// once per version (prev's answer is kept for a slice whose version did not
-// change).
+// remember keeps the slices, in order and indexed, with their spans: prev's
+// for a slice whose version did not change.
 func (b *Book) remember(members []MemberSlice, ledger []RunSlice, prev *Book) {
-	known := map[string]bool{}
-	if prev != nil {
-		for _, s := range prev.members {
-			known["m/"+s.Persona+"/"+s.Name+"/"+s.Version] = s.sorted
-		}
-		for _, s := range prev.ledger {
-			known["r/"+s.Name+"/"+s.Version] = s.sorted
-		}
-	}
+	ms := make([]memberSlice, len(members))
 	b.size = 0
-	b.members = make([]memberSlice, len(members))
 	for i, s := range members {
-		sorted, ok := known["m/"+s.Persona+"/"+s.Name+"/"+s.Version]
-		if !ok {
-			sorted = sort.SliceIsSorted(s.Members, func(a, c int) bool { return s.Members[a].UserID < s.Members[c].UserID })
+		ms[i] = memberSlice{MemberSlice: s}
+		if j, ok := prev.memberAt(s.Persona, s.Name); ok && prev.members[j].Version == s.Version {
+			ms[i].span = prev.members[j].span
+		} else {
+			ms[i].span = spanOf(len(s.Members), func(j int) string { return s.Members[j].UserID })
 		}
-		b.members[i] = memberSlice{MemberSlice: s, sorted: sorted}
 		b.size += len(s.Members)
 	}
-	sort.Slice(b.members, func(i, j int) bool {
-		a, c := b.members[i], b.members[j]
-		return a.Persona < c.Persona || (a.Persona == c.Persona && a.Name < c.Name)
-	})
-	b.ledger = make([]runSlice, len(ledger))
+	rs := make([]runSlice, len(ledger))
 	for i, s := range ledger {
-		sorted, ok := known["r/"+s.Name+"/"+s.Version]
-		if !ok {
-			sorted = sort.SliceIsSorted(s.Runs, func(a, c int) bool { return s.Runs[a].UserID < s.Runs[c].UserID })
+		rs[i] = runSlice{RunSlice: s}
+		if j, ok := prev.runsAt(s.Name); ok && prev.ledger[j].Version == s.Version {
+			rs[i].span = prev.ledger[j].span
+		} else {
+			rs[i].span = spanOf(len(s.Runs), func(j int) string { return s.Runs[j].UserID })
 		}
-		b.ledger[i] = runSlice{RunSlice: s, sorted: sorted}
 		b.size += len(s.Runs)
 	}
-	sort.Slice(b.ledger, func(i, j int) bool { return b.ledger[i].Name < b.ledger[j].Name })
+	sort.Slice(ms, func(i, j int) bool {
+		return ms[i].Persona < ms[j].Persona || (ms[i].Persona == ms[j].Persona && ms[i].Name < ms[j].Name)
+	})
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
+	b.members, b.ledger = ms, rs
+	b.mAt = make(map[sliceKey]int, len(ms))
+	for i, s := range ms {
+		b.mAt[sliceKey{s.Persona, s.Name}] = i
+	}
+	b.rAt = make(map[string]int, len(rs))
+	for i, s := range rs {
+		b.rAt[s.Name] = i
+	}
+}
+
+func (b *Book) memberAt(persona, name string) (int, bool) {
+	if b == nil {
+		return 0, false
+	}
+	i, ok := b.mAt[sliceKey{persona, name}]
+	return i, ok
+}
+
+func (b *Book) runsAt(name string) (int, bool) {
+	if b == nil {
+		return 0, false
+	}
+	i, ok := b.rAt[name]
+	return i, ok
 }

@@ -6,56 +6,85 @@ import (
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 )
 
-// changedMembers lists the users whose entry differs between the slices a
-// book saw and the slices now: only slices whose version changed (or that
-// came or went) are read.
-func changedMembers(old []memberSlice, now []MemberSlice) map[string]struct{} {
-	type key struct{ persona, name string }
-	prev := make(map[key][]v1alpha1.MembershipEntry, len(old))
-	version := make(map[key]string, len(old))
-	for _, s := range old {
-		k := key{s.Persona, s.Name}
-		prev[k], version[k] = s.Members, s.Version
-	}
-	users := map[string]struct{}{}
+type sliceKey struct{ persona, name string }
+
+// changedMembers adds to users those whose entry differs between the slices
+// the book holds and the slices now, reading only slices whose version
+// changed or that came or went. It returns the changed slices the book holds
+// (index in b.members → the slice now), and whether the set of slices is the
+// same (so they can be replaced in place).
+func (b *Book) changedMembers(now []MemberSlice, users map[string]struct{}) (map[int]MemberSlice, bool) {
+	changed := map[int]MemberSlice{}
+	seen := 0
 	for _, s := range now {
-		k := key{s.Persona, s.Name}
-		before, seen := prev[k]
-		delete(prev, k)
-		if !seen || version[k] != s.Version {
-			diff(before, s.Members, users, func(m v1alpha1.MembershipEntry) string { return m.UserID },
-				func(a, b v1alpha1.MembershipEntry) bool {
-					return a.AccountID == b.AccountID && a.EnteredAt.Equal(&b.EnteredAt)
-				})
+		i, ok := b.mAt[sliceKey{s.Persona, s.Name}]
+		if ok {
+			seen++
+		}
+		var before []v1alpha1.MembershipEntry
+		if ok {
+			if b.members[i].Version == s.Version {
+				continue
+			}
+			before, changed[i] = b.members[i].Members, s
+		}
+		diff(before, s.Members, users, entryID, sameEntryOf)
+	}
+	if seen < len(b.members) { // slices went: their members left
+		present := make(map[sliceKey]bool, len(now))
+		for _, s := range now {
+			present[sliceKey{s.Persona, s.Name}] = true
+		}
+		for _, s := range b.members {
+			if !present[sliceKey{s.Persona, s.Name}] {
+				diff(s.Members, nil, users, entryID, sameEntryOf)
+			}
 		}
 	}
-	for _, gone := range prev {
-		diff(gone, nil, users, func(m v1alpha1.MembershipEntry) string { return m.UserID }, nil)
-	}
-	return users
+	return changed, seen == len(b.members) && len(now) == len(b.members)
 }
 
-// changedRuns lists the users whose record differs between the ledger slices
-// a book saw and the slices now, reading only the slices that changed.
-func changedRuns(old []runSlice, now []RunSlice) map[string]struct{} {
-	prev := make(map[string]runSlice, len(old))
-	for _, s := range old {
-		prev[s.Name] = s
-	}
-	users := map[string]struct{}{}
+func entryID(m v1alpha1.MembershipEntry) string { return m.UserID }
+
+func sameEntryOf(a, b v1alpha1.MembershipEntry) bool {
+	return a.AccountID == b.AccountID && a.EnteredAt.Equal(&b.EnteredAt)
+}
+
+// changedRuns is changedMembers for the ledger's slices.
+func (b *Book) changedRuns(now []RunSlice, users map[string]struct{}) (map[int]RunSlice, bool) {
+	changed := map[int]RunSlice{}
+	seen := 0
 	for _, s := range now {
-		before, seen := prev[s.Name]
-		delete(prev, s.Name)
-		if !seen || before.Version != s.Version {
-			diff(before.Runs, s.Runs, users, func(r v1alpha1.PlaybookRun) string { return r.UserID },
-				func(a, b v1alpha1.PlaybookRun) bool { return equality.Semantic.DeepEqual(a, b) })
+		i, ok := b.rAt[s.Name]
+		if ok {
+			seen++
+		}
+		var before []v1alpha1.PlaybookRun
+		if ok {
+			if b.ledger[i].Version == s.Version {
+				continue
+			}
+			before, changed[i] = b.ledger[i].Runs, s
+		}
+		diff(before, s.Runs, users, runID, sameRun)
+	}
+	if seen < len(b.ledger) {
+		present := make(map[string]bool, len(now))
+		for _, s := range now {
+			present[s.Name] = true
+		}
+		for _, s := range b.ledger {
+			if !present[s.Name] {
+				diff(s.Runs, nil, users, runID, sameRun)
+			}
 		}
 	}
-	for _, gone := range prev {
-		diff(gone.Runs, nil, users, func(r v1alpha1.PlaybookRun) string { return r.UserID }, nil)
-	}
-	return users
+	return changed, seen == len(b.ledger) && len(now) == len(b.ledger)
 }
+
+func runID(r v1alpha1.PlaybookRun) string { return r.UserID }
+
+func sameRun(a, b v1alpha1.PlaybookRun) bool { return equality.Semantic.DeepEqual(a, b) }
 
 // diff adds to users every id whose item is not the same in before and after
 // (present in one only, changed, or found twice in either: a hand edit, for
