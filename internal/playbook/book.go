@@ -42,7 +42,7 @@ type Book struct {
 	members  []memberSlice // sorted by persona and name
 	ledger   []runSlice    // sorted by name: the first holds a user's record
 	mAt      map[sliceKey]int
-	rAt      map[string]int
+	rAt      map[sliceKey]int
 	live     map[string]entry
 	quiet    Counts           // Succeeded and Failed of the quiet users
 	states   map[string]State // every user's, as of the last Plan
@@ -150,8 +150,10 @@ func (b *Book) reset(members map[string]Member, runs map[string]v1alpha1.Playboo
 // each would cost more than a full pass: the caller builds a NewBook then.
 func (b *Book) Sync(members []MemberSlice, ledger []RunSlice) bool {
 	users := map[string]struct{}{}
-	mChanged, mSame := b.changedMembers(members, users)
-	rChanged, rSame := b.changedRuns(ledger, users)
+	mChanged, mSame := changedSlices(memberSlices, len(b.members), func(i int) MemberSlice { return b.members[i].MemberSlice },
+		b.mAt, members, users)
+	rChanged, rSame := changedSlices(runSlices, len(b.ledger), func(i int) RunSlice { return b.ledger[i].RunSlice },
+		b.rAt, ledger, users)
 	b.searched = 0
 	if len(users) == 0 {
 		return true
@@ -385,9 +387,9 @@ func (b *Book) remember(members []MemberSlice, ledger []RunSlice, prev *Book) {
 	for i, s := range ms {
 		b.mAt[sliceKey{s.Persona, s.Name}] = i
 	}
-	b.rAt = make(map[string]int, len(rs))
+	b.rAt = make(map[sliceKey]int, len(rs))
 	for i, s := range rs {
-		b.rAt[s.Name] = i
+		b.rAt[sliceKey{name: s.Name}] = i
 	}
 }
 
@@ -403,6 +405,6 @@ func (b *Book) runsAt(name string) (int, bool) {
 	if b == nil {
 		return 0, false
 	}
-	i, ok := b.rAt[name]
+	i, ok := b.rAt[sliceKey{name: name}]
 	return i, ok
 }

@@ -8,83 +8,68 @@ import (
 
 type sliceKey struct{ persona, name string }
 
-// changedMembers adds to users those whose entry differs between the slices
-// the book holds and the slices now, reading only slices whose version
-// changed or that came or went. It returns the changed slices the book holds
-// (index in b.members → the slice now), and whether the set of slices is the
-// same (so they can be replaced in place).
-func (b *Book) changedMembers(now []MemberSlice, users map[string]struct{}) (map[int]MemberSlice, bool) {
-	changed := map[int]MemberSlice{}
+// kind is what changedSlices needs to know of one kind of slice (S) and its
+// items (T): membership slices and members, ledger slices and runs.
+type kind[S, T any] struct {
+	key     func(S) sliceKey
+	version func(S) string
+	items   func(S) []T
+	id      func(T) string
+	same    func(a, b T) bool
+}
+
+var (
+	memberSlices = kind[MemberSlice, v1alpha1.MembershipEntry]{
+		key:     func(s MemberSlice) sliceKey { return sliceKey{s.Persona, s.Name} },
+		version: func(s MemberSlice) string { return s.Version },
+		items:   func(s MemberSlice) []v1alpha1.MembershipEntry { return s.Members },
+		id:      func(m v1alpha1.MembershipEntry) string { return m.UserID },
+		same: func(a, b v1alpha1.MembershipEntry) bool {
+			return a.AccountID == b.AccountID && a.EnteredAt.Equal(&b.EnteredAt)
+		},
+	}
+	runSlices = kind[RunSlice, v1alpha1.PlaybookRun]{
+		key:     func(s RunSlice) sliceKey { return sliceKey{name: s.Name} },
+		version: func(s RunSlice) string { return s.Version },
+		items:   func(s RunSlice) []v1alpha1.PlaybookRun { return s.Runs },
+		id:      func(r v1alpha1.PlaybookRun) string { return r.UserID },
+		same:    func(a, b v1alpha1.PlaybookRun) bool { return equality.Semantic.DeepEqual(a, b) },
+	}
+)
+
+// changedSlices adds to users those whose item differs between the slices a
+// book holds (held(i) for i < n, found by at) and the slices now, reading
+// only slices whose version changed or that came or went. It returns the
+// changed slices the book holds (index → the slice now), and whether the set
+// of slices is the same (so they can be replaced in place).
+func changedSlices[S, T any](k kind[S, T], n int, held func(int) S, at map[sliceKey]int, now []S,
+	users map[string]struct{}) (map[int]S, bool) {
+	changed := map[int]S{}
 	seen := 0
 	for _, s := range now {
-		i, ok := b.mAt[sliceKey{s.Persona, s.Name}]
-		if ok {
+		var before []T
+		if i, ok := at[k.key(s)]; ok {
 			seen++
-		}
-		var before []v1alpha1.MembershipEntry
-		if ok {
-			if b.members[i].Version == s.Version {
+			if k.version(held(i)) == k.version(s) {
 				continue
 			}
-			before, changed[i] = b.members[i].Members, s
+			before, changed[i] = k.items(held(i)), s
 		}
-		diff(before, s.Members, users, entryID, sameEntryOf)
+		diff(before, k.items(s), users, k.id, k.same)
 	}
-	if seen < len(b.members) { // slices went: their members left
+	if seen < n { // slices went: their items with them
 		present := make(map[sliceKey]bool, len(now))
 		for _, s := range now {
-			present[sliceKey{s.Persona, s.Name}] = true
+			present[k.key(s)] = true
 		}
-		for _, s := range b.members {
-			if !present[sliceKey{s.Persona, s.Name}] {
-				diff(s.Members, nil, users, entryID, sameEntryOf)
+		for i := range n {
+			if !present[k.key(held(i))] {
+				diff(k.items(held(i)), nil, users, k.id, k.same)
 			}
 		}
 	}
-	return changed, seen == len(b.members) && len(now) == len(b.members)
+	return changed, seen == n && len(now) == n
 }
-
-func entryID(m v1alpha1.MembershipEntry) string { return m.UserID }
-
-func sameEntryOf(a, b v1alpha1.MembershipEntry) bool {
-	return a.AccountID == b.AccountID && a.EnteredAt.Equal(&b.EnteredAt)
-}
-
-// changedRuns is changedMembers for the ledger's slices.
-func (b *Book) changedRuns(now []RunSlice, users map[string]struct{}) (map[int]RunSlice, bool) {
-	changed := map[int]RunSlice{}
-	seen := 0
-	for _, s := range now {
-		i, ok := b.rAt[s.Name]
-		if ok {
-			seen++
-		}
-		var before []v1alpha1.PlaybookRun
-		if ok {
-			if b.ledger[i].Version == s.Version {
-				continue
-			}
-			before, changed[i] = b.ledger[i].Runs, s
-		}
-		diff(before, s.Runs, users, runID, sameRun)
-	}
-	if seen < len(b.ledger) {
-		present := make(map[string]bool, len(now))
-		for _, s := range now {
-			present[s.Name] = true
-		}
-		for _, s := range b.ledger {
-			if !present[s.Name] {
-				diff(s.Runs, nil, users, runID, sameRun)
-			}
-		}
-	}
-	return changed, seen == len(b.ledger) && len(now) == len(b.ledger)
-}
-
-func runID(r v1alpha1.PlaybookRun) string { return r.UserID }
-
-func sameRun(a, b v1alpha1.PlaybookRun) bool { return equality.Semantic.DeepEqual(a, b) }
 
 // diff adds to users every id whose item is not the same in before and after
 // (present in one only, changed, or found twice in either: a hand edit, for
