@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -822,7 +823,7 @@ func (r *PlaybookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&v1alpha1.PlaybookProgress{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobPlaybook), builder.WithPredicates(jobOutcomeChanged{})).
-		Watches(&v1alpha1.Persona{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor)).
+		Watches(&v1alpha1.Persona{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor), builder.WithPredicates(personaTriggerChanged{})).
 		Watches(&v1alpha1.PersonaMembership{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor)).
 		Named("playbook").Complete(r)
 }
@@ -854,6 +855,26 @@ func (jobOutcomeChanged) Update(e event.UpdateEvent) bool {
 		jobCondition(o, batchv1.JobFailed) != jobCondition(n, batchv1.JobFailed)
 }
 
+// personaTriggerChanged passes the Persona events a playbook acts on: a
+// persona that comes or goes, a label change (the trigger selects by name and
+// labels, the stage label included) and a change of its Stale condition (which
+// pauses launches). A Persona's status is written after most evaluations; the
+// members it changed reach the playbook through the slices' own events.
+type personaTriggerChanged struct{ predicate.Funcs }
+
+func (personaTriggerChanged) Create(event.CreateEvent) bool { return true }
+func (personaTriggerChanged) Delete(event.DeleteEvent) bool { return true }
+func (personaTriggerChanged) Update(e event.UpdateEvent) bool {
+	o, okOld := e.ObjectOld.(*v1alpha1.Persona)
+	n, okNew := e.ObjectNew.(*v1alpha1.Persona)
+	if !okOld || !okNew {
+		return true
+	}
+	return !maps.Equal(o.Labels, n.Labels) ||
+		meta.IsStatusConditionTrue(o.Status.Conditions, v1alpha1.StaleCondition) !=
+			meta.IsStatusConditionTrue(n.Status.Conditions, v1alpha1.StaleCondition)
+}
+
 // playbooksFor maps a Persona or membership slice to the playbooks of its
 // namespace whose trigger may select that persona.
 func (r *PlaybookReconciler) playbooksFor(ctx context.Context, o client.Object) []reconcile.Request {
@@ -862,7 +883,7 @@ func (r *PlaybookReconciler) playbooksFor(ctx context.Context, o client.Object) 
 		persona = s.Persona
 	}
 	var list v1alpha1.PlaybookList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil { // read-only
 		logf.FromContext(ctx).Error(err, "listing Playbooks for a persona change")
 		return nil
 	}
