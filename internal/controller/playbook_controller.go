@@ -191,14 +191,15 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 	if err := r.writeLedger(ctx, pb, owned, plan, b.Holders(plan.Changed)); err != nil {
 		return ctrl.Result{}, err
 	}
+	launched, createErr := r.createJobs(ctx, pb, act, plan.Launch)
 	// Published once the ledger holds it: user.playbooks never shows a run the
-	// ledger could lose. A pass that changed no State publishes nothing (the
-	// store would compare every user's to find that out).
+	// ledger could lose. After the Jobs, which need not wait for the store's
+	// write lock. A pass that changed no State publishes nothing (the store
+	// would compare every user's to find that out).
 	if b.Unpublished() {
 		r.publish(pb, plan.States)
 		b.MarkPublished()
 	}
-	launched, createErr := r.createJobs(ctx, pb, act, plan.Launch)
 	r.recordLaunches(pb, launched, now)
 	if err := r.release(ctx, pb, act, plan.Release); err != nil {
 		return ctrl.Result{}, errors.Join(createErr, err)

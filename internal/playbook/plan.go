@@ -60,7 +60,9 @@ type Limits struct {
 
 // Input is everything one planning pass reads.
 type Input struct {
-	Spec    Spec
+	Spec Spec
+	// Members are the personas' members; a user in several personas counts
+	// once (Compute keeps the earliest entry, as a Book does).
 	Members []Member
 	// Runs is the ledger as durably recorded, one run per user.
 	Runs   map[string]v1alpha1.PlaybookRun
@@ -118,6 +120,7 @@ type Plan struct {
 	// States is, per user, the run that user.playbooks shows: the pending
 	// (re-)entry if there is one, else the user's recorded run. Users whose only
 	// record is Armed (an Exit playbook waiting for the exit) have none.
+	// From Book.Plan it is the book's own map: read only.
 	States map[string]State
 	// Wake is the earliest future time something changes by time alone (a step
 	// becomes overdue, a cooldown ends); zero if none.
