@@ -155,10 +155,16 @@ var (
 	playbookLaunches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "persona_playbook_jobs_launched_total", Help: "Jobs created by a playbook.",
 	}, []string{"namespace", "playbook"})
+	// A pass is full when it read every member and run (a start, a spec or
+	// trigger change, many changes at once, or the periodic check), and
+	// incremental when it read only what changed.
+	playbookPasses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "persona_playbook_passes_total", Help: "Planning passes of a playbook, full or incremental.",
+	}, []string{"namespace", "playbook", "pass"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(playbookRuns, playbookLaunches)
+	metrics.Registry.MustRegister(playbookRuns, playbookLaunches, playbookPasses)
 }
 
 func observePlaybook(pb *v1alpha1.Playbook, c playbook.Counts, launched int) {
@@ -176,4 +182,5 @@ func forgetPlaybook(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "playbook": name}
 	playbookRuns.DeletePartialMatch(l)
 	playbookLaunches.DeletePartialMatch(l)
+	playbookPasses.DeletePartialMatch(l)
 }

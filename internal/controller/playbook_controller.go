@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,13 +77,27 @@ type PlaybookReconciler struct {
 	ledger  tracker.Writes // ledger writes the cache may not show yet
 	created tracker.Names  // Jobs this process created, not yet in the cache
 	window  tracker.Window // recent launches, for maxLaunchesPerMinute
+	books   tracker.Memo[book]
 }
+
+// book is a playbook's planning state (playbook.Book) and when it was last
+// built from every slice.
+type book struct {
+	*playbook.Book
+	built time.Time
+}
+
+// fullPassEvery is how often a playbook's Book is built again from every
+// slice even when every pass could be incremental: a bound on how long any
+// mistake in following changes could last.
+const fullPassEvery = 10 * time.Minute
 
 // forget drops what the reconciler keeps in memory for a deleted playbook.
 func (r *PlaybookReconciler) forget(name types.NamespacedName) {
 	r.ledger.Forget(name)
 	r.created.Forget(name)
 	r.window.Forget(name)
+	r.books.Forget(name)
 	forgetPlaybook(name.Namespace, name.Name)
 }
 
@@ -139,7 +155,7 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 		wake, err := r.publishLedger(ctx, pb)
 		return r.wakeAt(wake, r.Clock.Now()), err
 	}
-	members, err := r.members(ctx, pb, personas)
+	members, err := r.memberSlices(ctx, pb, personas)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -162,26 +178,28 @@ func (r *PlaybookReconciler) reconcile(ctx context.Context, pb *v1alpha1.Playboo
 
 	now := r.Clock.Now()
 	paused, pauseReason := r.paused(pb, personas)
-	slices := playbook.LedgerSlices(owned)
 	// The API server rejected a Job of this spec: creating one again cannot
 	// succeed until the spec changes, so nothing new is decided and recorded
 	// runs wait for their Jobs. Outcomes are still recorded.
 	blocked := conditions.StalledBy(pb.Status.Conditions, pb.Generation, v1alpha1.ReasonJobCreateFailed)
-	plan := playbook.Compute(playbook.Input{
-		Spec: playbook.SpecOf(pb), Members: members, Runs: playbook.Runs(slices), Jobs: jobs, Now: now,
-		Limits: playbook.Limits{Paused: paused || blocked, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)},
-	})
+	b := r.book(pb, personas, members, runSlices(owned), now)
+	plan := b.Plan(jobs, playbook.Limits{Paused: paused || blocked, MaxConcurrent: int(pb.Spec.MaxConcurrentJobs), Budget: r.budget(pb, now)}, now)
 	r.skipCreated(pb, &plan, jobs)
 	if blocked {
 		plan.Launch = nil
 	}
-	if err := r.writeLedger(ctx, pb, owned, plan); err != nil {
+	if err := r.writeLedger(ctx, pb, owned, plan, b.Holders(plan.Changed)); err != nil {
 		return ctrl.Result{}, err
 	}
-	// Published once the ledger holds it: user.playbooks never shows a run the
-	// ledger could lose.
-	r.publish(pb, plan.States)
 	launched, createErr := r.createJobs(ctx, pb, act, plan.Launch)
+	// Published once the ledger holds it: user.playbooks never shows a run the
+	// ledger could lose. After the Jobs, which need not wait for the store's
+	// write lock. A pass that changed no State publishes nothing (the store
+	// would compare every user's to find that out).
+	if b.Unpublished() {
+		r.publish(pb, plan.States)
+		b.MarkPublished()
+	}
 	r.recordLaunches(pb, launched, now)
 	if err := r.release(ctx, pb, act, plan.Release); err != nil {
 		return ctrl.Result{}, errors.Join(createErr, err)
@@ -277,10 +295,11 @@ func (r *PlaybookReconciler) personas(ctx context.Context, pb *v1alpha1.Playbook
 	return out, nil
 }
 
-// members reads the current members of the personas from their slices: the
-// durable membership record, with each member's entry time.
-func (r *PlaybookReconciler) members(ctx context.Context, pb *v1alpha1.Playbook, personas []v1alpha1.Persona) ([]playbook.Member, error) {
-	var out []playbook.Member
+// memberSlices reads the personas' membership slices, the durable record of
+// who is a member since when, without copying their members: the Book keeps
+// the cache's arrays (read only) and reads the members of changed slices.
+func (r *PlaybookReconciler) memberSlices(ctx context.Context, pb *v1alpha1.Playbook, personas []v1alpha1.Persona) ([]playbook.MemberSlice, error) {
+	var out []playbook.MemberSlice
 	for _, p := range personas {
 		var slices v1alpha1.PersonaMembershipList
 		if err := r.List(ctx, &slices, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
@@ -288,18 +307,48 @@ func (r *PlaybookReconciler) members(ctx context.Context, pb *v1alpha1.Playbook,
 			return nil, err
 		}
 		for _, s := range membership.Owned(&p, slices.Items) {
-			for _, m := range s.Members {
-				out = append(out, playbook.Member{Persona: p.Name, UserID: m.UserID, AccountID: m.AccountID, EnteredAt: m.EnteredAt.Time})
-			}
+			out = append(out, playbook.MemberSlice{Persona: p.Name, Name: s.Name, Version: s.ResourceVersion, Members: s.Members})
 		}
 	}
 	return out, nil
 }
 
+// runSlices are the ledger's slices as a Book reads them.
+func runSlices(owned []v1alpha1.PlaybookProgress) []playbook.RunSlice {
+	out := make([]playbook.RunSlice, len(owned))
+	for i, s := range owned {
+		out[i] = playbook.RunSlice{Name: s.Name, Version: s.ResourceVersion, Runs: s.Runs}
+	}
+	return out
+}
+
+// book brings the playbook's Book up to date with the slices: incrementally
+// when it was built for this spec and these personas, else (the first pass
+// after a start, a spec or trigger change, too many changes at once, or
+// every fullPassEvery) from every slice.
+func (r *PlaybookReconciler) book(pb *v1alpha1.Playbook, personas []v1alpha1.Persona, members []playbook.MemberSlice,
+	ledger []playbook.RunSlice, now time.Time) *playbook.Book {
+	names := make([]string, len(personas))
+	for i, p := range personas {
+		names[i] = p.Name + "/" + string(p.UID)
+	}
+	key := strings.Join(names, ",")
+	b, ok := r.books.Get(ownerOf(pb), pb.Generation, key)
+	if ok && now.Sub(b.built) < fullPassEvery && b.Sync(members, ledger) {
+		playbookPasses.WithLabelValues(pb.Namespace, pb.Name, "incremental").Inc()
+		return b.Book
+	}
+	b = book{Book: playbook.NewBook(playbook.SpecOf(pb), members, ledger), built: now}
+	r.books.Put(ownerOf(pb), pb.Generation, key, b)
+	playbookPasses.WithLabelValues(pb.Namespace, pb.Name, "full").Inc()
+	return b.Book
+}
+
 // jobs lists the playbook's Jobs as the planner sees them.
 func (r *PlaybookReconciler) jobs(ctx context.Context, pb *v1alpha1.Playbook) (map[string]playbook.Job, error) {
 	var list batchv1.JobList
-	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookUIDLabel: string(pb.UID)}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(pb.Namespace), client.MatchingLabels{v1alpha1.PlaybookUIDLabel: string(pb.UID)},
+		client.UnsafeDisableDeepCopy); err != nil { // read-only: no copy of every Job at each pass
 		return nil, err
 	}
 	out := make(map[string]playbook.Job, len(list.Items))
@@ -368,12 +417,14 @@ func (r *PlaybookReconciler) skipCreated(pb *v1alpha1.Playbook, plan *playbook.P
 	plan.Launch = kept
 }
 
-// writeLedger records the pass's decisions before any Job is created.
-func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playbook, cached []v1alpha1.PlaybookProgress, plan playbook.Plan) error {
+// writeLedger records the pass's decisions before any Job is created. holders
+// names the slice holding each changed user's record (Book.Holders).
+func (r *PlaybookReconciler) writeLedger(ctx context.Context, pb *v1alpha1.Playbook, cached []v1alpha1.PlaybookProgress,
+	plan playbook.Plan, holders map[string]string) error {
 	if len(plan.Changed) == 0 {
 		return nil
 	}
-	lp := playbook.PlanLedger(playbook.LedgerSlices(cached), plan.Changed, v1alpha1.MaxRunsPerSlice)
+	lp := playbook.PlanLedgerAt(playbook.LedgerSlices(cached), plan.Changed, v1alpha1.MaxRunsPerSlice, holders)
 	byName := map[string]*v1alpha1.PlaybookProgress{}
 	for i := range cached {
 		byName[cached[i].Name] = &cached[i]
@@ -655,7 +706,9 @@ func (r *PlaybookReconciler) unhold(ctx context.Context, j *batchv1.Job) error {
 // this name: their ledger is gone with their owner, nothing waits for them.
 func (r *PlaybookReconciler) releaseOrphans(ctx context.Context, namespace, name string, current types.UID) error {
 	var list batchv1.JobList
-	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: name}); err != nil {
+	// Read-only (a Job to release is copied first): every pass lists them.
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.PlaybookLabel: name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	for i := range list.Items {
@@ -663,7 +716,7 @@ func (r *PlaybookReconciler) releaseOrphans(ctx context.Context, namespace, name
 		if j.Labels[v1alpha1.PlaybookUIDLabel] == string(current) || j.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if err := r.unhold(ctx, j); err != nil {
+		if err := r.unhold(ctx, j.DeepCopy()); err != nil {
 			return err
 		}
 	}
@@ -771,7 +824,7 @@ func (r *PlaybookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&v1alpha1.PlaybookProgress{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobPlaybook), builder.WithPredicates(jobOutcomeChanged{})).
-		Watches(&v1alpha1.Persona{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor)).
+		Watches(&v1alpha1.Persona{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor), builder.WithPredicates(personaTriggerChanged{})).
 		Watches(&v1alpha1.PersonaMembership{}, handler.EnqueueRequestsFromMapFunc(r.playbooksFor)).
 		Named("playbook").Complete(r)
 }
@@ -803,6 +856,26 @@ func (jobOutcomeChanged) Update(e event.UpdateEvent) bool {
 		jobCondition(o, batchv1.JobFailed) != jobCondition(n, batchv1.JobFailed)
 }
 
+// personaTriggerChanged passes the Persona events a playbook acts on: a
+// persona that comes or goes, a label change (the trigger selects by name and
+// labels, the stage label included) and a change of its Stale condition (which
+// pauses launches). A Persona's status is written after most evaluations; the
+// members it changed reach the playbook through the slices' own events.
+type personaTriggerChanged struct{ predicate.Funcs }
+
+func (personaTriggerChanged) Create(event.CreateEvent) bool { return true }
+func (personaTriggerChanged) Delete(event.DeleteEvent) bool { return true }
+func (personaTriggerChanged) Update(e event.UpdateEvent) bool {
+	o, okOld := e.ObjectOld.(*v1alpha1.Persona)
+	n, okNew := e.ObjectNew.(*v1alpha1.Persona)
+	if !okOld || !okNew {
+		return true
+	}
+	return !maps.Equal(o.Labels, n.Labels) ||
+		meta.IsStatusConditionTrue(o.Status.Conditions, v1alpha1.StaleCondition) !=
+			meta.IsStatusConditionTrue(n.Status.Conditions, v1alpha1.StaleCondition)
+}
+
 // playbooksFor maps a Persona or membership slice to the playbooks of its
 // namespace whose trigger may select that persona.
 func (r *PlaybookReconciler) playbooksFor(ctx context.Context, o client.Object) []reconcile.Request {
@@ -811,7 +884,7 @@ func (r *PlaybookReconciler) playbooksFor(ctx context.Context, o client.Object) 
 		persona = s.Persona
 	}
 	var list v1alpha1.PlaybookList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil { // read-only
 		logf.FromContext(ctx).Error(err, "listing Playbooks for a persona change")
 		return nil
 	}

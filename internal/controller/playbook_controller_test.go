@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -243,6 +244,34 @@ var _ = Describe("Playbook controller", func() {
 		setMembers(p, after(pb), "old", "u2", "u3")                        // u1 left
 		setMembers(p, after(pb).Add(time.Minute), "old", "u1", "u2", "u3") // and came back
 		Consistently(func() []batchv1.Job { return playbookJobs(ns) }, 2*time.Second).Should(BeEmpty())
+	})
+
+	It("plans the pass after an entry from what changed, not from every member", func() {
+		ns := newNamespace()
+		p := pbPersona(ns, "stalled")
+		var old []string
+		for i := range 300 {
+			old = append(old, fmt.Sprintf("old%03d", i))
+		}
+		setMembers(p, time.Now().Add(-time.Hour), old...) // inside before the playbook: no runs
+		pb := newPlaybook(ns, "stalled", nil)
+		passes := func(kind string) float64 {
+			return promtestutil.ToFloat64(playbookPasses.WithLabelValues(ns, pb.Name, kind))
+		}
+		Eventually(func() string { return playbookReady(ns) }).Should(Equal("True/Succeeded"))
+		Eventually(func() float64 { return passes("full") }).Should(BeNumerically(">=", 1))
+		full, incremental := passes("full"), passes("incremental")
+
+		setMembers(p, after(pb), append(old, "u1")...)
+		Eventually(func() map[string]int { return jobsByStep(ns) }).Should(Equal(map[string]int{"u1/welcome": 1}))
+		Eventually(func() string { return playbookCounts(ns) }).Should(Equal("pending=0 running=1 succeeded=0 failed=0 overdue=0"))
+		Expect(passes("incremental")).To(BeNumerically(">", incremental), "the entry was planned incrementally")
+		Expect(passes("full")).To(Equal(full), "no pass read every member again")
+
+		By("the Job finishing moves the run on, incrementally too")
+		finishStep(ns, "welcome", true)
+		Eventually(func() map[string]int { return jobsByStep(ns) }).Should(Equal(map[string]int{"u1/welcome": 1, "u1/call": 1}))
+		Expect(passes("full")).To(Equal(full))
 	})
 
 	It("survives a manager restart mid-way without a second run or a lost one", func() {

@@ -39,9 +39,9 @@ var _ = Describe("Playbook ledger writes", func() {
 			Phase: v1alpha1.RunPending, Job: "onboard-x"}
 		plan := playbook.Plan{Changed: map[string]v1alpha1.PlaybookRun{"u1": run}}
 
-		Expect(r.writeLedger(ctx, pb, nil, plan)).To(MatchError(ContainSubstring("response was lost")))
+		Expect(r.writeLedger(ctx, pb, nil, plan, nil)).To(MatchError(ContainSubstring("response was lost")))
 		// The retry, before any cache shows the slice: the same name, refused.
-		Expect(r.writeLedger(ctx, pb, nil, plan)).To(MatchError(ContainSubstring("exists but is not in the cache yet")))
+		Expect(r.writeLedger(ctx, pb, nil, plan, nil)).To(MatchError(ContainSubstring("exists but is not in the cache yet")))
 		var list v1alpha1.PlaybookProgressList
 		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		Expect(list.Items).To(HaveLen(1), "one slice records the run")

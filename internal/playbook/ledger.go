@@ -53,17 +53,49 @@ func Runs(slices []LedgerSlice) map[string]v1alpha1.PlaybookRun {
 // holds it; new users go into slices already being written, then into the one
 // clean slice they all fit in, then into new slices of at most max runs.
 func PlanLedger(existing []LedgerSlice, changed map[string]v1alpha1.PlaybookRun, max int) LedgerPlan {
+	return PlanLedgerAt(existing, changed, max, holders(existing, changed))
+}
+
+// holders finds, by a walk over every run, the slice that holds each changed
+// user's record: the first by name, as Runs reads.
+func holders(existing []LedgerSlice, changed map[string]v1alpha1.PlaybookRun) map[string]string {
+	sorted := append([]LedgerSlice(nil), existing...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	out := map[string]string{}
+	for _, s := range sorted {
+		for _, r := range s.Runs {
+			if _, ok := changed[r.UserID]; ok {
+				if _, found := out[r.UserID]; !found {
+					out[r.UserID] = s.Name
+				}
+			}
+		}
+	}
+	return out
+}
+
+// PlanLedgerAt is PlanLedger told which slice holds each changed user's
+// record (Book.Holders finds them by search): it copies and reads only those
+// slices, so a pass's ledger plan costs the change, not the ledger's size.
+func PlanLedgerAt(existing []LedgerSlice, changed map[string]v1alpha1.PlaybookRun, max int, holder map[string]string) LedgerPlan {
 	if max < 1 {
 		max = 1
 	}
 	sorted := append([]LedgerSlice(nil), existing...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	held := map[string]bool{}
+	for _, name := range holder {
+		held[name] = true
+	}
 	placed := map[string]bool{}
 	dirty := make([]bool, len(sorted))
 	for i := range sorted {
+		if !held[sorted[i].Name] {
+			continue
+		}
 		runs := append([]v1alpha1.PlaybookRun(nil), sorted[i].Runs...)
 		for j, r := range runs {
-			if c, ok := changed[r.UserID]; ok && !placed[r.UserID] {
+			if c, ok := changed[r.UserID]; ok && !placed[r.UserID] && holder[r.UserID] == sorted[i].Name {
 				runs[j] = c
 				placed[r.UserID] = true
 				dirty[i] = true
@@ -88,7 +120,8 @@ func PlanLedger(existing []LedgerSlice, changed map[string]v1alpha1.PlaybookRun,
 	}
 	if len(fresh) > 0 {
 		if i := roomiest(sorted, dirty, len(fresh), max); i >= 0 {
-			sorted[i].Runs = append(sorted[i].Runs, fresh...)
+			// A fresh array: the slice's own is the cache's (or the caller's).
+			sorted[i].Runs = append(append(make([]v1alpha1.PlaybookRun, 0, len(sorted[i].Runs)+len(fresh)), sorted[i].Runs...), fresh...)
 			dirty[i], fresh = true, nil
 		}
 	}

@@ -60,7 +60,9 @@ type Limits struct {
 
 // Input is everything one planning pass reads.
 type Input struct {
-	Spec    Spec
+	Spec Spec
+	// Members are the personas' members; a user in several personas counts
+	// once (Compute keeps the earliest entry, as a Book does).
 	Members []Member
 	// Runs is the ledger as durably recorded, one run per user.
 	Runs   map[string]v1alpha1.PlaybookRun
@@ -118,6 +120,7 @@ type Plan struct {
 	// States is, per user, the run that user.playbooks shows: the pending
 	// (re-)entry if there is one, else the user's recorded run. Users whose only
 	// record is Armed (an Exit playbook waiting for the exit) have none.
+	// From Book.Plan it is the book's own map: read only.
 	States map[string]State
 	// Wake is the earliest future time something changes by time alone (a step
 	// becomes overdue, a cooldown ends); zero if none.
@@ -130,9 +133,21 @@ type planner struct {
 	runs map[string]v1alpha1.PlaybookRun // ledger after this pass
 }
 
-// Compute plans one pass. It is deterministic: the same input gives the same
-// plan, which is what makes a repeated or concurrent pass harmless.
+// Compute plans one pass over every member and run: a Book built from scratch
+// (which sets the quiet users aside) and its plan. It is deterministic: the
+// same input gives the same plan, which is what makes a repeated or
+// concurrent pass harmless.
 func Compute(in Input) Plan {
+	b := &Book{spec: in.Spec}
+	b.reset(dedupe(in.Members), in.Runs)
+	return b.Plan(in.Jobs, in.Limits, in.Now)
+}
+
+// decide is the one planning decision, over the users in.Members and in.Runs
+// hold: every user, or (Book.Plan) only the live ones, which gives the same
+// launches, ledger writes and wake time, since a pass does nothing for a quiet
+// user but count its finished run (see quiet).
+func decide(in Input) Plan {
 	p := &planner{in: in, runs: make(map[string]v1alpha1.PlaybookRun, len(in.Runs))}
 	p.plan.Changed = map[string]v1alpha1.PlaybookRun{}
 	p.plan.States = make(map[string]State, len(in.Runs))
@@ -257,7 +272,9 @@ func (p *planner) candidates() []candidate {
 
 // triggers are the entries (or exits) that call for a run, one per user.
 func (p *planner) triggers() []Member {
-	members := dedupe(p.in.Members)
+	// In no particular order: what a pass does per member does not depend on
+	// it, and candidates() orders launches by entry time and user id.
+	members := p.in.Members
 	if !p.in.Spec.OnExit {
 		var out []Member
 		for _, m := range members {
@@ -469,22 +486,25 @@ func (p *planner) stepIndex(name string) int {
 }
 
 // dedupe keeps one membership per user (a stage playbook can watch several
-// personas): the earliest entry, then the persona name, so the choice is stable.
-func dedupe(members []Member) []Member {
+// personas), as better chooses.
+func dedupe(members []Member) map[string]Member {
 	best := make(map[string]Member, len(members))
 	for _, m := range members {
-		b, ok := best[m.UserID]
-		if !ok || m.EnteredAt.Before(b.EnteredAt) || (m.EnteredAt.Equal(b.EnteredAt) && m.Persona < b.Persona) {
+		if b, ok := best[m.UserID]; !ok || better(m, b) {
 			best[m.UserID] = m
 		}
 	}
-	// In no particular order: what a pass does per member does not depend on
-	// it, and candidates() orders launches by entry time and user id.
-	out := make([]Member, 0, len(best))
-	for _, m := range best {
-		out = append(out, m)
+	return best
+}
+
+// better reports whether membership a wins over b for the same user: the
+// earliest entry, then the persona name (then the account, for a user listed
+// twice by hand), so the choice does not depend on the order they are read in.
+func better(a, b Member) bool {
+	if !a.EnteredAt.Equal(b.EnteredAt) {
+		return a.EnteredAt.Before(b.EnteredAt)
 	}
-	return out
+	return a.Persona < b.Persona || (a.Persona == b.Persona && a.AccountID < b.AccountID)
 }
 
 // usersIn lists, sorted, the users whose run is in the phase: passes act on

@@ -372,6 +372,23 @@ func TestLedgerStates(t *testing.T) {
 	}
 }
 
+// TestPlanLedgerLeavesSlicesAlone: the slices a plan reads are the cache's:
+// a plan never writes into their arrays, even where they have room to spare.
+func TestPlanLedgerLeavesSlicesAlone(t *testing.T) {
+	runs := make([]v1alpha1.PlaybookRun, 2, 10)
+	runs[0], runs[1] = running("b", "a", "j", t0), running("d", "a", "j", t0)
+	existing := []LedgerSlice{{Name: "s1", Runs: runs}}
+	before := append([]v1alpha1.PlaybookRun(nil), runs[:cap(runs)]...)
+	changed := map[string]v1alpha1.PlaybookRun{"a": running("a", "a", "k", t0), "c": running("c", "a", "k", t0)}
+	p := PlanLedger(existing, changed, 10)
+	if len(p.Update) != 1 || len(p.Update[0].Runs) != 4 {
+		t.Fatalf("plan %+v, want s1 updated with 4 runs", p)
+	}
+	if !reflect.DeepEqual(runs[:cap(runs)], before) {
+		t.Fatal("the plan wrote into the existing slice's array")
+	}
+}
+
 func TestLedgerName(t *testing.T) {
 	taken := map[string]bool{"onboard-runs-1": true, "onboard-runs-2": true, "onboard-x7k2p": true}
 	if got := LedgerName("onboard", func(n string) bool { return taken[n] }); got != "onboard-runs-3" {
