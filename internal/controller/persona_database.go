@@ -21,7 +21,6 @@ import (
 	"github.com/usersuccess/persona-operator/internal/insight"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
-	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 	"github.com/usersuccess/persona-operator/internal/sqlrule"
 	"github.com/usersuccess/persona-operator/internal/tracker"
@@ -67,18 +66,26 @@ type databaseDecision struct {
 
 // evaluateInDatabase evaluates the persona in the database when
 // spec.evaluation asks for it and the rule translates; otherwise it leaves
-// the evaluation to the in-memory path.
-func (r *PersonaReconciler) evaluateInDatabase(ctx context.Context, p *v1alpha1.Persona, sources []v1alpha1.DataSource,
-	sel persona.Selection, slices []v1alpha1.PersonaMembership) databaseDecision {
+// the evaluation to the in-memory path. Its sources are read in the
+// database, loaded into memory or not (persona.SelectForDatabase), and the
+// rule is compiled against the schema they declare.
+func (r *PersonaReconciler) evaluateInDatabase(ctx context.Context, p *v1alpha1.Persona, all []v1alpha1.DataSource,
+	slices []v1alpha1.PersonaMembership) databaseDecision {
 	if p.Spec.Evaluation == "" || p.Spec.Evaluation == v1alpha1.EvaluationInMemory {
 		return databaseDecision{}
 	}
-	var (
-		c   *persona.Compiled
-		err error
-	)
-	r.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) { c, err = r.compiled(p, v.Schema()) })
-	if err != nil {
+	sel := persona.SelectForDatabase(&p.Spec, p.Namespace, all)
+	if sel.Wait != "" {
+		return databaseDecision{} // the in-memory path says what is missing
+	}
+	sources := pick(all, sel.Sources)
+	ptrs := make([]*v1alpha1.DataSource, len(sources))
+	for i := range sources {
+		ptrs[i] = &sources[i]
+	}
+	schema, complete := persona.DeclaredSchema(ptrs)
+	c, err := r.compiled(p, schema)
+	if err != nil || !complete {
 		return databaseDecision{} // the in-memory path reports it
 	}
 	choice, _ := persona.ChooseEvaluation(&p.Spec, c.Rule, sources)
