@@ -96,6 +96,10 @@ func (PostgreSQL) Column(ref, sqlType string, t attr.Type) (string, error) {
 		return ref + "::int8", nil
 	case t == attr.Double && ok("float4", "float8"):
 		return ref + "::float8", nil
+	case t == attr.Double && ok("int2", "int4", "int8"):
+		// The mapper converts the decoded integer with float64(x): both round
+		// to the nearest double, ties to even (TestIntColumnAsDouble).
+		return ref + "::float8", nil
 	case t == attr.Bool && ok("bool"):
 		return ref, nil
 	case t == attr.Timestamp && ok("timestamptz", "timestamp", "date"):
