@@ -73,9 +73,7 @@ func (b *bench) pushdown(ctx, wctx context.Context) error {
 		return err
 	}
 
-	rss0, _, _ := procStatus(b.o.pid)
 	cpu0, _ := cpuSeconds(b.o.pid)
-	b.rep.add("manager RSS before apply: %s", mib(rss0))
 	t0 := time.Now()
 	if err := b.apply(ctx, objs); err != nil {
 		return err
@@ -154,8 +152,14 @@ func (b *bench) rssSince(phase string, t time.Time) {
 // figure would be meaningless if it was not.
 func (b *bench) inDatabase(ctx context.Context) error {
 	var p v1alpha1.Persona
-	if err := b.c.Get(ctx, client.ObjectKey{Namespace: b.o.namespace, Name: pushdownPersona}, &p); err != nil {
-		return err
+	// The status is patched after the last slice write.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
+		if err := b.c.Get(ctx, client.ObjectKey{Namespace: b.o.namespace, Name: pushdownPersona}, &p); err != nil {
+			return err
+		}
+		if p.Status.Evaluation != nil && p.Status.ObservedGeneration == p.Generation || time.Now().After(deadline) {
+			break
+		}
 	}
 	if ev := p.Status.Evaluation; ev == nil || ev.Mode != v1alpha1.EvaluationDatabase {
 		return fmt.Errorf("persona %s is not evaluated in the database: %+v", pushdownPersona, ev)
