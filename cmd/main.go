@@ -31,6 +31,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/datasource"
 	"github.com/usersuccess/persona-operator/internal/identity"
 	"github.com/usersuccess/persona-operator/internal/leaderpod"
+	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/query"
 	"github.com/usersuccess/persona-operator/internal/syncslots"
@@ -157,7 +158,15 @@ func main() {
 		setupLog.Error(err, "unable to build the Job cache selector")
 		os.Exit(1)
 	}
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: playbookJobs}}}
+	cacheOpts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}:                        {Label: playbookJobs},
+			&personasv1alpha1.PersonaMembership{}: {Transform: cacheMembership},
+		},
+		// No controller reads managedFields: at a million members the cached
+		// PersonaMembership slices, Jobs and ledgers would keep them for nothing.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 	if watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(watchNamespaces, ",") {
@@ -294,4 +303,14 @@ func setupLeaderPodLabel(mgr ctrl.Manager, id string) error {
 		return err
 	}
 	return mgr.Add(&leaderpod.Labeler{Client: c, Namespace: ns, Name: name, Value: id})
+}
+
+// cacheMembership is the cache's transform of PersonaMembership slices: no
+// managed fields, and one copy of each account id (membership.InternAccounts).
+func cacheMembership(obj any) (any, error) {
+	obj, err := cache.TransformStripManagedFields()(obj)
+	if m, ok := obj.(*personasv1alpha1.PersonaMembership); ok && err == nil {
+		membership.InternAccounts(m)
+	}
+	return obj, err
 }

@@ -212,7 +212,14 @@ install() {
   # Server-side apply: the Playbook CRD and the data ConfigMaps are larger than
   # client-side apply's last-applied annotation may be.
   k apply --server-side --force-conflicts -f "$root/config/crd/bases" >/dev/null
-  k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  # A CRD created a moment ago may have no status yet, which kubectl wait
+  # reports as an error instead of waiting: try again until it has one.
+  local try
+  for try in 1 2 3 4 5; do
+    k wait --for=condition=Established crd --all --timeout=60s >/dev/null 2>&1 && break
+    [ "$try" -lt 5 ] || k wait --for=condition=Established crd --all --timeout=60s >/dev/null
+    sleep 1
+  done
   k apply --server-side --force-conflicts -f "$root/config/rbac/role.yaml" >/dev/null
   k create clusterrolebinding persona-demo-manager --clusterrole=manager-role --user="$manager_user" \
     --dry-run=client -o yaml | k apply --server-side -f - >/dev/null

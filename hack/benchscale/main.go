@@ -61,7 +61,7 @@ type options struct {
 	kubeconfig, namespace, dsn, manifests, pprofAddr, out, command string
 	pid                                                            int
 	changes, churn                                                 int
-	spread, idle, readyTimeout, changeTimeout                      time.Duration
+	spread, idle, readyTimeout, changeTimeout, readyProfile        time.Duration
 	incremental, pushdown                                          bool
 }
 
@@ -85,6 +85,8 @@ func main() {
 		"(at least one sync interval, so they land at every phase of the sync cycle)")
 	flag.DurationVar(&o.idle, "idle", time.Minute, "idle time after the memberships are right, over which steady RSS is taken")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Minute, "longest wait for Ready and right memberships")
+	flag.DurationVar(&o.readyProfile, "ready-profile", 90*time.Second, "CPU profile this long from the DataSources Ready "+
+		"(cpu-ready.pb.gz): the personas' first passes")
 	flag.DurationVar(&o.changeTimeout, "change-timeout", 5*time.Minute, "longest wait for a phase's changes to show")
 	flag.Parse()
 	if o.kubeconfig == "" || o.dsn == "" || o.pid == 0 || o.out == "" {
@@ -123,6 +125,8 @@ type bench struct {
 	// (false: left out).
 	edit  func(*unstructured.Unstructured) (bool, error)
 	users int
+	// onSourcesReady runs once, when waitReady first sees every DataSource Ready.
+	onSourcesReady func()
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -213,6 +217,15 @@ func run(ctx context.Context, o options) (err error) {
 	go b.mem.run(wctx, c, o.namespace)
 	go watchJobs(wctx, c, o.namespace, latencyPlaybook, func(id string, at time.Time) { lat.seen(lat.job, id, at) })
 
+	// A CPU profile of the personas' first passes, from the moment the
+	// DataSources are Ready: where the time to Ready goes.
+	readyProfiled := make(chan struct{})
+	b.onSourcesReady = func() {
+		go func() {
+			defer close(readyProfiled)
+			b.cpuProfileAs(ctx, o.readyProfile, "cpu-ready", "the personas' first passes (from the DataSources Ready)")
+		}()
+	}
 	if err := b.waitReady(ctx, t0); err != nil {
 		return err
 	}
@@ -234,9 +247,12 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	// Steady state: the sources re-sync every interval meanwhile.
+	// Steady state: the sources re-sync every interval meanwhile. The idle
+	// minute's CPU profile says what still runs when nothing changes.
+	<-readyProfiled // one CPU profile at a time
 	idleFrom := time.Now()
-	time.Sleep(o.idle)
+	b.cpuProfileAs(ctx, o.idle, "cpu-idle", "the idle minute")
+	time.Sleep(time.Until(idleFrom.Add(o.idle))) // should the profile have failed early
 	idle := b.rss.between(idleFrom, time.Now())
 	if len(idle) == 0 {
 		_, err := b.rss.last()
@@ -426,6 +442,9 @@ func (b *bench) waitReady(ctx context.Context, t0 time.Time) error {
 				b.rep.add("  DataSource %-24s %8d records, last sync took %s", d.Name, d.Status.RecordsAccepted, dur)
 			}
 			b.rep.add("apply -> all 3 DataSources Ready: %.1fs", dsAt.Sub(t0).Seconds())
+			if b.onSourcesReady != nil {
+				b.onSourcesReady()
+			}
 		}
 		pReady := len(ps.Items) == len(b.where)
 		for _, p := range ps.Items {
@@ -660,12 +679,18 @@ func (b *bench) heapProfile(ctx context.Context) error {
 // cpuProfile profiles the manager's CPU for d (the single-change phase), so a
 // latency figure comes with where the manager's time went meanwhile.
 func (b *bench) cpuProfile(ctx context.Context, d time.Duration) {
-	top, err := b.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), "cpu", "-cum")
+	b.cpuProfileAs(ctx, d, "cpu", "the single-row changes")
+}
+
+// cpuProfileAs saves a CPU profile of the next d as <name>.pb.gz and adds its
+// top to the report.
+func (b *bench) cpuProfileAs(ctx context.Context, d time.Duration, name, what string) {
+	top, err := b.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), name, "-cum")
 	if err != nil {
 		b.rep.add("cpu profile: %v", err)
 		return
 	}
-	b.rep.add("cpu profile over the single-row changes (%s, cumulative; %s/cpu-top.txt):", d, b.o.out)
+	b.rep.add("cpu profile over %s (%s, cumulative; %s/%s-top.txt):", what, d, b.o.out, name)
 	b.addTop(top, 25)
 }
 

@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/usersuccess/persona-operator/api/v1alpha1"
 )
 
 var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
@@ -202,5 +205,19 @@ func TestPhases(t *testing.T) {
 	}
 	if got := (Plan{}).Phases(); len(got) != 0 {
 		t.Errorf("an empty plan has phases %+v", got)
+	}
+}
+
+func TestInternAccountsSharesEqualIDs(t *testing.T) {
+	m := &v1alpha1.PersonaMembership{Members: []v1alpha1.MembershipEntry{
+		{UserID: "u1", AccountID: string([]byte("acct-1"))}, {UserID: "u2", AccountID: string([]byte("acct-1"))},
+		{UserID: "u3"}, {UserID: "u4", AccountID: "acct-2"}}}
+	InternAccounts(m)
+	a, b := m.Members[0].AccountID, m.Members[1].AccountID
+	if a != "acct-1" || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("equal account ids are not one string: %q %q", a, b)
+	}
+	if m.Members[2].AccountID != "" || m.Members[3].AccountID != "acct-2" || m.Members[0].UserID != "u1" {
+		t.Errorf("members changed: %+v", m.Members)
 	}
 }

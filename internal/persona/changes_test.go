@@ -19,7 +19,8 @@ import (
 var (
 	usersSpec = v1alpha1.DataSourceSpec{Key: v1alpha1.RecordKey{UserID: "id", AccountID: "account"},
 		Attributes: []v1alpha1.AttributeMapping{{Name: "role", Type: v1alpha1.TypeString},
-			{Name: "nps", Type: v1alpha1.TypeInt}, {Name: "lastSeen", Type: v1alpha1.TypeTimestamp}}}
+			{Name: "nps", Type: v1alpha1.TypeInt}, {Name: "lastSeen", Type: v1alpha1.TypeTimestamp},
+			{Name: "features", Type: v1alpha1.TypeList}}}
 	accountsSpec = v1alpha1.DataSourceSpec{Entity: v1alpha1.EntityAccount, Key: v1alpha1.RecordKey{AccountID: "id"},
 		Attributes: []v1alpha1.AttributeMapping{{Name: "tier", Type: v1alpha1.TypeString},
 			{Name: "renewalDate", Type: v1alpha1.TypeTimestamp}}}
@@ -53,7 +54,8 @@ func newWorld(seed uint64) *world {
 
 func (w *world) user() map[string]any {
 	u := map[string]any{"account": fmt.Sprintf("a%02d", w.r.IntN(14)), "role": []string{"admin", "decision_maker", "user"}[w.r.IntN(3)],
-		"nps": int64(w.r.IntN(11)), "lastSeen": now.Add(-time.Duration(w.r.IntN(90*24)) * time.Hour)}
+		"nps": int64(w.r.IntN(11)), "lastSeen": now.Add(-time.Duration(w.r.IntN(90*24)) * time.Hour),
+		"features": w.features()}
 	if w.r.IntN(8) == 0 {
 		delete(u, "nps") // absent: the rule errs for this profile
 	}
@@ -108,7 +110,7 @@ func (w *world) requestsData(t testing.TB) *profile.SourceData {
 // way the DataSource controller would: an incremental delta, a full sync of
 // one source, or a playbook publish.
 func (w *world) step(t testing.TB, n *profile.Namespace) {
-	switch w.r.IntN(6) {
+	switch w.r.IntN(7) {
 	case 0, 1: // an incremental sync of users: a few upserts and deletes
 		m, err := attr.NewMapper(&usersSpec)
 		if err != nil {
@@ -133,12 +135,17 @@ func (w *world) step(t testing.TB, n *profile.Namespace) {
 			w.accounts[fmt.Sprintf("a%02d", w.r.IntN(14))] = w.account()
 		}
 		n.Apply(w.accountsData(t))
-	case 3: // a full sync of users, one row changed
+	case 3: // a full re-sync of users, one row changed, reusing the stored rows
 		w.users[fmt.Sprintf("u%02d", w.r.IntN(70))] = w.user()
-		n.Apply(w.usersData(t))
+		n.Apply(profiletest.Resync(t, "users", usersSpec, n.Source("users"), rows(w.users, "id")...))
 	case 4: // a full sync of signals
 		w.requests[fmt.Sprintf("u%02d", w.r.IntN(70))] = w.features()
 		n.Apply(w.requestsData(t))
+	case 6: // a full re-sync of users, reusing rows, with many rows changed
+		for range 5 + w.r.IntN(20) {
+			w.users[fmt.Sprintf("u%02d", w.r.IntN(70))] = w.user()
+		}
+		n.Apply(profiletest.Resync(t, "users", usersSpec, n.Source("users"), rows(w.users, "id")...))
 	case 5: // a playbook's runs change
 		states := map[string]profile.PlaybookState{}
 		for range w.r.IntN(5) {
@@ -171,6 +178,7 @@ var changeRules = []string{
 	`size(user.requests) >= 2 || user.role == "admin"`,
 	`has(user.playbooks.onboard) && user.playbooks.onboard.phase == "Running"`,
 	`!has(account.tier)`,
+	`user.nps >= 5 && size(user.features) >= 2`,
 }
 
 // TestChangeDrivenEqualsFull is the property change-driven evaluation rests

@@ -21,7 +21,7 @@ type Delta struct {
 
 // deltaOp is an upsert (del false) or a delete of one key.
 type deltaOp struct {
-	row storedRow
+	row *row
 	del bool
 }
 
@@ -39,6 +39,13 @@ func NewDeltaBuilder(name string, m *attr.Mapper) *DeltaBuilder {
 	if db.d.Entity == v1alpha1.EntitySignal {
 		db.b.lists = map[string]signalList{}
 	}
+	// The delta's rows code their values with dictionaries of their own: the
+	// stored rows' are written only by full syncs (dict.go).
+	db.b.data = &SourceData{UserDecls: m.UserDecls(), AccountDecls: m.AccountDecls()}
+	if sd, ok := m.SignalDecl(); ok {
+		db.b.data.SignalDecl = &sd
+	}
+	db.b.data.newDicts()
 	return db
 }
 
@@ -157,13 +164,13 @@ func (n *Namespace) ApplyDelta(d *Delta) DeltaResult {
 
 // applyOps applies one entity's operations to the source's rows and to the
 // namespace's entries for the source's slot, and returns the keys it changed.
-func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*entry, pos *positions, slot int,
+func applyOps(src *SourceData, rows *map[string]*row, entries map[string]*entry, pos *positions, slot int,
 	ops map[string]deltaOp, res *DeltaResult) (changed []string) {
 	if len(ops) == 0 {
 		return nil
 	}
 	if *rows == nil {
-		*rows = map[string]storedRow{}
+		*rows = map[string]*row{}
 	}
 	for key, op := range ops {
 		old, had := (*rows)[key]
@@ -200,7 +207,7 @@ func applyOps(src *SourceData, rows *map[string]storedRow, entries map[string]*e
 			e = &entry{pos: pos.take()}
 			entries[key] = e
 		}
-		e.set(slot, op.row.Row)
+		e.set(slot, op.row)
 		res.Upserted++
 		changed = append(changed, key)
 	}
@@ -230,7 +237,7 @@ func Diff(prev, next *SourceData) *Delta {
 		users: diffRows(prev.Users, next.Users), accounts: diffRows(prev.Accounts, next.Accounts)}
 }
 
-func diffRows(prev, next map[string]storedRow) map[string]deltaOp {
+func diffRows(prev, next map[string]*row) map[string]deltaOp {
 	ops := map[string]deltaOp{}
 	for key, r := range next {
 		if old, ok := prev[key]; !ok || old.hash != r.hash {

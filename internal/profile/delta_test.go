@@ -263,10 +263,10 @@ func TestBuilderReuse(t *testing.T) {
 	if got.Digest != want.Digest || got.Records != want.Records {
 		t.Errorf("digest/records %s/%d, want %s/%d", got.Digest, got.Records, want.Digest, want.Records)
 	}
-	if got.Users["a"].Row != prev.Users["a"].Row {
+	if got.Users["a"] != prev.Users["a"] {
 		t.Error("the unchanged row was not reused")
 	}
-	if got.Users["b"].Row == prev.Users["b"].Row {
+	if got.Users["b"] == prev.Users["b"] {
 		t.Error("the changed row was reused")
 	}
 	gotNS, wantNS := newNamespace(), newNamespace()

@@ -181,11 +181,11 @@ func (n *Namespace) rebuildPlaybooks() {
 	d := &SourceData{
 		Name: PlaybooksSource, Builtin: true, Entity: v1alpha1.EntityUser,
 		UserDecls: []attr.Decl{{Name: attr.PlaybooksAttr, Type: attr.Map}},
-		Users:     make(map[string]storedRow, len(byUser)),
+		Users:     make(map[string]*row, len(byUser)),
 		Records:   int64(len(byUser)),
 	}
 	for uid, m := range byUser {
-		d.Users[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{types.NewRefValMap(types.DefaultTypeAdapter, m)}}}
+		d.Users[uid] = plainRow("", []any{types.NewRefValMap(types.DefaultTypeAdapter, m)}, 0)
 	}
 	n.apply(d)
 }

@@ -129,7 +129,13 @@ func TestDeclaringPlaybooksIsAConflict(t *testing.T) {
 	n := NewStore().Namespace("ns")
 	d := source(t, "crm", 100, usersSpec, map[string]any{"id": "u1", "nps": "1"})
 	d.UserDecls = append(d.UserDecls, attr.Decl{Name: attr.PlaybooksAttr, Type: attr.Map})
-	d.Users["u1"].Values = append(d.Users["u1"].Values, attr.ToCEL(map[string]any{"x": "y"}))
+	r := d.Users["u1"]
+	vals := make([]any, r.len(), r.len()+1)
+	for i := range vals {
+		vals[i] = r.val(i)
+	}
+	var p packer
+	d.Users["u1"] = p.pack(r.account(), append(vals, map[string]any{"x": "y"}), nil, r.hash)
 	n.Apply(d)
 	n.PublishPlaybook("pb", map[string]PlaybookState{"u1": {Phase: "Pending", Step: "a"}})
 	if got := n.Conflicts()["crm"]; len(got) != 1 {

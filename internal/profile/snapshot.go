@@ -44,7 +44,7 @@ type snapshot struct {
 	// for the user at position i, its row in each: rows[i*len(rowSlots)+k] (nil:
 	// none). Reading a column from here never touches the user's map entry.
 	rowSlots []int
-	rows     []*attr.Row
+	rows     []*row
 
 	mu   sync.Mutex
 	cols map[string]*column // "u." or "a." + attribute name
@@ -140,7 +140,7 @@ func buildSnapshot(n *Namespace, p *plan) *snapshot {
 	s := &snapshot{gen: n.gen, cols: map[string]*column{}, rowSlots: rowSlots(p), accountIdx: map[string]int32{}}
 	size := n.userPos.size()
 	s.users = make([]snapUser, size)
-	s.rows = make([]*attr.Row, size*len(s.rowSlots))
+	s.rows = make([]*row, size*len(s.rowSlots))
 	for id, e := range n.users {
 		s.setUser(n, p, id, e)
 	}
@@ -202,7 +202,10 @@ func accountEntry(n *Namespace, aid string) *entry {
 		return &emptyEntry
 	}
 	c := *e
-	c.more = slices.Clone(e.more)
+	if e.more != nil {
+		more := slices.Clone(*e.more)
+		c.more = &more
+	}
 	return &c
 }
 
@@ -219,7 +222,7 @@ func (s *snapshot) derive(n *Namespace, p *plan, c Changes) *snapshot {
 	for len(d.users) < size {
 		d.users = append(d.users, snapUser{acct: -1})
 	}
-	d.rows = append(make([]*attr.Row, 0, size*k), s.rows...)
+	d.rows = append(make([]*row, 0, size*k), s.rows...)
 	d.rows = d.rows[:size*k]
 	var users []int32
 	// Positions freed since s first (a removed user, or one that moved), then
@@ -365,23 +368,24 @@ func (s *snapshot) value(c *column, i int32) ref.Val {
 }
 
 // rowsVal is lookup over a profile's rows in the snapshot.
-func rowsVal(rows []*attr.Row, cands []cand) ref.Val {
+func rowsVal(rows []*row, cands []cand) ref.Val {
 	for _, c := range cands {
-		if r := rows[c.slot]; r != nil && c.col < len(r.Values) && r.Values[c.col] != nil {
-			v, _ := r.Values[c.col].(ref.Val)
+		if v := rows[c.slot].val(c.col); v != nil {
 			return v
 		}
 	}
 	return nil
 }
 
+// lookupVal is an attribute's value in an entry, by its candidates in
+// precedence order; nil when no source has one.
 func lookupVal(e *entry, cands []cand) ref.Val {
-	v, ok := lookup(e, cands)
-	if !ok {
-		return nil
+	for _, c := range cands {
+		if v := e.row(c.slot).val(c.col); v != nil {
+			return v
+		}
 	}
-	rv, _ := v.(ref.Val)
-	return rv
+	return nil
 }
 
 // column is one attribute over a snapshot's profiles (or accounts), nil where a

@@ -32,12 +32,15 @@ type SourceData struct {
 	AccountDecls []attr.Decl
 	SignalDecl   *attr.Decl
 
-	// Users and Accounts hold rows whose values are CEL values (ref.Val). A
-	// Signal source's Users hold one row per user whose only value is the
-	// user's list, with the sum of its elements' hashes: an incremental sync
-	// replaces a user's list whole, like any other row.
-	Users    map[string]storedRow
-	Accounts map[string]storedRow
+	// Users and Accounts hold packed rows (row.go). A Signal source's Users
+	// hold one row per user whose only value is the user's list, with the sum
+	// of its elements' hashes: an incremental sync replaces a user's list
+	// whole, like any other row.
+	Users    map[string]*row
+	Accounts map[string]*row
+	// userDict and accountDict code the rows' values (dict.go); the next full
+	// sync's rows share them.
+	userDict, accountDict *dictCols
 
 	// Builtin marks a contribution of the operator itself (user.playbooks), not
 	// of a DataSource: it adds attributes to profiles but makes none, is part of
@@ -53,21 +56,13 @@ type SourceData struct {
 	sum uint64
 }
 
-// storedRow is a row with its digest contribution, so a duplicate record can
-// take its predecessor's hash back out.
-type storedRow struct {
-	*attr.Row
-	hash uint64
-}
-
 // Builder accumulates mapped records into SourceData.
 type Builder struct {
 	data    *SourceData
 	digest  uint64
 	scratch []byte
 	prev    *SourceData // the source's stored data, whose unchanged rows are reused
-	// users, accounts and signals share equal values among rows (intern.go).
-	users, accounts, signals interner
+	pack    packer
 	// lists accumulates a Signal source's lists per user until Finish.
 	lists map[string]signalList
 }
@@ -75,7 +70,7 @@ type Builder struct {
 // signalList is one user's list being built, and the sum of its elements'
 // hashes.
 type signalList struct {
-	elems []ref.Val
+	elems []any
 	hash  uint64
 }
 
@@ -90,6 +85,10 @@ type signalList struct {
 func (b *Builder) Reuse(prev *SourceData) {
 	if prev != nil && !prev.Builtin {
 		b.prev = prev
+		if sameShape(prev, b.data) && prev.userDict != nil {
+			// Same columns: code values as the stored rows do.
+			b.data.userDict, b.data.accountDict = prev.userDict, prev.accountDict
+		}
 	}
 }
 
@@ -103,21 +102,22 @@ func NewBuilder(name string, priority int32, m *attr.Mapper, sizeHint int) *Buil
 		Entity:       m.Entity(),
 		UserDecls:    m.UserDecls(),
 		AccountDecls: m.AccountDecls(),
-		Users:        map[string]storedRow{},
-		Accounts:     map[string]storedRow{},
+		Users:        map[string]*row{},
+		Accounts:     map[string]*row{},
 	}
 	b := &Builder{data: d}
 	switch d.Entity {
 	case v1alpha1.EntityAccount:
-		d.Accounts = make(map[string]storedRow, sizeHint)
+		d.Accounts = make(map[string]*row, sizeHint)
 	case v1alpha1.EntitySignal:
 		b.lists = make(map[string]signalList, sizeHint/4)
 	default:
-		d.Users = make(map[string]storedRow, sizeHint)
+		d.Users = make(map[string]*row, sizeHint)
 	}
 	if sd, ok := m.SignalDecl(); ok {
 		d.SignalDecl = &sd
 	}
+	d.newDicts()
 	return b
 }
 
@@ -145,16 +145,21 @@ func (b *Builder) Add(m attr.Mapped) {
 	}
 }
 
+// newDicts gives the data empty dictionaries for its columns.
+func (d *SourceData) newDicts() {
+	users := len(d.UserDecls)
+	if d.SignalDecl != nil {
+		users = 1
+	}
+	d.userDict, d.accountDict = newDictCols(users), newDictCols(len(d.AccountDecls))
+}
+
 // addSignal appends a signal record's element to its user's list and
 // returns the element's hash.
 func (b *Builder) addSignal(m attr.Mapped) uint64 {
 	h := b.hashRow('s', m.SignalUser, "", []any{m.Signal})
-	v, ok := b.signals.value(0, m.Signal).(ref.Val)
-	if !ok {
-		v = types.NullValue // as a list of CEL values holds a missing element
-	}
 	l := b.lists[m.SignalUser]
-	l.elems, l.hash = append(l.elems, v), l.hash+h
+	l.elems, l.hash = append(l.elems, m.Signal), l.hash+h
 	b.lists[m.SignalUser] = l
 	return h
 }
@@ -183,8 +188,8 @@ func (b *Builder) Finish() *SourceData {
 // signalRows turns the lists built into one row per user (an empty list is
 // not a row). A user whose list has the same hash as in the reused data keeps
 // that row: the list just built becomes garbage at once.
-func (b *Builder) signalRows() map[string]storedRow {
-	rows := make(map[string]storedRow, len(b.lists))
+func (b *Builder) signalRows() map[string]*row {
+	rows := make(map[string]*row, len(b.lists))
 	for uid, l := range b.lists {
 		if len(l.elems) == 0 {
 			continue
@@ -195,12 +200,18 @@ func (b *Builder) signalRows() map[string]storedRow {
 				continue
 			}
 		}
-		rows[uid] = storedRow{Row: &attr.Row{Key: uid, Values: []any{types.NewRefValList(types.DefaultTypeAdapter, l.elems)}},
-			hash: l.hash}
+		rows[uid] = b.pack.pack("", []any{l.elems}, b.data.userDict, l.hash)
 	}
 	b.lists = nil
 	return rows
 }
+
+// UserValues are the values of the user's row in this data, in UserDecls
+// order (nil: no row), decoded: for tests and tools, not for hot paths.
+func (d *SourceData) UserValues(key string) []ref.Val { return d.Users[key].values() }
+
+// AccountValues are the values of the account's row, in AccountDecls order.
+func (d *SourceData) AccountValues(key string) []ref.Val { return d.Accounts[key].values() }
 
 // SignalLen is the length of a Signal source's list for a user (0: none).
 func (d *SourceData) SignalLen(user string) int {
@@ -211,7 +222,7 @@ func (d *SourceData) SignalLen(user string) int {
 	if !ok {
 		return 0
 	}
-	l, ok := r.Values[0].(traits.Sizer)
+	l, ok := r.val(0).(traits.Sizer)
 	if !ok {
 		return 0
 	}
@@ -225,7 +236,7 @@ func digestString(sum uint64) string {
 }
 
 // row hashes a mapped row into the digest and converts its values to CEL.
-func (b *Builder) row(kind byte, r *attr.Row) storedRow {
+func (b *Builder) row(kind byte, r *attr.Row) *row {
 	h := b.hashRow(kind, r.Key, r.AccountID, r.Values)
 	b.digest += h
 	if b.prev != nil {
@@ -240,17 +251,13 @@ func (b *Builder) row(kind byte, r *attr.Row) storedRow {
 	return b.stored(kind, r, h)
 }
 
-// stored converts a hashed row's values (kind 'u' for a user, 'a' for an
-// account) to CEL.
-func (b *Builder) stored(kind byte, r *attr.Row, h uint64) storedRow {
-	in := &b.users
+// stored packs a hashed row (kind 'u' for a user, 'a' for an account).
+func (b *Builder) stored(kind byte, r *attr.Row, h uint64) *row {
+	dict := b.data.userDict
 	if kind == 'a' {
-		in = &b.accounts
+		dict = b.data.accountDict
 	}
-	for i, v := range r.Values {
-		r.Values[i] = in.value(i, v)
-	}
-	return storedRow{Row: r, hash: h}
+	return b.pack.pack(r.AccountID, r.Values, dict, h)
 }
 
 func (b *Builder) hashRow(kind byte, key, account string, values []any) uint64 {

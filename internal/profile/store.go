@@ -6,9 +6,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
-
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
 )
@@ -71,31 +68,34 @@ type Namespace struct {
 // inline: most namespaces have a few sources, and one allocation per profile
 // instead of two matters at a million profiles.
 type entry struct {
-	inline [inlineSlots]*attr.Row
-	more   []*attr.Row // slots from inlineSlots on
-	pos    int32       // a user's position in snapshots (positions.go); -1 for an account
+	inline [inlineSlots]*row
+	more   *[]*row // slots from inlineSlots on (a pointer: the entry fits 48 bytes)
+	pos    int32   // a user's position in snapshots (positions.go); -1 for an account
 }
 
 const inlineSlots = 3
 
-func (e *entry) set(slot int, r *attr.Row) {
+func (e *entry) set(slot int, r *row) {
 	if slot < inlineSlots {
 		e.inline[slot] = r
 		return
 	}
 	i := slot - inlineSlots
-	for len(e.more) <= i {
-		e.more = append(e.more, nil)
+	if e.more == nil {
+		e.more = new([]*row)
 	}
-	e.more[i] = r
+	for len(*e.more) <= i {
+		*e.more = append(*e.more, nil)
+	}
+	(*e.more)[i] = r
 }
 
-func (e *entry) row(slot int) *attr.Row {
+func (e *entry) row(slot int) *row {
 	if slot < inlineSlots {
 		return e.inline[slot]
 	}
-	if i := slot - inlineSlots; i < len(e.more) {
-		return e.more[i]
+	if i := slot - inlineSlots; e.more != nil && i < len(*e.more) {
+		return (*e.more)[i]
 	}
 	return nil
 }
@@ -106,7 +106,10 @@ func (e *entry) empty() bool {
 			return false
 		}
 	}
-	for _, r := range e.more {
+	if e.more == nil {
+		return true
+	}
+	for _, r := range *e.more {
 		if r != nil {
 			return false
 		}
@@ -252,7 +255,7 @@ func (n *Namespace) freeSlot() int {
 // costs in proportion to the namespace, with no per-source index to keep. With
 // track, it returns the keys whose row in the slot changed. pos hands out the
 // positions of new entries (nil for accounts).
-func replaceSlot(entries map[string]*entry, pos *positions, slot int, rows map[string]storedRow, track bool) (changed []string) {
+func replaceSlot(entries map[string]*entry, pos *positions, slot int, rows map[string]*row, track bool) (changed []string) {
 	for key, e := range entries {
 		if e.row(slot) == nil {
 			continue
@@ -275,38 +278,12 @@ func replaceSlot(entries map[string]*entry, pos *positions, slot int, rows map[s
 			e = &entry{pos: pos.take()}
 			entries[key] = e
 		}
-		if track && !sameRow(e.row(slot), r.Row) {
+		if track && !sameRow(e.row(slot), r) {
 			changed = append(changed, key)
 		}
-		e.set(slot, r.Row)
+		e.set(slot, r)
 	}
 	return changed
-}
-
-// sameRow reports whether two rows hold the same values: the same row (a
-// re-sync reuses unchanged rows, profile.Builder.Reuse), or equal values.
-func sameRow(a, b *attr.Row) bool {
-	if a == b {
-		return true
-	}
-	if a == nil || b == nil || a.Key != b.Key || a.AccountID != b.AccountID || len(a.Values) != len(b.Values) {
-		return false
-	}
-	for i, x := range a.Values {
-		y := b.Values[i]
-		if x == nil || y == nil {
-			if x != y {
-				return false
-			}
-			continue
-		}
-		xv, ok1 := x.(ref.Val)
-		yv, ok2 := y.(ref.Val)
-		if !ok1 || !ok2 || xv.Type() != yv.Type() || xv.Equal(yv) != types.True {
-			return false
-		}
-	}
-	return true
 }
 
 // cand is where an attribute's value may come from: a source slot and column.

@@ -246,8 +246,8 @@ func (u User) AccountID() string {
 
 func accountID(p *plan, e *entry) string {
 	for _, slot := range p.accountIDs {
-		if r := e.row(slot); r != nil && r.AccountID != "" {
-			return r.AccountID
+		if r := e.row(slot); r != nil && r.alen > 0 {
+			return r.account()
 		}
 	}
 	return ""
@@ -306,14 +306,8 @@ func (a Account) Get(name string) (any, bool) {
 	if name == attr.UserIDAttr {
 		return types.String(a.id), true
 	}
-	return lookup(a.e, a.v.plan.accountAttrs[name])
-}
-
-func lookup(e *entry, cands []cand) (any, bool) {
-	for _, c := range cands {
-		if r := e.row(c.slot); r != nil && c.col < len(r.Values) && r.Values[c.col] != nil {
-			return r.Values[c.col], true
-		}
+	if v := lookupVal(a.e, a.v.plan.accountAttrs[name]); v != nil {
+		return v, true
 	}
 	return nil, false
 }
@@ -427,8 +421,7 @@ func (u User) lookup(cands []cand) ref.Val {
 	rows := s.rows[int(u.idx)*k : int(u.idx+1)*k]
 	for _, c := range cands {
 		if i := sort.SearchInts(s.rowSlots, c.slot); i < k && s.rowSlots[i] == c.slot {
-			if r := rows[i]; r != nil && c.col < len(r.Values) && r.Values[c.col] != nil {
-				v, _ := r.Values[c.col].(ref.Val)
+			if v := rows[i].val(c.col); v != nil {
 				return v
 			}
 		}

@@ -544,7 +544,7 @@ func TestRecipeHubSpot(t *testing.T) {
 	wantSynced(t, r, accountKeys, "1000", "1001", "1002", "1003", "1004")
 	wantResumed(t, v, 3)
 	d := r.out.Data
-	if name, emp := attrOf(d.AccountDecls, d.Accounts["1002"].Values, "name"), attrOf(d.AccountDecls, d.Accounts["1002"].Values, "employees"); name != "company-2" || emp != int64(25) {
+	if name, emp := attrOf(d.AccountDecls, d.AccountValues("1002"), "name"), attrOf(d.AccountDecls, d.AccountValues("1002"), "employees"); name != "company-2" || emp != int64(25) {
 		t.Errorf("company 1002: name %v, employees %#v", name, emp)
 	}
 	// The full load asks from the epoch, the first page without after, the next with it.
@@ -798,10 +798,10 @@ func TestRecipeIntercom(t *testing.T) {
 	wantSynced(t, r, userKeys, "u-1", "u-2", "u-3", "u-4", "u-5")
 	wantResumed(t, v, 3)
 	d := r.out.Data
-	if seen, ok := attrOf(d.UserDecls, d.Users["u-1"].Values, "lastSeenAt").(time.Time); !ok || !seen.Equal(time.Unix(1777636800, 0)) {
-		t.Errorf("u-1 lastSeenAt %v", attrOf(d.UserDecls, d.Users["u-1"].Values, "lastSeenAt"))
+	if seen, ok := attrOf(d.UserDecls, d.UserValues("u-1"), "lastSeenAt").(time.Time); !ok || !seen.Equal(time.Unix(1777636800, 0)) {
+		t.Errorf("u-1 lastSeenAt %v", attrOf(d.UserDecls, d.UserValues("u-1"), "lastSeenAt"))
 	}
-	if seen := attrOf(d.UserDecls, d.Users["u-3"].Values, "lastSeenAt"); seen != nil {
+	if seen := attrOf(d.UserDecls, d.UserValues("u-3"), "lastSeenAt"); seen != nil {
 		t.Errorf("u-3, never seen: lastSeenAt %v, want absent", seen)
 	}
 	if string(searches[0].Query.Value) != "0" || searches[0].Pagination.StartingAfter != nil || *searches[1].Pagination.StartingAfter != "WzE22" {
@@ -953,11 +953,11 @@ func TestRecipeStripe(t *testing.T) {
 	d := r.out.Data
 	// 2 × $50 a month; 2 × $1200 a year is $200 a month.
 	for cus, want := range map[string]float64{"cus_A": 100, "cus_B": 200} {
-		if got := attrOf(d.AccountDecls, d.Accounts[cus].Values, "mrr"); got != want {
+		if got := attrOf(d.AccountDecls, d.AccountValues(cus), "mrr"); got != want {
 			t.Errorf("%s: mrr %v, want %v", cus, got, want)
 		}
 	}
-	if got := attrOf(d.AccountDecls, d.Accounts["cus_B"].Values, "plan"); got != "price_pro_year" {
+	if got := attrOf(d.AccountDecls, d.AccountValues("cus_B"), "plan"); got != "price_pro_year" {
 		t.Errorf("plan %v", got)
 	}
 	if !r.out.Watermark.Equal(time.Unix(t0+60, 0)) {
@@ -1007,26 +1007,23 @@ func TestRecipeStripe(t *testing.T) {
 		t.Errorf("accounts after the delta %v", got)
 	}
 	for cus, want := range map[string]any{"cus_B": 150.0, "cus_G": 50.0} { // 3 × $50; 1 × $50
-		if got := attrOf(after.AccountDecls, after.Accounts[cus].Values, "mrr"); got != want {
+		if got := attrOf(after.AccountDecls, after.AccountValues(cus), "mrr"); got != want {
 			t.Errorf("%s: mrr %v, want %v (the newest change)", cus, got, want)
 		}
 	}
-	if got := attrOf(after.AccountDecls, after.Accounts["cus_G"].Values, "subscriptionStatus"); got != "active" {
+	if got := attrOf(after.AccountDecls, after.AccountValues("cus_G"), "subscriptionStatus"); got != "active" {
 		t.Errorf("cus_G status %v, want active (the newer of two events in one second)", got)
 	}
 }
 
 // attrOf is the named attribute of a stored row, as a Go value (nil: absent).
-func attrOf(decls []attr.Decl, values []any, name string) any {
+func attrOf(decls []attr.Decl, values []ref.Val, name string) any {
 	for i, d := range decls {
 		if d.Name != name || i >= len(values) || values[i] == nil {
 			continue
 		}
-		if rv, ok := values[i].(ref.Val); ok {
-			v, _ := attr.FromCEL(rv)
-			return v
-		}
-		return values[i]
+		v, _ := attr.FromCEL(values[i])
+		return v
 	}
 	return nil
 }

@@ -17,6 +17,12 @@ import (
 // spec or record the mapper rejects.
 func SourceData(t testing.TB, name string, spec v1alpha1.DataSourceSpec, records ...map[string]any) *profile.SourceData {
 	t.Helper()
+	return build(t, name, spec, fieldRecords(records))
+}
+
+// fieldRecords turns records given as maps into connector records, fields in
+// name order.
+func fieldRecords(records []map[string]any) []connector.Record {
 	recs := make([]connector.Record, len(records))
 	for i, r := range records {
 		keys := make([]string, 0, len(r))
@@ -29,7 +35,7 @@ func SourceData(t testing.TB, name string, spec v1alpha1.DataSourceSpec, records
 			recs[i].Values = append(recs[i].Values, r[k])
 		}
 	}
-	return build(t, name, spec, recs)
+	return recs
 }
 
 // Rows is SourceData for records given as a table: one header (fields) and
@@ -43,13 +49,27 @@ func Rows(t testing.TB, name string, spec v1alpha1.DataSourceSpec, fields []stri
 	return build(t, name, spec, recs)
 }
 
+// Resync is SourceData for a full re-sync of a source whose data the store
+// holds (prev): unchanged rows, and the values' dictionaries, are reused as
+// the DataSource controller's syncs do (profile.Builder.Reuse).
+func Resync(t testing.TB, name string, spec v1alpha1.DataSourceSpec, prev *profile.SourceData, records ...map[string]any) *profile.SourceData {
+	t.Helper()
+	return buildReusing(t, name, spec, prev, fieldRecords(records))
+}
+
 func build(t testing.TB, name string, spec v1alpha1.DataSourceSpec, records []connector.Record) *profile.SourceData {
+	t.Helper()
+	return buildReusing(t, name, spec, nil, records)
+}
+
+func buildReusing(t testing.TB, name string, spec v1alpha1.DataSourceSpec, prev *profile.SourceData, records []connector.Record) *profile.SourceData {
 	t.Helper()
 	m, err := attr.NewMapper(&spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := profile.NewBuilder(name, 0, m, len(records))
+	b.Reuse(prev)
 	for i, rec := range records {
 		rec.Num = int64(i + 1)
 		mapped, err := m.Map(rec)
