@@ -88,6 +88,10 @@ USERS ?= 100000
 bench-scale: controlplane build ## Scale benchmark of one manager (USERS=1000000): PostgreSQL, bare control plane, RSS, latency, churn, heap profile; see docs/benchmarks.md.
 	@USERS=$(USERS) hack/bench-scale.sh run
 
+.PHONY: bench-pushdown
+bench-pushdown: controlplane build ## Push-down benchmark (USERS=10000000): at-risk persona evaluated in PostgreSQL over unloaded DataSources vs psql alone, RSS, 1 % churn; see docs/benchmarks.md.
+	@USERS=$(USERS) BENCH_MODE=pushdown hack/bench-scale.sh run
+
 .PHONY: bench-scale-down
 bench-scale-down: ## Stop whatever a killed bench-scale left running (manager, control plane, PostgreSQL).
 	@hack/bench-scale.sh down

@@ -50,6 +50,13 @@ const (
 	// ReasonWriteKeyConflict: an Events DataSource's write key is already
 	// another namespace's.
 	ReasonWriteKeyConflict = "WriteKeyConflict"
+	// ReasonNotLoaded: a DataSource with spec.load None, read only where it
+	// lives (its query checked against the database), never loaded into the
+	// manager's memory.
+	ReasonNotLoaded = "NotLoaded"
+	// ReasonSourceNotLoaded: a persona evaluated in memory (or explained or
+	// previewed) reads a DataSource with spec.load None.
+	ReasonSourceNotLoaded = "SourceNotLoaded"
 )
 
 // ReconcileRequestAnnotation asks for an immediate reconcile when its value changes,

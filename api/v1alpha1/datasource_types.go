@@ -111,6 +111,20 @@ const (
 	WatermarkUnixMillis  WatermarkFormat = "UnixMillis"
 )
 
+// LoadMode says whether a DataSource's records are loaded into the manager's
+// memory.
+// +kubebuilder:validation:Enum=Memory;None
+type LoadMode string
+
+// Load modes.
+const (
+	// LoadMemory loads the records into the manager's memory at each sync.
+	LoadMemory LoadMode = "Memory"
+	// LoadNone never loads them: they are read where they live, by personas
+	// evaluated in the database.
+	LoadNone LoadMode = "None"
+)
+
 // DataSourceSpec declares where records come from and how they map to user or
 // account attributes.
 // +kubebuilder:validation:XValidation:rule="self.type != 'Inline' || (has(self.inline) && !has(self.http) && !has(self.postgres) && !has(self.events))",message="type Inline requires spec.inline and forbids spec.http, spec.postgres and spec.events"
@@ -122,6 +136,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || has(self.signal)",message="entity Signal requires spec.signal"
 // +kubebuilder:validation:XValidation:rule="self.entity == 'Signal' || !has(self.signal)",message="spec.signal is only allowed with entity Signal"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Account' || has(self.key.accountId)",message="entity Account requires spec.key.accountId"
+// +kubebuilder:validation:XValidation:rule="!has(self.load) || self.load != 'None' || self.type == 'PostgreSQL'",message="load None is only for type PostgreSQL: only a PostgreSQL source is read where it lives (by personas evaluated in the database)"
 // +kubebuilder:validation:XValidation:rule="self.entity != 'Signal' || !has(self.http) || !has(self.http.incremental)",message="spec.http.incremental is not supported for entity Signal: a user's list is replaced whole, and an HTTP API cannot be asked for every row of the users whose rows changed"
 type DataSourceSpec struct {
 	// type selects the connector; exactly the matching one of inline, http or
@@ -240,6 +255,20 @@ type DataSourceSpec struct {
 	// suspend stops periodic syncs; the last good data stays in use.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// load says whether syncs load this source's records into the manager's
+	// memory. Memory (the default): every sync loads them, for personas
+	// evaluated in memory, kubectl persona explain and preview, and playbook
+	// payloads. None (PostgreSQL only): never loaded nor synced; the records
+	// stay in the database and are read there by personas evaluated in it
+	// (Persona spec.evaluation Database, or Auto when the rule translates), so
+	// the manager's memory does not grow with them. A persona evaluated in
+	// memory that reads this source's attributes, and explain and preview
+	// over it, are refused with the reason. Status says NotLoaded, after the
+	// query has been checked against the database (its columns described).
+	// +kubebuilder:default=Memory
+	// +optional
+	Load LoadMode `json:"load,omitempty"`
 }
 
 // RecordKey names the identifying fields of a record.

@@ -62,7 +62,7 @@ type options struct {
 	pid                                                            int
 	changes, churn                                                 int
 	spread, idle, readyTimeout, changeTimeout, readyProfile        time.Duration
-	incremental                                                    bool
+	incremental, pushdown                                          bool
 }
 
 func main() {
@@ -78,6 +78,8 @@ func main() {
 	flag.IntVar(&o.changes, "changes", 100, "single-row changes timed")
 	flag.BoolVar(&o.incremental, "incremental", false, "sync every source incrementally (spec.postgres.incremental on updated_at) "+
 		"and wake the manager with a NOTIFY trigger on users, as docs/connectors.md recommends")
+	flag.BoolVar(&o.pushdown, "pushdown", false, "the push-down benchmark (issue 14): only the at-risk persona, evaluated in "+
+		"the database over DataSources never loaded (spec.load None); psql time of its query against the manager's")
 	flag.IntVar(&o.churn, "churn", 0, "rows changed at once in the churn phase (0: 1 % of users)")
 	flag.DurationVar(&o.spread, "spread", time.Minute, "the single-row changes are spread evenly over this long "+
 		"(at least one sync interval, so they land at every phase of the sync cycle)")
@@ -119,6 +121,9 @@ type bench struct {
 	rss   *sampler
 	mem   *memberships
 	where map[string]string // persona -> SQL condition
+	// edit, when set, changes each manifest object before it is created
+	// (false: left out).
+	edit  func(*unstructured.Unstructured) (bool, error)
 	users int
 	// onSourcesReady runs once, when waitReady first sees every DataSource Ready.
 	onSourcesReady func()
@@ -176,7 +181,11 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}()
 
-	b.rep.add("# Scale benchmark (issue 12): %s, %d cores", time.Now().UTC().Format(time.RFC3339), numCPU())
+	title := "Scale benchmark (issue 12)"
+	if o.pushdown {
+		title = "Push-down benchmark (issue 14)"
+	}
+	b.rep.add("# %s: %s, %d cores", title, time.Now().UTC().Format(time.RFC3339), numCPU())
 	if o.command != "" {
 		b.rep.add("command: %s", o.command)
 	}
@@ -188,8 +197,15 @@ func run(ctx context.Context, o options) (err error) {
 	cpu0, _ := cpuSeconds(o.pid)
 	b.rep.add("manager RSS before apply: %s", mib(rss0))
 
+	if o.pushdown {
+		return b.pushdown(ctx, wctx)
+	}
+	objs, err := b.manifests("datasources.yaml", "personas.yaml")
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
-	if err := b.apply(ctx); err != nil {
+	if err := b.apply(ctx, objs); err != nil {
 		return err
 	}
 	lat := newLatencies()
@@ -275,8 +291,9 @@ func numCPU() int {
 	return n
 }
 
-// apply creates the DSN Secret, the DataSources and the personas.
-func (b *bench) apply(ctx context.Context) error {
+// apply creates the DSN Secret and the objects (the DataSources and the
+// personas).
+func (b *bench) apply(ctx context.Context, objs []*unstructured.Unstructured) error {
 	ns := b.o.namespace
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: ns},
 		StringData: map[string]string{"dsn": b.o.dsn}}
@@ -288,7 +305,7 @@ func (b *bench) apply(ctx context.Context) error {
 			return fmt.Errorf("creating the NOTIFY trigger: %w", err)
 		}
 	}
-	return b.create(ctx, "datasources.yaml", "personas.yaml")
+	return b.createAll(ctx, objs)
 }
 
 // notifyTrigger wakes the manager after every statement that changes users
@@ -318,32 +335,57 @@ func makeIncremental(u *unstructured.Unstructured) error {
 	return unstructured.SetNestedMap(u.Object, inc, "spec", "postgres", "incremental")
 }
 
-// create creates the objects of the manifest files in the namespace and notes
-// every persona's SQL.
+// create creates the objects of the manifest files in the namespace.
 func (b *bench) create(ctx context.Context, files ...string) error {
-	ns := b.o.namespace
+	objs, err := b.manifests(files...)
+	if err != nil {
+		return err
+	}
+	return b.createAll(ctx, objs)
+}
+
+// manifests reads the objects of the manifest files for the namespace, as
+// the options and b.edit change them, and notes every persona's SQL.
+func (b *bench) manifests(files ...string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
 	for _, f := range files {
 		objs, err := readManifests(filepath.Join(b.o.manifests, f))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, u := range objs {
-			u.SetNamespace(ns)
+			u.SetNamespace(b.o.namespace)
 			if b.o.incremental && u.GetKind() == "DataSource" {
 				if err := makeIncremental(u); err != nil {
-					return err
+					return nil, err
+				}
+			}
+			if b.edit != nil {
+				if keep, err := b.edit(u); err != nil || !keep {
+					if err != nil {
+						return nil, err
+					}
+					continue
 				}
 			}
 			if u.GetKind() == "Persona" {
 				w := u.GetAnnotations()[whereAnnotation]
 				if w == "" {
-					return fmt.Errorf("%s: persona %s has no %s annotation", f, u.GetName(), whereAnnotation)
+					return nil, fmt.Errorf("%s: persona %s has no %s annotation", f, u.GetName(), whereAnnotation)
 				}
 				b.where[u.GetName()] = w
 			}
-			if err := b.c.Create(ctx, u); err != nil {
-				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
-			}
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// createAll creates the objects.
+func (b *bench) createAll(ctx context.Context, objs []*unstructured.Unstructured) error {
+	for _, u := range objs {
+		if err := b.c.Create(ctx, u); err != nil {
+			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	return nil
@@ -577,22 +619,8 @@ func (b *bench) singleChanges(ctx context.Context, lat *latencies) error {
 // churn changes -churn random users' NPS and logins in one transaction and
 // times until every persona's slices equal SQL again.
 func (b *bench) churn(ctx context.Context) error {
-	tx, err := b.db.Begin(ctx)
+	rows, err := b.churnUsers(ctx)
 	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	// Same rows and values every run: ids ordered by a hash, values from it too.
-	tag, err := tx.Exec(ctx, `UPDATE users SET
-		nps = CASE WHEN ('x' || substr(md5(id || 'nps'), 1, 4))::bit(16)::int % 10 < 3 THEN NULL
-		           ELSE ('x' || substr(md5(id || 'v'), 1, 4))::bit(16)::int % 11 END,
-		logins_30d = ('x' || substr(md5(id || 'l'), 1, 4))::bit(16)::int % 40,
-		updated_at = now()
-		WHERE id IN (SELECT id FROM users ORDER BY md5(id || 'churn') LIMIT $1)`, b.o.churn)
-	if err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -601,8 +629,8 @@ func (b *bench) churn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.rep.add("churn: %d rows changed in one UPDATE (%.2f %% of users; nps and logins_30d)", tag.RowsAffected(),
-		100*float64(tag.RowsAffected())/float64(b.users))
+	b.rep.add("churn: %d rows changed in one UPDATE (%.2f %% of users; nps and logins_30d)", rows,
+		100*float64(rows)/float64(b.users))
 	at, ok := b.waitRight(ctx, want, b.o.changeTimeout)
 	b.printCounts(want)
 	cpu1, _ := cpuSeconds(b.o.pid)
@@ -613,6 +641,27 @@ func (b *bench) churn(ctx context.Context) error {
 	b.rep.add("  UPDATE commit -> every persona's slices equal to SQL: %.1fs (manager CPU %.1fs)",
 		at.Sub(t0).Seconds(), cpu1-cpu0)
 	return nil
+}
+
+// churnUsers changes -churn random users' NPS and logins in one transaction
+// and returns how many rows changed.
+func (b *bench) churnUsers(ctx context.Context) (int64, error) {
+	tx, err := b.db.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	// Same rows and values every run: ids ordered by a hash, values from it too.
+	tag, err := tx.Exec(ctx, `UPDATE users SET
+		nps = CASE WHEN ('x' || substr(md5(id || 'nps'), 1, 4))::bit(16)::int % 10 < 3 THEN NULL
+		           ELSE ('x' || substr(md5(id || 'v'), 1, 4))::bit(16)::int % 11 END,
+		logins_30d = ('x' || substr(md5(id || 'l'), 1, 4))::bit(16)::int % 40,
+		updated_at = now()
+		WHERE id IN (SELECT id FROM users ORDER BY md5(id || 'churn') LIMIT $1)`, b.o.churn)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), tx.Commit(ctx)
 }
 
 // heapProfile fetches the live heap (after a GC) and saves pprof's top.

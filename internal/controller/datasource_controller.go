@@ -138,6 +138,9 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if ds.Spec.Load == v1alpha1.LoadNone {
+		return r.notLoaded(ctx, req, before, &ds, refs, refsVersion)
+	}
 	sched := datasource.Plan(&ds, loaded, refsVersion, now)
 	notified := r.listen.take(req.NamespacedName)
 	if notified {

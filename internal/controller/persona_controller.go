@@ -34,6 +34,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/attr"
+	"github.com/usersuccess/persona-operator/internal/conditions"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
 	"github.com/usersuccess/persona-operator/internal/profile"
@@ -135,42 +136,39 @@ func (r *PersonaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 }
 
 func (r *PersonaReconciler) reconcile(ctx context.Context, p *v1alpha1.Persona) (ctrl.Result, error) {
-	sources, sel, err := r.sources(ctx, p)
+	var all v1alpha1.DataSourceList
+	if err := r.List(ctx, &all, client.InNamespace(p.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	slices, stale, err := r.ownSlices(ctx, p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if stale {
+		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own writes to reach the cache
+	}
+
+	// --- evaluation in the database (persona_database.go): its sources are
+	// read there, so it does not wait for them to load into memory ---
+	db := r.evaluateInDatabase(ctx, p, all.Items, slices)
+	if db.done {
+		return db.result, db.err
+	}
+
+	sources, sel := r.sources(p, all.Items)
 	switch {
 	case sel.Invalid != nil:
 		r.invalidRule(p, sel.Invalid)
+		return ctrl.Result{}, nil // a spec or DataSource change re-triggers
+	case sel.NotLoaded != "":
+		r.sourcesNotLoaded(p, sel.NotLoaded, db.evaluation)
 		return ctrl.Result{}, nil // a spec or DataSource change re-triggers
 	case sel.Wait != "":
 		// Evaluating against a half-loaded store would make users exit.
 		persona.MarkWaiting(p, sel.Wait)
 		return ctrl.Result{}, nil
 	}
-
-	var list v1alpha1.PersonaMembershipList
-	// Read-only: the cache's own objects, not a copy of every member at each
-	// pass (write deep-copies a slice before changing it).
-	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
-		client.UnsafeDisableDeepCopy); err != nil {
-		return ctrl.Result{}, err
-	}
-	// Only the slices this persona controls: one left by a deleted persona of
-	// the same name is ignored (garbage collection deletes it), never taken
-	// for this persona's membership nor written to.
-	slices := membership.Owned(p, list.Items)
 	cached := membershipGenerations(slices)
-	if r.writes.Stale(ownerOf(p), cached) {
-		return ctrl.Result{RequeueAfter: time.Second}, nil // wait for our own writes to reach the cache
-	}
-	r.writes.Settle(ownerOf(p), cached)
-
-	// --- evaluation in the database (persona_database.go) ---
-	db := r.evaluateInDatabase(ctx, p, sources, sel, slices)
-	if db.done {
-		return db.result, db.err
-	}
 	// --- otherwise in memory ---
 
 	playbooks, err := r.playbooks(ctx, p.Namespace)
@@ -346,28 +344,63 @@ func (r *PersonaReconciler) invalidRule(p *v1alpha1.Persona, err error) {
 	stall(r.Recorder, p, &p.Status.Conditions, persona.InvalidRule(err), "Evaluate", persona.Unchanged)
 }
 
-// sources gathers the namespace's DataSources and what the store has loaded,
-// and returns the persona's selection (persona.SelectSources) with the
-// selected DataSources.
-func (r *PersonaReconciler) sources(ctx context.Context, p *v1alpha1.Persona) ([]v1alpha1.DataSource, persona.Selection, error) {
-	var list v1alpha1.DataSourceList
-	if err := r.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
-		return nil, persona.Selection{}, err
+// ownSlices lists the persona's slices from the cache, read-only (the
+// cache's own objects, not a copy of every member at each pass: a write
+// deep-copies a slice before changing it). Only the slices this persona
+// controls: one left by a deleted persona of the same name is ignored
+// (garbage collection deletes it), never taken for this persona's
+// membership nor written to. stale: the cache does not show our own writes
+// yet.
+func (r *PersonaReconciler) ownSlices(ctx context.Context, p *v1alpha1.Persona) (slices []v1alpha1.PersonaMembership, stale bool, err error) {
+	var list v1alpha1.PersonaMembershipList
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{v1alpha1.PersonaLabel: p.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
+		return nil, false, err
 	}
+	slices = membership.Owned(p, list.Items)
+	cached := membershipGenerations(slices)
+	if r.writes.Stale(ownerOf(p), cached) {
+		return nil, true, nil
+	}
+	r.writes.Settle(ownerOf(p), cached)
+	return slices, false, nil
+}
+
+// sources returns the persona's in-memory selection (persona.SelectSources,
+// over what the store has loaded) with the selected DataSources.
+func (r *PersonaReconciler) sources(p *v1alpha1.Persona, all []v1alpha1.DataSource) ([]v1alpha1.DataSource, persona.Selection) {
 	ns := r.Store.Namespace(p.Namespace)
-	sel := persona.SelectSources(&p.Spec, p.Namespace, list.Items, func(name string) bool {
+	sel := persona.SelectSources(&p.Spec, p.Namespace, all, func(name string) bool {
 		_, _, ok := ns.Loaded(name)
 		return ok
 	})
-	selected := make([]v1alpha1.DataSource, 0, len(sel.Sources))
-	for _, name := range sel.Sources {
-		for _, ds := range list.Items {
+	return pick(all, sel.Sources), sel
+}
+
+// pick returns the DataSources named, in the order of names.
+func pick(all []v1alpha1.DataSource, names []string) []v1alpha1.DataSource {
+	selected := make([]v1alpha1.DataSource, 0, len(names))
+	for _, name := range names {
+		for _, ds := range all {
 			if ds.Name == name {
 				selected = append(selected, ds)
 			}
 		}
 	}
-	return selected, sel, nil
+	return selected
+}
+
+// sourcesNotLoaded records that the persona, evaluated in memory, reads
+// DataSources never loaded into memory (spec.load None): Stalled with a
+// Warning Event; membership is unchanged.
+func (r *PersonaReconciler) sourcesNotLoaded(p *v1alpha1.Persona, msg string, evaluation v1alpha1.EvaluationStatus) {
+	p.Status.ObservedGeneration = p.Generation
+	if evaluation.Mode != "" {
+		p.Status.Evaluation = &evaluation
+		msg += " (" + evaluation.Reason + ")"
+	}
+	stall(r.Recorder, p, &p.Status.Conditions, &conditions.Stalled{Reason: v1alpha1.ReasonSourceNotLoaded, Message: msg},
+		"Evaluate", persona.Unchanged)
 }
 
 // accounts is recorded members' account ids by user id.

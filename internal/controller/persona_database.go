@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,7 +22,6 @@ import (
 	"github.com/usersuccess/persona-operator/internal/insight"
 	"github.com/usersuccess/persona-operator/internal/membership"
 	"github.com/usersuccess/persona-operator/internal/persona"
-	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/rule"
 	"github.com/usersuccess/persona-operator/internal/sqlrule"
 	"github.com/usersuccess/persona-operator/internal/tracker"
@@ -67,18 +67,26 @@ type databaseDecision struct {
 
 // evaluateInDatabase evaluates the persona in the database when
 // spec.evaluation asks for it and the rule translates; otherwise it leaves
-// the evaluation to the in-memory path.
-func (r *PersonaReconciler) evaluateInDatabase(ctx context.Context, p *v1alpha1.Persona, sources []v1alpha1.DataSource,
-	sel persona.Selection, slices []v1alpha1.PersonaMembership) databaseDecision {
+// the evaluation to the in-memory path. Its sources are read in the
+// database, loaded into memory or not (persona.SelectForDatabase), and the
+// rule is compiled against the schema they declare.
+func (r *PersonaReconciler) evaluateInDatabase(ctx context.Context, p *v1alpha1.Persona, all []v1alpha1.DataSource,
+	slices []v1alpha1.PersonaMembership) databaseDecision {
 	if p.Spec.Evaluation == "" || p.Spec.Evaluation == v1alpha1.EvaluationInMemory {
 		return databaseDecision{}
 	}
-	var (
-		c   *persona.Compiled
-		err error
-	)
-	r.Store.Namespace(p.Namespace).Read(sel.Sources, func(v *profile.View) { c, err = r.compiled(p, v.Schema()) })
-	if err != nil {
+	sel := persona.SelectForDatabase(&p.Spec, p.Namespace, all)
+	if sel.Wait != "" {
+		return databaseDecision{} // the in-memory path says what is missing
+	}
+	sources := pick(all, sel.Sources)
+	ptrs := make([]*v1alpha1.DataSource, len(sources))
+	for i := range sources {
+		ptrs[i] = &sources[i]
+	}
+	schema, complete := persona.DeclaredSchema(ptrs)
+	c, err := r.compiled(p, schema)
+	if err != nil || !complete {
 		return databaseDecision{} // the in-memory path reports it
 	}
 	choice, _ := persona.ChooseEvaluation(&p.Spec, c.Rule, sources)
@@ -182,11 +190,15 @@ func (r *PersonaReconciler) streamMembers(ctx context.Context, p *v1alpha1.Perso
 	defer cancel()
 	cfg := postgres.Config{DSN: dsn, Query: q.members.SQL, Settings: q.members.Settings}
 	w := r.sliceWriter(p, slices)
+	pipe := &writePipe{ctx: ctx, write: w.write}
 	out, err := membership.Stream(membership.StreamInput{
 		Stored: cachedSlices(slices), Now: now, MaxPerSlice: sliceSize(p), SampleSize: persona.SampleSize,
 		Rows:  memberRows(evalCtx, cfg, q.members.Args(now), timeout),
-		Write: func(s membership.Step) error { return w.write(ctx, s) },
+		Write: pipe.step,
 	})
+	if werr := pipe.wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -296,6 +308,48 @@ func (r *PersonaReconciler) databaseFailed(p *v1alpha1.Persona, err error) datab
 	msg := persona.DatabaseFailed(p, err)
 	r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, v1alpha1.ReasonSourceDegraded, "Evaluate", "%s", msg)
 	return databaseDecision{done: true, result: ctrl.Result{RequeueAfter: min(databaseRetry, refreshInterval(p))}}
+}
+
+// writePipe makes a stream's slice writes while the rows keep coming, up to
+// sliceWriters at once: membership.Stream's writes are independent of each
+// other, except those marked After, which wait for every earlier one. The
+// first error stops the writes not started yet and is returned by the next
+// step or by wait.
+type writePipe struct {
+	ctx   context.Context
+	write func(context.Context, membership.Step) error
+	g     *errgroup.Group
+	gctx  context.Context
+}
+
+func (p *writePipe) step(s membership.Step) error {
+	if s.After {
+		if err := p.wait(); err != nil {
+			return err
+		}
+	}
+	if p.g == nil {
+		p.g, p.gctx = errgroup.WithContext(p.ctx)
+		p.g.SetLimit(sliceWriters)
+	}
+	if p.gctx.Err() != nil { // an earlier write failed
+		if err := p.wait(); err != nil {
+			return err
+		}
+		return p.ctx.Err()
+	}
+	p.g.Go(func() error { return p.write(p.gctx, s) })
+	return nil
+}
+
+// wait waits for the writes started and returns the first error.
+func (p *writePipe) wait() error {
+	if p.g == nil {
+		return nil
+	}
+	err := p.g.Wait()
+	p.g = nil
+	return err
 }
 
 // sliceWriter makes a persona's slice writes, recording each in the

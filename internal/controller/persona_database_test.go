@@ -184,6 +184,51 @@ var _ = Describe("Persona controller evaluating in the database", Ordered, func(
 		Eventually(nextEvaluation).Should(Equal(t0.Add(100*day)), "a0 renews next")
 	})
 
+	It("reads DataSources never loaded into memory (spec.load None); an in-memory persona over them is refused", func() {
+		const rule = `has(user.nps) && user.nps <= 6 && account.tier == "enterprise"`
+		create("mem", rule, v1alpha1.EvaluationInMemory, 0)
+		Eventually(func() string { return personaReady(ns, "mem") }).Should(Equal("True/Succeeded"))
+		want := members("mem", 1000)
+		Expect(want).NotTo(BeEmpty())
+
+		for _, name := range []string{"users", "accounts"} {
+			updateSpec(ns, name, func(ds *v1alpha1.DataSource) { ds.Spec.Load = v1alpha1.LoadNone })
+		}
+		for _, name := range []string{"users", "accounts"} {
+			Eventually(func() string { return condition(ns, name, v1alpha1.ReadyCondition) }).Should(Equal("True/" + v1alpha1.ReasonNotLoaded))
+			Eventually(func() bool { _, _, ok := store.Namespace(ns).Loaded(name); return ok }).Should(BeFalse(), "dropped from memory")
+		}
+		ds := &v1alpha1.DataSource{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "users"}, ds)).To(Succeed())
+		Expect(ds.Status.RecordsAccepted).To(BeZero())
+		Expect(conditionMessage(ds.Status.Conditions, v1alpha1.ReadyCondition)).To(
+			ContainSubstring("spec.load is None: not loaded into the manager's memory"))
+
+		By("a persona evaluated in the database reads them where they live")
+		create("db", rule, v1alpha1.EvaluationDatabase, 0)
+		Eventually(func() string { return personaReady(ns, "db") }).Should(Equal("True/Succeeded"))
+		Expect(fetchPersona(ns, "db").Status.Evaluation).To(inDatabase)
+		Expect(members("db", 1000)).To(Equal(want))
+
+		By("the in-memory persona stalls with the reason, its membership kept")
+		requestReconcile(ns, "mem", "not-loaded")
+		Eventually(func() string { return personaReady(ns, "mem") }).Should(Equal("False/" + v1alpha1.ReasonSourceNotLoaded))
+		p := fetchPersona(ns, "mem")
+		Expect(cluster.Condition(p.Status.Conditions, v1alpha1.StalledCondition)).To(Equal("True/" + v1alpha1.ReasonSourceNotLoaded))
+		Expect(conditionMessage(p.Status.Conditions, v1alpha1.StalledCondition)).To(
+			ContainSubstring("DataSources accounts, users have spec.load None"))
+		Expect(members("mem", 1000)).To(Equal(want))
+		Eventually(func() string { return eventNotes(ns) }).Should(ContainSubstring("cannot be evaluated (explained, previewed) in memory"))
+
+		By("a query the database refuses stalls the DataSource, with its reason")
+		updateSpec(ns, "users", func(ds *v1alpha1.DataSource) { ds.Spec.Postgres.Query = "SELECT id, account, nps, role FROM nowhere" })
+		Eventually(func() string { return condition(ns, "users", v1alpha1.ReadyCondition) }).Should(HavePrefix("False/"))
+		updateSpec(ns, "users", func(ds *v1alpha1.DataSource) { ds.Spec.Postgres.Query = "SELECT account, nps, role FROM users" })
+		Eventually(func() string { return condition(ns, "users", v1alpha1.StalledCondition) }).Should(Equal("True/" + v1alpha1.ReasonInvalidSpec))
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "users"}, ds)).To(Succeed())
+		Expect(conditionMessage(ds.Status.Conditions, v1alpha1.StalledCondition)).To(ContainSubstring("the query returns no key column id"))
+	})
+
 	It("falls back to memory under Auto when a query's column does not convert exactly", func() {
 		// A text column read as an Int: the translation over the described
 		// columns is refused.

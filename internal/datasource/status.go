@@ -2,6 +2,7 @@ package datasource
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -183,4 +184,21 @@ func MarkConflicts(ds *v1alpha1.DataSource, conflicts []string) {
 	}
 	msg := c.Message + "; ignored attributes: " + fmt.Sprint(conflicts)
 	setCondition(&ds.Status, ds.Generation, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonSchemaConflict, msg)
+}
+
+// MarkNotLoaded records a DataSource with spec.load None whose query was
+// checked: Ready with reason NotLoaded, nothing in the manager's memory (the
+// counts of an earlier load are cleared, they no longer describe it).
+func MarkNotLoaded(ds *v1alpha1.DataSource, columns []string, refsVersion string) {
+	st := &ds.Status
+	st.ObservedGeneration = ds.Generation
+	st.ReferencesVersion = refsVersion
+	st.RecordsAccepted, st.RecordsRejected, st.HeldBackRecords = 0, 0, 0
+	st.Rejections, st.Digest, st.Incremental = nil, "", nil
+	for _, typ := range []string{v1alpha1.StalledCondition, v1alpha1.ReconcilingCondition, v1alpha1.DegradedCondition, v1alpha1.StaleCondition} {
+		conditions.Remove(&st.Conditions, typ)
+	}
+	setCondition(st, ds.Generation, v1alpha1.ReadyCondition, metav1.ConditionTrue, v1alpha1.ReasonNotLoaded,
+		fmt.Sprintf("spec.load is None: not loaded into the manager's memory; read in the database by the personas evaluated there "+
+			"(the query returns %d columns: %s)", len(columns), strings.Join(columns, ", ")))
 }

@@ -23,6 +23,10 @@ func (p Plan) Writes() int { return len(p.Create) + len(p.Update) + len(p.Delete
 type Step struct {
 	Slice  Slice
 	Delete bool
+	// After: made only once every earlier step has been (Stream's slices
+	// that release members to others); Stream's other steps are
+	// independent of each other and may be made at once.
+	After bool
 }
 
 // Steps is the order the plan's writes must be made in: creates first, then

@@ -32,9 +32,11 @@ type StreamInput struct {
 	MaxPerSlice int
 	// SampleSize is how many of the smallest member ids to return.
 	SampleSize int
-	// Write makes one write, as soon as it is decided. An error stops the
-	// merge; the writes made before stand (each leaves a consistent
-	// membership: see Stream).
+	// Write makes one write, as soon as it is decided, or starts it: only a
+	// Step marked After needs every earlier write made (Step.After). An
+	// error stops the merge; the writes made before stand (each leaves a
+	// consistent membership: see Stream). A step's members are never
+	// changed after Write returns.
 	Write func(Step) error
 }
 
@@ -111,6 +113,7 @@ type merger struct {
 	heap    cursors
 	pending []Member
 	copies  []cursor // popID's result, reused
+	after   bool     // the writes now wait for every earlier one (Step.After)
 	out     Streamed
 }
 
@@ -326,6 +329,7 @@ func (m *merger) writeSlice(s int, add []Member) error {
 
 func (m *merger) write(st Step) error {
 	m.out.Writes++
+	st.After = m.after
 	return m.in.Write(st)
 }
 
@@ -363,6 +367,7 @@ func (m *merger) finish() (Streamed, error) {
 		}
 		m.pending = nil
 	}
+	m.after = true // the members they release are placed by the writes before
 	for s := range m.defer_ {
 		if m.defer_[s] {
 			if err := m.writeSlice(s, nil); err != nil {

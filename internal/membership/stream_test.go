@@ -96,7 +96,7 @@ func TestStream(t *testing.T) {
 			members:  map[string]string{"u1": "a", "u2": "a"}, max: 2, want: []Step{{Slice: Slice{Name: "s1"}, Delete: true}}},
 		{name: "a smaller sliceSize moves the overflow before its slice is written", existing: []Slice{{Name: "s1", Members: members("u1", "u2", "u3")}},
 			members: map[string]string{"u1": "a", "u2": "a", "u3": "a"}, max: 2,
-			want: []Step{{Slice: Slice{Members: members("u3")}}, {Slice: Slice{Name: "s1", Members: members("u1", "u2")}}}},
+			want: []Step{{Slice: Slice{Members: members("u3")}}, {Slice: Slice{Name: "s1", Members: members("u1", "u2")}, After: true}}},
 		{name: "unsorted slices are read in id order", existing: []Slice{{Name: "s1", Members: members("u3", "u1")}},
 			members: map[string]string{"u1": "a"}, max: 2, want: []Step{{Slice: Slice{Name: "s1", Members: members("u1")}}}},
 	}
@@ -227,17 +227,28 @@ func checkStream(t *testing.T, name string, existing []Slice, matching map[strin
 			seen[m.UserID] = true
 		}
 	}
+	// Steps not marked After may be made at once, in any order: each one
+	// landing alone after the steps before the last After one must keep
+	// every staying member too.
+	landed := 0
 	for i, st := range steps {
 		if !slices.IsSortedFunc(st.Slice.Members, func(a, b Member) int { return compareStrings(a.UserID, b.UserID) }) {
 			t.Fatalf("%s: write %d is not in id order: %v", name, i, st.Slice.Members)
 		}
-		held := Members(applySteps(existing, steps[:i]))
-		for uid, m := range stored {
-			if _, stays := want[uid]; !stays {
-				continue
-			}
-			if h, ok := held[uid]; !ok || !h.EnteredAt.Equal(m.EnteredAt) {
-				t.Fatalf("%s: after %d of %d writes, staying member %s is missing or re-entered", name, i, len(steps), uid)
+		if st.After {
+			landed = i
+		} else if i > 0 && steps[i-1].After {
+			t.Fatalf("%s: write %d is not After, the one before is", name, i)
+		}
+		alone := append(slices.Clone(steps[:landed]), st)
+		for _, held := range []map[string]Member{Members(applySteps(existing, steps[:i])), Members(applySteps(existing, alone))} {
+			for uid, m := range stored {
+				if _, stays := want[uid]; !stays {
+					continue
+				}
+				if h, ok := held[uid]; !ok || !h.EnteredAt.Equal(m.EnteredAt) {
+					t.Fatalf("%s: after %d of %d writes (or write %d alone), staying member %s is missing or re-entered", name, i, len(steps), i, uid)
+				}
 			}
 		}
 	}

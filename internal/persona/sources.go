@@ -29,6 +29,74 @@ type Selection struct {
 	// Invalid is the rule (or an insight) not compiling against the schema
 	// the DataSources declare, found while some of them are still loading.
 	Invalid error
+	// NotLoaded says why the persona cannot be evaluated in memory: it
+	// reads a DataSource never loaded into memory (spec.load None).
+	NotLoaded string
+}
+
+// SelectForDatabase decides which DataSources a persona evaluated in the
+// database reads: every source spec.dataSources names, or the namespace's,
+// loaded into memory or not (the database is read, not the manager's copy).
+func SelectForDatabase(spec *v1alpha1.PersonaSpec, namespace string, sources []v1alpha1.DataSource) Selection {
+	candidates, wait := found(spec, namespace, sources)
+	if wait != "" {
+		return Selection{Wait: wait}
+	}
+	return Selection{Sources: names(candidates)}
+}
+
+// found returns the candidates (candidates), or why there are none to read.
+func found(spec *v1alpha1.PersonaSpec, namespace string, sources []v1alpha1.DataSource) ([]*v1alpha1.DataSource, string) {
+	candidates, missing := candidates(spec, sources)
+	switch {
+	case len(missing) > 0:
+		return nil, "DataSources not found: " + strings.Join(missing, ", ")
+	case len(candidates) == 0:
+		return nil, "no DataSources in namespace " + namespace
+	}
+	return candidates, ""
+}
+
+// inMemory drops from the candidates the sources never loaded into memory
+// (spec.load None) that a persona evaluated in memory can do without, or
+// says why it cannot: it names them (spec.dataSources), reads what they
+// declare, or one is a User source (it decides which users exist).
+func inMemory(spec *v1alpha1.PersonaSpec, candidates []*v1alpha1.DataSource) ([]*v1alpha1.DataSource, string) {
+	var kept, none []*v1alpha1.DataSource
+	for _, ds := range candidates {
+		if ds.Spec.Load == v1alpha1.LoadNone {
+			none = append(none, ds)
+		} else {
+			kept = append(kept, ds)
+		}
+	}
+	if len(none) == 0 {
+		return candidates, ""
+	}
+	c, schema, _, err := compileDeclared(spec, candidates)
+	var needed []string
+	for _, ds := range none {
+		d, derr := profile.Declared(ds)
+		if len(spec.DataSources) > 0 || err != nil || derr != nil || d.Entity == v1alpha1.EntityUser || needs(c, schema, d) {
+			needed = append(needed, ds.Name)
+		}
+	}
+	if len(needed) == 0 && len(kept) > 0 {
+		return kept, ""
+	}
+	if len(needed) == 0 {
+		needed = names(none)
+	}
+	return nil, NotLoadedMessage(needed)
+}
+
+// NotLoadedMessage is why a persona that reads sources never loaded into
+// memory is not evaluated (explained, previewed) in memory.
+func NotLoadedMessage(sources []string) string {
+	return fmt.Sprintf("DataSources %s have spec.load None: their records are read only in their database, "+
+		"never loaded into the manager's memory, so this persona cannot be evaluated (explained, previewed) in memory; "+
+		"evaluate it in the database (spec.evaluation Database or Auto) or set the DataSources' spec.load to Memory",
+		strings.Join(sources, ", "))
 }
 
 // SelectSources decides which of the namespace's DataSources a persona reads
@@ -49,12 +117,13 @@ type Selection struct {
 // selected sources declare (what admission checks): a rule that does not
 // compile is reported at once instead of hiding behind the wait.
 func SelectSources(spec *v1alpha1.PersonaSpec, namespace string, sources []v1alpha1.DataSource, loaded func(name string) bool) Selection {
-	candidates, missing := candidates(spec, sources)
-	switch {
-	case len(missing) > 0:
-		return Selection{Wait: "DataSources not found: " + strings.Join(missing, ", ")}
-	case len(candidates) == 0:
-		return Selection{Wait: "no DataSources in namespace " + namespace}
+	candidates, wait := found(spec, namespace, sources)
+	if wait != "" {
+		return Selection{Wait: wait}
+	}
+	candidates, notLoaded := inMemory(spec, candidates)
+	if notLoaded != "" {
+		return Selection{NotLoaded: notLoaded}
 	}
 	var unloaded []*v1alpha1.DataSource
 	for _, ds := range candidates {
@@ -123,8 +192,17 @@ func candidates(spec *v1alpha1.PersonaSpec, sources []v1alpha1.DataSource) ([]*v
 // declare. complete is false when a source's mapping does not compile: its
 // attributes are unknown, so a compile error may only mean it has not loaded.
 func compileDeclared(spec *v1alpha1.PersonaSpec, sources []*v1alpha1.DataSource) (*Compiled, profile.Schema, bool, error) {
+	s, complete := DeclaredSchema(sources)
+	c, err := Compile(spec, s)
+	return c, s, complete, err
+}
+
+// DeclaredSchema is the schema the sources declare, loaded or not (what
+// admission checks rules against). complete is false when a source's
+// mapping does not compile: its attributes are unknown.
+func DeclaredSchema(sources []*v1alpha1.DataSource) (s profile.Schema, complete bool) {
 	var decls []*profile.SourceData
-	complete := true
+	complete = true
 	for _, ds := range sources {
 		d, err := profile.Declared(ds)
 		if err != nil {
@@ -133,9 +211,7 @@ func compileDeclared(spec *v1alpha1.PersonaSpec, sources []*v1alpha1.DataSource)
 		}
 		decls = append(decls, d)
 	}
-	s := profile.DeclaredSchema(decls)
-	c, err := Compile(spec, s)
-	return c, s, complete, err
+	return profile.DeclaredSchema(decls), complete
 }
 
 // needs reports whether the compiled persona reads what a source declares.

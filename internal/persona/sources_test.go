@@ -148,3 +148,63 @@ func TestUnpublished(t *testing.T) {
 		}
 	})
 }
+
+// Sources with spec.load None are never loaded: a persona evaluated in
+// memory goes without those it does not need, and is refused the others;
+// one evaluated in the database reads them all.
+func TestSelectSourcesNotLoaded(t *testing.T) {
+	none := func(ds v1alpha1.DataSource) v1alpha1.DataSource {
+		ds.Spec.Load = v1alpha1.LoadNone
+		return ds
+	}
+	usage := source("usage", v1alpha1.EntityUser, "logins:Int")
+	accounts := none(source("accounts", v1alpha1.EntityAccount, "arr:Int"))
+	crm := none(source("crm-users", v1alpha1.EntityUser, "tier:String"))
+	tickets := none(source("tickets", v1alpha1.EntitySignal, "status:String"))
+	loaded := func(name string) bool { return name == "usage" }
+	tests := []struct {
+		name     string
+		spec     v1alpha1.PersonaSpec
+		sources  []v1alpha1.DataSource
+		want     []string // the sources read, nil when refused
+		refusing string   // the sources named in the refusal
+	}{
+		{"an Account source not read is left out", v1alpha1.PersonaSpec{Rule: "user.logins < 3"},
+			[]v1alpha1.DataSource{usage, accounts, tickets}, []string{"usage"}, ""},
+		{"an Account source read refuses", v1alpha1.PersonaSpec{Rule: "account.arr > 3"},
+			[]v1alpha1.DataSource{usage, accounts}, nil, "accounts"},
+		{"a Signal source an insight reads refuses", v1alpha1.PersonaSpec{Rule: "true", Insights: []v1alpha1.InsightSpec{
+			{Name: "n", Type: v1alpha1.InsightSum, Expression: "size(user.tickets)"}}},
+			[]v1alpha1.DataSource{usage, tickets}, nil, "tickets"},
+		{"a User source decides which users exist", v1alpha1.PersonaSpec{Rule: "user.logins < 3"},
+			[]v1alpha1.DataSource{usage, crm}, nil, "crm-users"},
+		{"a listed source refuses even unread", v1alpha1.PersonaSpec{Rule: "user.logins < 3",
+			DataSources: []v1alpha1.LocalObjectReference{{Name: "usage"}, {Name: "accounts"}}},
+			[]v1alpha1.DataSource{usage, accounts}, nil, "accounts"},
+		{"only unloaded sources", v1alpha1.PersonaSpec{Rule: "true"},
+			[]v1alpha1.DataSource{accounts}, nil, "accounts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SelectSources(&tt.spec, "team", tt.sources, loaded)
+			if tt.refusing != "" {
+				if got.NotLoaded == "" || !strings.Contains(got.NotLoaded, "DataSources "+tt.refusing+" have spec.load None") ||
+					got.Sources != nil || got.Wait != "" {
+					t.Fatalf("SelectSources = %+v, want a refusal naming %s", got, tt.refusing)
+				}
+				return
+			}
+			if got.NotLoaded != "" || !reflect.DeepEqual(got.Sources, tt.want) {
+				t.Errorf("SelectSources = %+v, want sources %v", got, tt.want)
+			}
+		})
+	}
+	db := SelectForDatabase(&v1alpha1.PersonaSpec{Rule: "account.arr > 3"}, "team", []v1alpha1.DataSource{usage, accounts, crm})
+	if want := []string{"accounts", "crm-users", "usage"}; !reflect.DeepEqual(db, Selection{Sources: want}) {
+		t.Errorf("SelectForDatabase = %+v, want every source %v", db, want)
+	}
+	if db := SelectForDatabase(&v1alpha1.PersonaSpec{Rule: "true", DataSources: []v1alpha1.LocalObjectReference{{Name: "x"}}},
+		"team", []v1alpha1.DataSource{usage}); db.Wait != "DataSources not found: x" {
+		t.Errorf("SelectForDatabase with a missing source = %+v", db)
+	}
+}

@@ -218,6 +218,12 @@ func errNotFound(msg string) *httpError {
 	return &httpError{code: http.StatusNotFound, reason: metav1.StatusReasonNotFound, msg: msg}
 }
 
+// errConflict: the objects as they are refuse the request (a persona over
+// sources never loaded into memory, asked for an in-memory answer).
+func errConflict(msg string) *httpError {
+	return &httpError{code: http.StatusConflict, reason: metav1.StatusReasonConflict, msg: msg}
+}
+
 func errInvalid(msg string) *httpError {
 	return &httpError{code: http.StatusUnprocessableEntity, reason: metav1.StatusReasonInvalid, msg: msg}
 }

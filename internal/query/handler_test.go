@@ -347,6 +347,24 @@ func TestExplainWaitsForDataSources(t *testing.T) {
 	}
 }
 
+func TestSourcesNeverLoadedAreRefused(t *testing.T) {
+	// crm (spec.load None) is a User source: it decides which users exist,
+	// so explain and preview in memory refuse, with the reason, instead of
+	// answering over the sources that are loaded.
+	crm := &v1alpha1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "crm", Namespace: ns}, Spec: v1alpha1.DataSourceSpec{
+		Entity: v1alpha1.EntityUser, Load: v1alpha1.LoadNone, Attributes: []v1alpha1.AttributeMapping{{Name: "segment", Type: v1alpha1.TypeString}}}}
+	f := newFixture(t, crm)
+	const want = "DataSources crm have spec.load None"
+	var st metav1.Status
+	if w := f.do(t, http.MethodGet, explainPath+"?user=u1", goodToken, nil, &st); w.Code != 409 || !strings.Contains(st.Message, want) {
+		t.Errorf("explain: code %d %q, want 409 containing %q", w.Code, st.Message, want)
+	}
+	body := v1alpha1.Persona{Spec: v1alpha1.PersonaSpec{Rule: `has(user.nps) && user.nps <= 6`}}
+	if w := f.do(t, http.MethodPost, previewPath, goodToken, body, &st); w.Code != 409 || !strings.Contains(st.Message, want) {
+		t.Errorf("preview: code %d %q, want 409 containing %q", w.Code, st.Message, want)
+	}
+}
+
 func TestAStalledSourceTheRuleDoesNotReadDoesNotHold(t *testing.T) {
 	// events (not loaded) declares only what the persona does not read: the
 	// persona is explained and previewed over the sources that loaded; u9,

@@ -49,6 +49,8 @@ func (h *Handler) sources(ctx context.Context, p *v1alpha1.Persona) (persona.Sel
 	switch {
 	case sel.Invalid != nil:
 		return sel, errInvalid(sel.Invalid.Error())
+	case sel.NotLoaded != "":
+		return sel, errConflict(sel.NotLoaded)
 	case sel.Wait != "":
 		return sel, errUnavailable(sel.Wait)
 	}

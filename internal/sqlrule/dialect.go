@@ -29,6 +29,11 @@ type Dialect interface {
 	// Rejects is the condition under which the mapper rejects a record for
 	// the value of a column Column accepts ("" when it never does).
 	Rejects(ref, sqlType string, t attr.Type) string
+	// Converts reports whether the mapper accepts every value of a column
+	// of this type as an attribute of type t, though Column may not
+	// translate the value: an attribute the rule does not read then keeps
+	// no record out, and the source can still be read.
+	Converts(sqlType string, t attr.Type) bool
 	// ID is the key column ref as the mapper reads it: as text, trimmed of
 	// Unicode white space; "" when it can't exactly.
 	ID(ref, sqlType string) (string, error)
@@ -96,6 +101,10 @@ func (PostgreSQL) Column(ref, sqlType string, t attr.Type) (string, error) {
 		return ref + "::int8", nil
 	case t == attr.Double && ok("float4", "float8"):
 		return ref + "::float8", nil
+	case t == attr.Double && ok("int2", "int4", "int8"):
+		// The mapper converts the decoded integer with float64(x): both round
+		// to the nearest double, ties to even (TestIntColumnAsDouble).
+		return ref + "::float8", nil
 	case t == attr.Bool && ok("bool"):
 		return ref, nil
 	case t == attr.Timestamp && ok("timestamptz", "timestamp", "date"):
@@ -108,6 +117,16 @@ func (PostgreSQL) Column(ref, sqlType string, t attr.Type) (string, error) {
 		return wrapInt64("(extract(epoch from " + ref + ") * 1000000000)"), nil
 	}
 	return "", fmt.Errorf("a %s column is not translated exactly to a %s attribute", sqlType, t)
+}
+
+// Converts implements Dialect: the connector decodes every array to a
+// list of plain values, which a List attribute accepts whatever they hold.
+func (d PostgreSQL) Converts(sqlType string, t attr.Type) bool {
+	if t == attr.List && strings.HasPrefix(sqlType, "_") {
+		return true
+	}
+	_, err := d.Column("x", sqlType, t)
+	return err == nil
 }
 
 // Rejects implements Dialect: ±infinity timestamps decode to no time.Time,

@@ -517,3 +517,32 @@ func TestInsights(t *testing.T) {
 		t.Fatalf("only %d insights computed in the database", computed)
 	}
 }
+
+// An integer column read as a Double attribute: PostgreSQL's int8::float8
+// gives exactly the double the mapper's float64(x) gives, past 2^53 too.
+func TestIntColumnAsDouble(t *testing.T) {
+	ctx := context.Background()
+	xs := []int64{0, 1, -1, 1<<53 + 1, 1<<53 + 3, -(1<<53 + 1), 1<<62 + 1<<10 + 1, math.MaxInt64, math.MinInt64, 123456789012345678}
+	conn, err := pgx.Connect(ctx, srv.SuperuserDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	col, err := sqlrule.PostgreSQL{}.Column("x", "int8", attr.Double)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "SELECT "+col+" FROM unnest($1::int8[]) WITH ORDINALITY AS t(x, i) ORDER BY i", xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range xs {
+		if want, err := attr.Convert(x, attr.Double); err != nil || got[i] != want {
+			t.Errorf("%d: PostgreSQL %v, mapper %v", x, got[i], want)
+		}
+	}
+}

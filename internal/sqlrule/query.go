@@ -20,7 +20,7 @@ func (t *translator) assemble(sel, tail string) (string, error) {
 	}
 	// Resolve the merged columns first: it decides which columns each
 	// source's rows CTE carries.
-	pSel := []string{"ids.k AS id", coalesce(t.m.users, func(s *source) string { return join(s) + ".acct" }) + " AS acct"}
+	pSel := []string{keyOf(t.m.users) + " AS id", coalesce(t.m.users, func(s *source) string { return join(s) + ".acct" }) + " AS acct"}
 	for i, name := range t.userCols.order {
 		refs := make([]string, 0, len(t.m.userAttr[name]))
 		for _, c := range t.m.userAttr[name] {
@@ -67,17 +67,32 @@ func (t *translator) assemble(sel, tail string) (string, error) {
 	ctes = append(ctes, fmt.Sprintf("%s AS (SELECT %s FROM %s)", t.d.Ident("persona.p"), strings.Join(pSel, ", "), t.merged(t.m.users)))
 	from := t.d.Ident("persona.p") + " p"
 	if len(aSel) > 0 {
-		ctes = append(ctes, fmt.Sprintf("%s AS (SELECT ids.k AS id, %s FROM %s)", t.d.Ident("persona.a"), strings.Join(aSel, ", "), t.merged(t.m.accounts)))
+		ctes = append(ctes, fmt.Sprintf("%s AS (SELECT %s AS id, %s FROM %s)", t.d.Ident("persona.a"), keyOf(t.m.accounts),
+			strings.Join(aSel, ", "), t.merged(t.m.accounts)))
 		from += " LEFT JOIN " + t.d.Ident("persona.a") + " a ON a.id = p.acct"
 	}
 	return fmt.Sprintf("WITH %s\nSELECT %s FROM %s%s", strings.Join(ctes, ",\n"), sel, from, tail), nil
 }
 
+// keyOf is the merged key column of the sources (merged).
+func keyOf(sources []*source) string {
+	if len(sources) == 1 {
+		return join(sources[0]) + ".k"
+	}
+	return "ids.k"
+}
+
 // join is the alias of a source's rows joined to the merged keys.
 func join(s *source) string { return fmt.Sprintf("j%d", s.idx) }
 
-// merged is the keys of the sources' rows, each source's row joined.
+// merged is the keys of the sources' rows, each source's row joined. One
+// source is its rows alone: each CTE is then read once, so PostgreSQL
+// inlines it and pushes the rule's conditions down to the source's scan,
+// instead of materializing every row and joining it to its own keys.
 func (t *translator) merged(sources []*source) string {
+	if len(sources) == 1 {
+		return t.d.Ident(sources[0].rows()) + " " + join(sources[0])
+	}
 	keys := make([]string, 0, len(sources))
 	for _, s := range sources {
 		keys = append(keys, "SELECT k FROM "+t.d.Ident(s.rows()))

@@ -237,7 +237,8 @@ func (s *source) accepts(d Dialect, a *v1alpha1.AttributeMapping, i int) (string
 		return "", nil
 	}
 	ref := "q." + d.Ident(from(a))
-	if _, err := d.Column(ref, typ, attr.Type(a.Type)); err != nil {
+	if !d.Converts(typ, attr.Type(a.Type)) {
+		_, err := d.Column(ref, typ, attr.Type(a.Type))
 		return "", fmt.Errorf("DataSource %s, attribute %s (column %q): %w", s.Name, a.Name, from(a), err)
 	}
 	cond := "TRUE"

@@ -137,3 +137,36 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+// An array column mapped to a List attribute keeps no record out (the
+// connector decodes every array to a list): a rule that does not read it
+// translates; one that reads it is refused with the reason.
+func TestArrayColumnNotRead(t *testing.T) {
+	srcs, _ := declared(t)
+	srcs[0].Spec.Attributes = append(srcs[0].Spec.Attributes, v1alpha1.AttributeMapping{Name: "tags", Type: v1alpha1.TypeList})
+	srcs[0].Columns["tags"] = "_text"
+	var data []*profile.SourceData
+	for _, s := range srcs {
+		ds := v1alpha1.DataSource{Spec: s.Spec}
+		ds.Name = s.Name
+		d, err := profile.Declared(&ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, d)
+	}
+	schema := profile.DeclaredSchema(data)
+	for expr, refused := range map[string]bool{`user.role == "x"`: false, `size(user.tags) > 0`: true} {
+		p, err := rule.Compile(expr, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = sqlrule.Translate(p, srcs, sqlrule.PostgreSQL{})
+		if refused != (err != nil) {
+			t.Errorf("%s: Translate error %v, want refused %v", expr, err, refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), "a list from a column") {
+			t.Errorf("%s: %v does not say why", expr, err)
+		}
+	}
+}
