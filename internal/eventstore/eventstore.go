@@ -114,6 +114,9 @@ type Written struct {
 	// Users are the userIds of the inserted calls, each once: the profiles
 	// whose attributes may have changed.
 	Users []string
+	// Calls are the inserted calls, in request order: what the users'
+	// aggregate states add (UserAggregates).
+	Calls []tracking.Call
 }
 
 const insertEvents = `INSERT INTO ` + schema + `.events
@@ -273,7 +276,7 @@ func (s *Store) writeGroup(ctx context.Context, group []*write) ([]Written, erro
 					mine = append(mine, c)
 				}
 			}
-			out[i] = Written{Inserted: len(mine), Users: users(mine)}
+			out[i] = Written{Inserted: len(mine), Users: users(mine), Calls: mine}
 			if _, ok := stored[w.namespace]; !ok {
 				namespaces = append(namespaces, w.namespace)
 			}
