@@ -126,3 +126,21 @@ func compare(t *testing.T, s *Store, aggs []Aggregate, states map[string]*UserAg
 		}
 	}
 }
+
+// TestWriteNamesNewUsers: a write says which users the store did not know,
+// so their aggregate state starts empty instead of read from the store.
+func TestWriteNamesNewUsers(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	w, err := s.Write(ctx, "ns", []tracking.Call{track("a", "u1", "login", t0, `{}`), track("b", "u2", "login", t0, `{}`)}, t0)
+	if err != nil || fmt.Sprint(w.NewUsers) != "[u1 u2]" {
+		t.Fatalf("first write: new %v, %v", w.NewUsers, err)
+	}
+	w, err = s.Write(ctx, "ns", []tracking.Call{track("c", "u1", "login", t0, `{}`), track("d", "u3", "login", t0, `{}`)}, t0)
+	if err != nil || fmt.Sprint(w.NewUsers) != "[u3]" || fmt.Sprint(w.Users) != "[u1 u3]" || len(w.Calls) != 2 {
+		t.Fatalf("second write: %+v, %v", w, err)
+	}
+	if w, err = s.Write(ctx, "other", []tracking.Call{track("a", "u1", "login", t0, `{}`)}, t0); err != nil || fmt.Sprint(w.NewUsers) != "[u1]" {
+		t.Fatalf("another namespace: new %v, %v", w.NewUsers, err)
+	}
+}

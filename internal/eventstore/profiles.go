@@ -162,12 +162,14 @@ func (r *UserRow) Profile(state *UserAggregates, now time.Time) *Profile {
 }
 
 // Users reads the rows of the listed users of a namespace (an erased user
-// has none): primary-key lookups, no event read.
+// has none): primary-key lookups, no event read. The ids are joined, not
+// filtered with = ANY: on thousands of ids that filter compares every row
+// with every id (155 µs per user in the ingest benchmark).
 func (s *Store) Users(ctx context.Context, namespace string, users []string, visit func(*UserRow) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT u.user_id, u.traits, u.account_id, a.traits, u.first_seen, u.last_seen
-FROM `+schema+`.users u
-LEFT JOIN `+schema+`.accounts a ON a.namespace = u.namespace AND a.account_id = u.account_id
-WHERE u.namespace = $1 AND u.user_id = ANY($2::text[])`, namespace, users)
+FROM unnest($2::text[]) AS x(id)
+JOIN `+schema+`.users u ON u.namespace = $1 AND u.user_id = x.id
+LEFT JOIN `+schema+`.accounts a ON a.namespace = u.namespace AND a.account_id = u.account_id`, namespace, users)
 	if err != nil {
 		return fmt.Errorf("reading users: %w", safe(err))
 	}
@@ -207,8 +209,8 @@ WHERE u.namespace = $1 AND u.user_id = ANY($2::text[])`, namespace, users)
 // the event's request.
 func (s *Store) UserEvents(ctx context.Context, namespace string, users []string,
 	visit func(userID string, e Event, receivedAt time.Time) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT user_id, message_id, type, coalesce(event, ''), properties, ts, received_at
-FROM `+schema+`.events WHERE namespace = $1 AND user_id = ANY($2::text[])`, namespace, users)
+	rows, err := s.pool.Query(ctx, `SELECT e.user_id, e.message_id, e.type, coalesce(e.event, ''), e.properties, e.ts, e.received_at
+FROM unnest($2::text[]) AS x(id) JOIN `+schema+`.events e ON e.namespace = $1 AND e.user_id = x.id`, namespace, users)
 	if err != nil {
 		return fmt.Errorf("reading events: %w", safe(err))
 	}

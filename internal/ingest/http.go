@@ -91,7 +91,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint trackin
 	}
 	observeCalls(namespace, written.Inserted, len(req.Calls))
 	if written.Inserted > 0 {
-		s.written(namespace, written.Calls, written.Users, accounts)
+		s.written(namespace, written, accounts)
 	}
 	observeRequest(http.StatusOK, "")
 	w.Header().Set("Content-Type", "application/json")

@@ -44,6 +44,7 @@ type Service struct {
 	dirty    map[string]map[string]struct{}  // namespace → users to re-compute
 	accounts map[string]map[string]struct{}  // namespace → accounts whose users to re-compute
 	stored   map[string][]tracking.Call      // namespace → stored calls not yet added to the states
+	created  map[string][]string             // namespace → users new in the store, among stored's
 	erased   map[string][]string             // namespace → users whose states to forget
 	pruned   map[string]bool                 // namespace → every state to forget
 	edges    edgeQueue                       // when windowed aggregates change next
@@ -77,7 +78,7 @@ func New(events *eventstore.Store, profiles *profile.Store, notify func(namespac
 	return &Service{
 		events: events, profiles: profiles, notify: notify, now: time.Now,
 		keys: map[[32]byte]string{}, sources: map[string]map[string]*source{}, dirty: map[string]map[string]struct{}{},
-		accounts: map[string]map[string]struct{}{}, stored: map[string][]tracking.Call{}, erased: map[string][]string{},
+		accounts: map[string]map[string]struct{}{}, stored: map[string][]tracking.Call{}, created: map[string][]string{}, erased: map[string][]string{},
 		pruned: map[string]bool{}, edgeAt: map[string]map[string]time.Time{}, nsLock: map[string]*sync.Mutex{},
 		since: map[string]time.Time{}, keyGrace: KeyGrace,
 		wake: make(chan struct{}, 1),
@@ -192,13 +193,14 @@ func (s *Service) namespaceOf(writeKey string) (string, bool) {
 	return ns, ok
 }
 
-// written queues stored calls: their users' aggregates add them, and their
-// users and accounts are re-computed.
-func (s *Service) written(namespace string, calls []tracking.Call, users, accounts []string) {
+// written queues what a request stored: its users' aggregates add its calls,
+// and its users and accounts are re-computed.
+func (s *Service) written(namespace string, w eventstore.Written, accounts []string) {
 	s.mu.Lock()
-	s.stored[namespace] = append(s.stored[namespace], calls...)
+	s.stored[namespace] = append(s.stored[namespace], w.Calls...)
+	s.created[namespace] = append(s.created[namespace], w.NewUsers...)
 	s.mu.Unlock()
-	s.markDirty(namespace, users, accounts)
+	s.markDirty(namespace, w.Users, accounts)
 }
 
 // markDirty queues users (and accounts, whose users follow) for re-computing.
@@ -350,11 +352,12 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 		srcs = append(srcs, src)
 	}
 	users, accounts, since := s.dirty[namespace], s.accounts[namespace], s.since[namespace]
-	written, erased, pruned := s.stored[namespace], s.erased[namespace], s.pruned[namespace]
+	written, created, erased, pruned := s.stored[namespace], s.created[namespace], s.erased[namespace], s.pruned[namespace]
 	delete(s.dirty, namespace)
 	delete(s.accounts, namespace)
 	delete(s.since, namespace)
 	delete(s.stored, namespace)
+	delete(s.created, namespace)
 	delete(s.erased, namespace)
 	delete(s.pruned, namespace)
 	lock := s.nsLock[namespace]
@@ -371,6 +374,7 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 			src.states.forgetAll()
 		}
 		src.states.forget(erased...)
+		src.states.create(created)
 		src.states.add(written, now)
 	}
 	ids := make([]string, 0, len(users))

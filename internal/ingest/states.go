@@ -38,6 +38,16 @@ func newUserStates(aggs []eventstore.Aggregate) *userStates {
 	return &userStates{aggs: aggs, byUser: map[string]*userState{}}
 }
 
+// create gives users the store did not know before a write an empty state:
+// the write's calls, added next, are all their events so far.
+func (u *userStates) create(users []string) {
+	for _, id := range users {
+		if u.byUser[id] == nil {
+			u.byUser[id] = &userState{agg: eventstore.NewUserAggregates(u.aggs)}
+		}
+	}
+}
+
 // add adds written calls to their users' states. A user without a state is
 // skipped: the store read that builds it includes the call.
 func (u *userStates) add(calls []tracking.Call, now time.Time) {
