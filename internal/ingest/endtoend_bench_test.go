@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/testutil/operatortest"
 )
@@ -65,11 +66,17 @@ func BenchmarkEventsEndToEnd(b *testing.B) {
 	}
 	load := loadAverage()
 	b.ResetTimer()
-	lat := eventToMembership(b, ctx, c, ns, endpoint, writeKey, "p", seconds*20)
+	profiled := watchProfiles(ctx, op.Store, ns, "p", seconds*20*100)
+	lat, acked := eventToMembership(b, ctx, c, ns, endpoint, writeKey, "p", seconds*20)
 	b.ReportMetric(ms(quantile(lat, 50)), "membership-p50-ms")
 	b.ReportMetric(ms(quantile(lat, 99)), "membership-p99-ms")
 	b.Logf("event → membership at 2,000 events/s for %d s, %d users: p50 %s, p99 %s, max %s (poll 25 ms); load average %s → %s",
 		seconds, len(lat), quantile(lat, 50), quantile(lat, 99), quantile(lat, 100), load, loadAverage())
+	if in := since(acked, <-profiled); len(in) > 0 {
+		b.ReportMetric(ms(quantile(in, 99)), "profile-p99-ms")
+		b.Logf("of which event → profile store (the ingest side), %d users: p50 %s, p99 %s, max %s (poll 5 ms)",
+			len(in), quantile(in, 50), quantile(in, 99), quantile(in, 100))
+	}
 
 	load = loadAverage()
 	edges := windowEdges(b, ctx, c, ns, endpoint, writeKey)
@@ -80,6 +87,52 @@ func BenchmarkEventsEndToEnd(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// watchProfiles polls the profile store every 5 ms for the users
+// prefix0…prefix(n-1) and sends when each appeared in it.
+func watchProfiles(ctx context.Context, store *profile.Store, ns, prefix string, n int) <-chan map[string]time.Time {
+	out := make(chan map[string]time.Time, 1)
+	go func() {
+		seen := make(map[string]time.Time, n)
+		deadline := time.Now().Add(2 * time.Minute)
+		next := 0 // users appear about in order: look from the first not yet seen
+		for len(seen) < n && time.Now().Before(deadline) && ctx.Err() == nil {
+			store.Namespace(ns).Read(nil, func(v *profile.View) {
+				at := time.Now()
+				for i := next; i < n && i < next+2000; i++ {
+					u := fmt.Sprint(prefix, i)
+					if _, done := seen[u]; !done {
+						if _, ok := v.User(u); ok {
+							seen[u] = at
+						}
+					}
+				}
+				for next < n {
+					if _, done := seen[fmt.Sprint(prefix, next)]; !done {
+						break
+					}
+					next++
+				}
+			})
+			time.Sleep(5 * time.Millisecond)
+		}
+		out <- seen
+	}()
+	return out
+}
+
+// since is, sorted, each user's time from acked to at (0 when earlier:
+// the poll saw it before the client read the 200).
+func since(acked, at map[string]time.Time) []time.Duration {
+	out := make([]time.Duration, 0, len(at))
+	for u, t := range at {
+		if a, ok := acked[u]; ok {
+			out = append(out, max(t.Sub(a), 0))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // windowEdges pings once for each of 100 users (e0…e99), timestamped so the
 // ping leaves the 1-hour window 5 to 15 s later, waits for them to be

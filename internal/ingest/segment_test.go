@@ -124,7 +124,7 @@ func TestSegmentNodeClient(t *testing.T) {
 	})
 	must(t, c.Create(ctx, &v1alpha1.Persona{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pingers"},
 		Spec: v1alpha1.PersonaSpec{Rule: `has(user.pings) && user.pings >= 1`}}))
-	lat := eventToMembership(t, ctx, c, ns, "http://"+op.Events.Addr(), writeKey, "p", 20)
+	lat, _ := eventToMembership(t, ctx, c, ns, "http://"+op.Events.Addr(), writeKey, "p", 20)
 	t.Logf("event → membership at 2,000 events/s, %d users: p50 %s, p99 %s, max %s (poll 25 ms)",
 		len(lat), quantile(lat, 50), quantile(lat, 99), quantile(lat, 100))
 }
@@ -138,8 +138,10 @@ func quantile(sorted []time.Duration, q int) time.Duration {
 // eventToMembership sends batches of 100 events at 2,000 events/s (a batch
 // every 50 ms, each event a new user's first ping, users named prefix+n) and
 // returns, sorted, per user, the time from the 200 to the user's entry in
-// the pingers persona's PersonaMembership slices (polled every 25 ms).
-func eventToMembership(t testing.TB, ctx context.Context, c client.Client, ns, endpoint, writeKey, prefix string, batches int) []time.Duration {
+// the pingers persona's PersonaMembership slices (polled every 25 ms), and
+// when each user's 200 came.
+func eventToMembership(t testing.TB, ctx context.Context, c client.Client, ns, endpoint, writeKey, prefix string,
+	batches int) ([]time.Duration, map[string]time.Time) {
 	const perBatch = 100
 	acked := make(map[string]time.Time, batches*perBatch)
 	var mu sync.Mutex
@@ -204,7 +206,7 @@ func eventToMembership(t testing.TB, ctx context.Context, c client.Client, ns, e
 		lat = append(lat, max(at.Sub(acked[u]), 0))
 	}
 	slices.Sort(lat)
-	return lat
+	return lat, acked
 }
 
 func must(t testing.TB, err error) {
