@@ -373,6 +373,7 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 		if pruned {
 			src.states.forgetAll()
 		}
+		src.states.bound()
 		src.states.forget(erased...)
 		src.states.create(created)
 		src.states.add(written, now)

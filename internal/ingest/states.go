@@ -14,6 +14,13 @@ import (
 // It exceeds the event store's commit timeout (30 s).
 const seedOverlap = time.Minute
 
+// maxStates bounds the users whose state one source keeps in memory (a state
+// holds each call inside a window: about 64 bytes per call and aggregate).
+// Past it, a tenth of them, arbitrary ones, are dropped: a dropped user's
+// state is read from the store again at its next event or edge, as after a
+// restart.
+const maxStates = 200_000
+
 // userStates are the aggregate states of one source's users, kept so an
 // accepted event updates its user's aggregates without reading the user's
 // history again. A user's state is read from the event store the first time
@@ -23,6 +30,7 @@ const seedOverlap = time.Minute
 type userStates struct {
 	aggs   []eventstore.Aggregate
 	byUser map[string]*userState
+	max    int
 }
 
 type userState struct {
@@ -35,7 +43,7 @@ type userState struct {
 }
 
 func newUserStates(aggs []eventstore.Aggregate) *userStates {
-	return &userStates{aggs: aggs, byUser: map[string]*userState{}}
+	return &userStates{aggs: aggs, byUser: map[string]*userState{}, max: maxStates}
 }
 
 // create gives users the store did not know before a write an empty state:
@@ -45,6 +53,21 @@ func (u *userStates) create(users []string) {
 		if u.byUser[id] == nil {
 			u.byUser[id] = &userState{agg: eventstore.NewUserAggregates(u.aggs)}
 		}
+	}
+}
+
+// bound drops states past max, down to nine tenths of it. Called before a
+// pass adds calls and loads states, never during one: the pass's users keep
+// theirs until it is done (a pass may take the count past max for a while).
+func (u *userStates) bound() {
+	if len(u.byUser) <= u.max {
+		return
+	}
+	for id := range u.byUser {
+		if len(u.byUser) <= u.max*9/10 {
+			return
+		}
+		delete(u.byUser, id)
 	}
 }
 

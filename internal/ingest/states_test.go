@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +103,51 @@ func TestKeptStatesEqualAFullLoad(t *testing.T) {
 	e.svc.mu.Unlock()
 	if kept != 3 {
 		t.Errorf("%d users have a kept state, want 3", kept)
+	}
+}
+
+// TestStatesAreBounded: past its bound a source drops states, and a dropped
+// user's aggregates are read from the store again, still right.
+func TestStatesAreBounded(t *testing.T) {
+	e := start(t)
+	e.svc.mu.Lock()
+	states := e.svc.sources["team-a"]["product"].states
+	nsLock := e.svc.nsLock["team-a"]
+	e.svc.mu.Unlock()
+	nsLock.Lock()
+	states.max = 10
+	nsLock.Unlock()
+	for round := range 2 {
+		var sb strings.Builder
+		sb.WriteString(`{"batch":[`)
+		for u := range 30 {
+			if u > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"type":"track","messageId":"r%d-%d","userId":"u%d","event":"login","timestamp":%q}`, round, u, u, ts(t0.Add(-time.Hour)))
+		}
+		sb.WriteString(`]}`)
+		if s, b := e.post(t, "/v1/batch", "wk-a", sb.String()); s != 200 {
+			t.Fatalf("%d %v", s, b)
+		}
+		want := fmt.Sprint(round + 1)
+		e.eventually(t, "every user's logins", func() bool {
+			for u := range 30 {
+				if e.get("team-a", fmt.Sprint("u", u), "logins") != want {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	// Round 2's pass dropped 21 of round 1's 30 states first: those users'
+	// counts of 2 came from the store. The states are used under the
+	// namespace's lock.
+	nsLock.Lock()
+	states.bound()
+	n := states.len()
+	nsLock.Unlock()
+	if n != 9 {
+		t.Errorf("%d states after bound, want 9 (nine tenths of 10)", n)
 	}
 }
