@@ -28,19 +28,7 @@ func BenchmarkIngestBatch(b *testing.B) {
 	e := start(b)
 	const perBatch, users = 100, 2000
 	var seq atomic.Int64
-	body := func() string {
-		var sb strings.Builder
-		sb.WriteString(`{"batch":[`)
-		for i := range perBatch {
-			n := seq.Add(1)
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			fmt.Fprintf(&sb, `{"type":"track","messageId":"m%d","userId":"u%d","event":"login","properties":{"n":%d}}`, n, n%users, n)
-		}
-		sb.WriteString(`]}`)
-		return sb.String()
-	}
+	body := func() string { return loginBatch(&seq, perBatch, users, "m", true) }
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	b.ResetTimer()
 	cpu := srv.MeasureCPU(b)
@@ -88,7 +76,7 @@ func BenchmarkSustainedIngest(b *testing.B) {
 	seconds, clients := envInt("BENCH_SECONDS", 30), envInt("BENCH_CLIENTS", 16)
 	const perBatch, users = 100, 20000
 	durable := e.setting(b, "synchronous_commit") + "/" + e.setting(b, "fsync")
-	load := loadAverage()
+	load := LoadAverage()
 	var seq atomic.Int64
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	b.ResetTimer()
@@ -103,17 +91,7 @@ func BenchmarkSustainedIngest(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				var sb strings.Builder
-				sb.WriteString(`{"batch":[`)
-				for i := range perBatch {
-					n := seq.Add(1)
-					if i > 0 {
-						sb.WriteByte(',')
-					}
-					fmt.Fprintf(&sb, `{"type":"track","messageId":"s%d","userId":"u%d","event":"login"}`, n, n%users)
-				}
-				sb.WriteString(`]}`)
-				req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/batch", strings.NewReader(sb.String()))
+				req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/batch", strings.NewReader(loginBatch(&seq, perBatch, users, "s", false)))
 				req.SetBasicAuth("wk-a", "")
 				sent := time.Now()
 				resp, err := client.Do(req)
@@ -147,7 +125,27 @@ func BenchmarkSustainedIngest(b *testing.B) {
 	b.ReportMetric(float64(drain.Milliseconds()), "drain-ms")
 	cpu.Report(b, int(acked.Load()), "event")
 	b.Logf("sustained ingest: %d events acknowledged in %s by %d clients = %.0f events/s; PostgreSQL synchronous_commit/fsync %s; load average %s → %s",
-		acked.Load(), elapsed.Round(time.Millisecond), clients, rate, durable, load, loadAverage())
+		acked.Load(), elapsed.Round(time.Millisecond), clients, rate, durable, load, LoadAverage())
+}
+
+// loginBatch is a /v1/batch body of n login track calls, numbered from seq,
+// spread over users users, with a numeric property n or none.
+func loginBatch(seq *atomic.Int64, n, users int, prefix string, props bool) string {
+	var sb strings.Builder
+	sb.WriteString(`{"batch":[`)
+	for i := range n {
+		m := seq.Add(1)
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"type":"track","messageId":"%s%d","userId":"u%d","event":"login"`, prefix, m, m%int64(users))
+		if props {
+			fmt.Fprintf(&sb, `,"properties":{"n":%d}`, m)
+		}
+		sb.WriteByte('}')
+	}
+	sb.WriteString(`]}`)
+	return sb.String()
 }
 
 func envInt(name string, def int) int {
@@ -166,8 +164,9 @@ func (e *env) setting(b *testing.B, name string) string {
 	return v
 }
 
-// loadAverage is the machine's 1-minute load average (the machine is shared).
-func loadAverage() string {
+// LoadAverage is the machine's 1-minute load average (the machine is
+// shared), which the benchmarks print beside their figures.
+func LoadAverage() string {
 	raw, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "unknown"

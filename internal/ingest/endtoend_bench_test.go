@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
+	"github.com/usersuccess/persona-operator/internal/ingest"
 	"github.com/usersuccess/persona-operator/internal/profile"
 	"github.com/usersuccess/persona-operator/internal/testutil/cluster"
 	"github.com/usersuccess/persona-operator/internal/testutil/operatortest"
@@ -64,26 +65,26 @@ func BenchmarkEventsEndToEnd(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_LATENCY_SECONDS")); err == nil && v > 0 {
 		seconds = v
 	}
-	load := loadAverage()
+	load := ingest.LoadAverage()
 	b.ResetTimer()
 	profiled := watchProfiles(ctx, op.Store, ns, "p", seconds*20*100)
 	lat, acked := eventToMembership(b, ctx, c, ns, endpoint, writeKey, "p", seconds*20)
 	b.ReportMetric(ms(quantile(lat, 50)), "membership-p50-ms")
 	b.ReportMetric(ms(quantile(lat, 99)), "membership-p99-ms")
 	b.Logf("event → membership at 2,000 events/s for %d s, %d users: p50 %s, p99 %s, max %s (poll 25 ms); load average %s → %s",
-		seconds, len(lat), quantile(lat, 50), quantile(lat, 99), quantile(lat, 100), load, loadAverage())
+		seconds, len(lat), quantile(lat, 50), quantile(lat, 99), quantile(lat, 100), load, ingest.LoadAverage())
 	if in := since(acked, <-profiled); len(in) > 0 {
 		b.ReportMetric(ms(quantile(in, 99)), "profile-p99-ms")
 		b.Logf("of which event → profile store (the ingest side), %d users: p50 %s, p99 %s, max %s (poll 5 ms)",
 			len(in), quantile(in, 50), quantile(in, 99), quantile(in, 100))
 	}
 
-	load = loadAverage()
+	load = ingest.LoadAverage()
 	edges := windowEdges(b, ctx, c, ns, endpoint, writeKey)
 	b.ReportMetric(ms(quantile(edges, 50)), "edge-p50-ms")
 	b.ReportMetric(ms(quantile(edges, 99)), "edge-p99-ms")
 	b.Logf("window edge → membership exit, %d users: p50 %s, p99 %s, max %s (poll 25 ms); load average %s → %s",
-		len(edges), quantile(edges, 50), quantile(edges, 99), quantile(edges, 100), load, loadAverage())
+		len(edges), quantile(edges, 50), quantile(edges, 99), quantile(edges, 100), load, ingest.LoadAverage())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -203,13 +204,4 @@ func windowEdges(b *testing.B, ctx context.Context, c client.Client, ns, endpoin
 		b.Errorf("a user left %s before its edge", -lat[0])
 	}
 	return lat
-}
-
-// loadAverage is the machine's 1-minute load average (the machine is shared).
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Fields(string(raw))[0]
 }
