@@ -92,6 +92,12 @@ bench-scale: controlplane build ## Scale benchmark of one manager (USERS=1000000
 bench-pushdown: controlplane build ## Push-down benchmark (USERS=10000000): at-risk persona evaluated in PostgreSQL over unloaded DataSources vs psql alone, RSS, 1 % churn; see docs/benchmarks.md.
 	@USERS=$(USERS) BENCH_MODE=pushdown hack/bench-scale.sh run
 
+.PHONY: bench-events
+bench-events: controlplane ## Events end to end on durable PostgreSQL (synchronous_commit on): sustained ingest over 30 s, event → membership at 2 k events/s, window-edge latency; prints the figures (docs/benchmarks.md).
+	POSTGRES_DURABLE=1 KUBEBUILDER_ASSETS="$(LOCALBIN)/k8s/$(K8S_VERSION)" go test ./internal/ingest/ -run '^$$' \
+		-bench '^Benchmark(SustainedIngest|EventsEndToEnd)$$' -benchtime 1x -count 1 -timeout 20m -v 2>&1 \
+		| grep -E '^(Benchmark|---|ok|FAIL|PASS)|(sustained ingest:|event → membership at|of which event|window edge →)'
+
 .PHONY: bench-scale-down
 bench-scale-down: ## Stop whatever a killed bench-scale left running (manager, control plane, PostgreSQL).
 	@hack/bench-scale.sh down

@@ -114,6 +114,14 @@ type Written struct {
 	// Users are the userIds of the inserted calls, each once: the profiles
 	// whose attributes may have changed.
 	Users []string
+	// Calls are the inserted calls, in request order: what the users'
+	// aggregate states add (UserAggregates).
+	Calls []tracking.Call
+	// NewUsers are the Users the store did not know before this request's
+	// transaction: every stored event of theirs is in it or in a request
+	// that committed after it, so their aggregate state starts empty rather
+	// than read from the store.
+	NewUsers []string
 }
 
 const insertEvents = `INSERT INTO ` + schema + `.events
@@ -126,7 +134,8 @@ RETURNING namespace, message_id`
 
 const upsertUsers = `INSERT INTO ` + schema + `.users (namespace, user_id, first_seen, last_seen)
 SELECT $1, u, f, l FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS x(u, f, l)
-ON CONFLICT (namespace, user_id) DO NOTHING`
+ON CONFLICT (namespace, user_id) DO NOTHING
+RETURNING user_id`
 
 // Group commit: concurrent Writes are stored together, in one transaction
 // with one insert of all their calls, by at most committers goroutines at a
@@ -273,15 +282,23 @@ func (s *Store) writeGroup(ctx context.Context, group []*write) ([]Written, erro
 					mine = append(mine, c)
 				}
 			}
-			out[i] = Written{Inserted: len(mine), Users: users(mine)}
+			out[i] = Written{Inserted: len(mine), Users: users(mine), Calls: mine}
 			if _, ok := stored[w.namespace]; !ok {
 				namespaces = append(namespaces, w.namespace)
 			}
 			stored[w.namespace] = append(stored[w.namespace], mine...)
 		}
+		created := map[string]map[string]bool{}
 		for _, ns := range namespaces {
-			if err := writeProfiles(ctx, tx, ns, stored[ns]); err != nil {
+			if created[ns], err = writeProfiles(ctx, tx, ns, stored[ns]); err != nil {
 				return err
+			}
+		}
+		for i, w := range group {
+			for _, u := range out[i].Users {
+				if created[w.namespace][u] {
+					out[i].NewUsers = append(out[i].NewUsers, u)
+				}
 			}
 		}
 		return nil
@@ -324,8 +341,9 @@ func users(calls []tracking.Call) []string {
 // events it deletes into the row), then, in call order, identify
 // traits merged into the user's, the user's account from a group call, and
 // group traits merged into the account's (one pipelined batch). Traits merge
-// in arrival order, key by key, as Segment's do.
-func writeProfiles(ctx context.Context, tx pgx.Tx, namespace string, calls []tracking.Call) error {
+// in arrival order, key by key, as Segment's do. It returns the users whose
+// row it created.
+func writeProfiles(ctx context.Context, tx pgx.Tx, namespace string, calls []tracking.Call) (created map[string]bool, err error) {
 	first, last := map[string]time.Time{}, map[string]time.Time{}
 	ids := make([]string, 0, len(calls))
 	for _, c := range calls {
@@ -349,8 +367,14 @@ func writeProfiles(ctx context.Context, tx pgx.Tx, namespace string, calls []tra
 		for i, id := range ids {
 			fs[i], ls[i] = first[id], last[id]
 		}
-		if _, err := tx.Exec(ctx, upsertUsers, namespace, ids, fs, ls); err != nil {
-			return err
+		rows, err := tx.Query(ctx, upsertUsers, namespace, ids, fs, ls)
+		if err != nil {
+			return nil, err
+		}
+		created = map[string]bool{}
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { created[id] = true; return nil }); err != nil {
+			return nil, err
 		}
 	}
 	var b pgx.Batch
@@ -369,9 +393,9 @@ func writeProfiles(ctx context.Context, tx pgx.Tx, namespace string, calls []tra
 		}
 	}
 	if b.Len() == 0 {
-		return nil
+		return created, nil
 	}
-	return tx.SendBatch(ctx, &b).Close()
+	return created, tx.SendBatch(ctx, &b).Close()
 }
 
 // AccountUsers lists the users of an account: a group call that changes the
@@ -461,4 +485,10 @@ func safe(err error) error {
 		return fmt.Errorf("PostgreSQL error %s: %s", pg.Code, pg.Message)
 	}
 	return err
+}
+
+// Setting reads a server setting (SHOW), e.g. synchronous_commit, for
+// benchmarks that report whether commits were durable.
+func (s *Store) Setting(ctx context.Context, name string, v *string) error {
+	return safe(s.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(v))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersuccess/persona-operator/api/v1alpha1"
 	"github.com/usersuccess/persona-operator/internal/connector"
+	"github.com/usersuccess/persona-operator/internal/tracking"
 )
 
 // Profile is what the store knows of one user, at a time.
@@ -143,4 +144,97 @@ func object(b []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("reading profiles: traits are not a JSON object")
 	}
 	return m, nil
+}
+
+// UserRow is a user's row: merged traits, account and its traits, and the
+// first and last seen kept across pruning. It is a profile without the
+// aggregates.
+type UserRow struct {
+	UserID, AccountID   string
+	Traits, Group       map[string]any
+	FirstSeen, LastSeen time.Time
+}
+
+// Profile is the row's profile with the aggregates of state at now.
+func (r *UserRow) Profile(state *UserAggregates, now time.Time) *Profile {
+	values, next := state.Values(now, r.FirstSeen, r.LastSeen)
+	return &Profile{UserID: r.UserID, AccountID: r.AccountID, Traits: r.Traits, Group: r.Group, Values: values, Next: next}
+}
+
+// Users reads the rows of the listed users of a namespace (an erased user
+// has none): primary-key lookups, no event read. The ids are joined, not
+// filtered with = ANY: on thousands of ids that filter compares every row
+// with every id (155 µs per user in the ingest benchmark).
+func (s *Store) Users(ctx context.Context, namespace string, users []string, visit func(*UserRow) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT u.user_id, u.traits, u.account_id, a.traits, u.first_seen, u.last_seen
+FROM unnest($2::text[]) AS x(id)
+JOIN `+schema+`.users u ON u.namespace = $1 AND u.user_id = x.id
+LEFT JOIN `+schema+`.accounts a ON a.namespace = u.namespace AND a.account_id = u.account_id`, namespace, users)
+	if err != nil {
+		return fmt.Errorf("reading users: %w", safe(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			r             UserRow
+			account       *string
+			traits, group []byte
+		)
+		if err := rows.Scan(&r.UserID, &traits, &account, &group, &r.FirstSeen, &r.LastSeen); err != nil {
+			return fmt.Errorf("reading users: %w", safe(err))
+		}
+		if account != nil {
+			r.AccountID = *account
+		}
+		r.FirstSeen, r.LastSeen = r.FirstSeen.UTC(), r.LastSeen.UTC()
+		if r.Traits, err = object(traits); err != nil {
+			return err
+		}
+		if r.Group, err = object(group); err != nil {
+			return err
+		}
+		if err := visit(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading users: %w", safe(err))
+	}
+	return nil
+}
+
+// UserEvents reads every stored event of the listed users of a namespace,
+// to build their aggregate state (NewUserAggregates, Add) once; later events
+// are added as they are written. receivedAt is when the endpoint received
+// the event's request.
+func (s *Store) UserEvents(ctx context.Context, namespace string, users []string,
+	visit func(userID string, e Event, receivedAt time.Time) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT e.user_id, e.message_id, e.type, coalesce(e.event, ''), e.properties, e.ts, e.received_at
+FROM unnest($2::text[]) AS x(id) JOIN `+schema+`.events e ON e.namespace = $1 AND e.user_id = x.id`, namespace, users)
+	if err != nil {
+		return fmt.Errorf("reading events: %w", safe(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			user     string
+			e        Event
+			received time.Time
+		)
+		if err := rows.Scan(&user, &e.MessageID, &e.Type, &e.Event, &e.Properties, &e.Time, &received); err != nil {
+			return fmt.Errorf("reading events: %w", safe(err))
+		}
+		if err := visit(user, e, received); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading events: %w", safe(err))
+	}
+	return nil
+}
+
+// EventOf is a written call as the aggregates read it.
+func EventOf(c tracking.Call) Event {
+	return Event{MessageID: c.MessageID, Type: string(c.Type), Event: c.Event, Properties: payload(c), Time: c.Timestamp}
 }

@@ -1,11 +1,14 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,19 +28,7 @@ func BenchmarkIngestBatch(b *testing.B) {
 	e := start(b)
 	const perBatch, users = 100, 2000
 	var seq atomic.Int64
-	body := func() string {
-		var sb strings.Builder
-		sb.WriteString(`{"batch":[`)
-		for i := range perBatch {
-			n := seq.Add(1)
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			fmt.Fprintf(&sb, `{"type":"track","messageId":"m%d","userId":"u%d","event":"login","properties":{"n":%d}}`, n, n%users, n)
-		}
-		sb.WriteString(`]}`)
-		return sb.String()
-	}
+	body := func() string { return loginBatch(&seq, perBatch, users, "m", true) }
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	b.ResetTimer()
 	cpu := srv.MeasureCPU(b)
@@ -67,4 +58,118 @@ func BenchmarkIngestBatch(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*perBatch)/time.Since(start).Seconds(), "events/s")
 	cpu.Report(b, b.N*perBatch, "event")
+}
+
+// BenchmarkSustainedIngest: BENCH_SECONDS (default 30) of batches of 100
+// track calls over HTTP from BENCH_CLIENTS (default 16) clients, each
+// waiting for its answer before sending the next, through parsing, the
+// committed write, the 200 and the re-computation loop applying the users'
+// deltas (20,000 users, a 14-day windowed count), on a real PostgreSQL on
+// this machine. events/s counts acknowledged events over the whole run;
+// drain-ms is how long after the last answer the loop had applied every
+// user; the log line says whether PostgreSQL ran durable (make bench-events
+// sets POSTGRES_DURABLE=1). b.N is not used: the run lasts BENCH_SECONDS.
+//
+//	POSTGRES_DURABLE=1 go test ./internal/ingest/ -run '^$' -bench SustainedIngest -benchtime 1x
+func BenchmarkSustainedIngest(b *testing.B) {
+	e := start(b)
+	seconds, clients := envInt("BENCH_SECONDS", 30), envInt("BENCH_CLIENTS", 16)
+	const perBatch, users = 100, 20000
+	durable := e.setting(b, "synchronous_commit") + "/" + e.setting(b, "fsync")
+	load := LoadAverage()
+	var seq atomic.Int64
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	b.ResetTimer()
+	cpu := srv.MeasureCPU(b)
+	start := time.Now()
+	deadline := start.Add(time.Duration(seconds) * time.Second)
+	var acked atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/batch", strings.NewReader(loginBatch(&seq, perBatch, users, "s", false)))
+				req.SetBasicAuth("wk-a", "")
+				sent := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(sent))
+				acked.Add(perBatch)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	for len(e.svc.namespacesWithWork()) > 0 || e.get("team-a", fmt.Sprint("u", (seq.Load()-1)%users), "logins") == "" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	drain := time.Since(start) - elapsed
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	rate := float64(acked.Load()) / elapsed.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms/batch")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms/batch")
+	b.ReportMetric(float64(drain.Milliseconds()), "drain-ms")
+	cpu.Report(b, int(acked.Load()), "event")
+	b.Logf("sustained ingest: %d events acknowledged in %s by %d clients = %.0f events/s; PostgreSQL synchronous_commit/fsync %s; load average %s → %s",
+		acked.Load(), elapsed.Round(time.Millisecond), clients, rate, durable, load, LoadAverage())
+}
+
+// loginBatch is a /v1/batch body of n login track calls, numbered from seq,
+// spread over users users, with a numeric property n or none.
+func loginBatch(seq *atomic.Int64, n, users int, prefix string, props bool) string {
+	var sb strings.Builder
+	sb.WriteString(`{"batch":[`)
+	for i := range n {
+		m := seq.Add(1)
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"type":"track","messageId":"%s%d","userId":"u%d","event":"login"`, prefix, m, m%int64(users))
+		if props {
+			fmt.Fprintf(&sb, `,"properties":{"n":%d}`, m)
+		}
+		sb.WriteByte('}')
+	}
+	sb.WriteString(`]}`)
+	return sb.String()
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// setting is a PostgreSQL setting of the benchmark's server.
+func (e *env) setting(b *testing.B, name string) string {
+	var v string
+	if err := e.events.Setting(context.Background(), name, &v); err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// LoadAverage is the machine's 1-minute load average (the machine is
+// shared), which the benchmarks print beside their figures.
+func LoadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(raw))[0]
 }

@@ -91,7 +91,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, endpoint trackin
 	}
 	observeCalls(namespace, written.Inserted, len(req.Calls))
 	if written.Inserted > 0 {
-		s.markDirty(namespace, written.Users, accounts)
+		s.written(namespace, written, accounts)
 	}
 	observeRequest(http.StatusOK, "")
 	w.Header().Set("Content-Type", "application/json")
@@ -227,11 +227,20 @@ func (s *Service) Prune(ctx context.Context) {
 		if err := s.events.FoldSeen(ctx, ns, before); err != nil {
 			continue // pruning now would lose first and last seen: next time
 		}
+		var deleted int64
 		for ctx.Err() == nil {
 			n, err := s.events.Prune(ctx, ns, before, pruneBatch)
+			deleted += n
 			if err != nil || n < pruneBatch {
 				break
 			}
+		}
+		if deleted > 0 {
+			// The aggregates over every retained event lost some: the states
+			// are read from the store again.
+			s.mu.Lock()
+			s.pruned[ns] = true
+			s.mu.Unlock()
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/usersuccess/persona-operator/internal/connector"
 	"github.com/usersuccess/persona-operator/internal/eventstore"
 	"github.com/usersuccess/persona-operator/internal/profile"
+	"github.com/usersuccess/persona-operator/internal/tracking"
 )
 
 // Service holds the write keys, the Events sources of every namespace and
@@ -41,6 +43,10 @@ type Service struct {
 	sources  map[string]map[string]*source   // namespace → DataSource name → source
 	dirty    map[string]map[string]struct{}  // namespace → users to re-compute
 	accounts map[string]map[string]struct{}  // namespace → accounts whose users to re-compute
+	stored   map[string][]tracking.Call      // namespace → stored calls not yet added to the states
+	created  map[string][]string             // namespace → users new in the store, among stored's
+	erased   map[string][]string             // namespace → users whose states to forget
+	pruned   map[string]bool                 // namespace → every state to forget
 	edges    edgeQueue                       // when windowed aggregates change next
 	edgeAt   map[string]map[string]time.Time // namespace → user → its queued edge
 	nsLock   map[string]*sync.Mutex          // serializes a namespace's loads and deltas
@@ -57,6 +63,9 @@ type source struct {
 	aggs      []eventstore.Aggregate
 	mapper    *attr.Mapper
 	retention time.Duration
+	// states are the users' aggregate states, kept across registrations
+	// with the same aggregates.
+	states *userStates
 	// loading is true from a full load's start until the controller has
 	// applied it (Loaded): deltas wait, or an older full load would overwrite
 	// a newer delta.
@@ -69,7 +78,8 @@ func New(events *eventstore.Store, profiles *profile.Store, notify func(namespac
 	return &Service{
 		events: events, profiles: profiles, notify: notify, now: time.Now,
 		keys: map[[32]byte]string{}, sources: map[string]map[string]*source{}, dirty: map[string]map[string]struct{}{},
-		accounts: map[string]map[string]struct{}{}, edgeAt: map[string]map[string]time.Time{}, nsLock: map[string]*sync.Mutex{},
+		accounts: map[string]map[string]struct{}{}, stored: map[string][]tracking.Call{}, created: map[string][]string{}, erased: map[string][]string{},
+		pruned: map[string]bool{}, edgeAt: map[string]map[string]time.Time{}, nsLock: map[string]*sync.Mutex{},
 		since: map[string]time.Time{}, keyGrace: KeyGrace,
 		wake: make(chan struct{}, 1),
 	}
@@ -125,9 +135,13 @@ func (s *Service) Register(namespace string, ds *v1alpha1.DataSource, writeKey s
 		s.nsLock[namespace] = &sync.Mutex{}
 	}
 	old := byName[ds.Name]
+	states := newUserStates(aggs)
+	if old != nil && slices.Equal(old.aggs, aggs) {
+		states = old.states // a periodic sync, or another field changed: the states still hold
+	}
 	// A load in progress under the old registration still holds deltas back.
 	byName[ds.Name] = &source{name: ds.Name, key: h, aggs: aggs, mapper: mapper, retention: ds.Spec.Events.RetentionPeriod(),
-		loading: old != nil && old.loading}
+		loading: old != nil && old.loading, states: states}
 	s.keys[h] = namespace
 	if old != nil && old.key != h {
 		s.forgetKey(old.key) // after the replacement: forgetKey looks for users of the key
@@ -179,6 +193,16 @@ func (s *Service) namespaceOf(writeKey string) (string, bool) {
 	return ns, ok
 }
 
+// written queues what a request stored: its users' aggregates add its calls,
+// and its users and accounts are re-computed.
+func (s *Service) written(namespace string, w eventstore.Written, accounts []string) {
+	s.mu.Lock()
+	s.stored[namespace] = append(s.stored[namespace], w.Calls...)
+	s.created[namespace] = append(s.created[namespace], w.NewUsers...)
+	s.mu.Unlock()
+	s.markDirty(namespace, w.Users, accounts)
+}
+
 // markDirty queues users (and accounts, whose users follow) for re-computing.
 func (s *Service) markDirty(namespace string, users, accounts []string) {
 	if len(users)+len(accounts) == 0 {
@@ -219,6 +243,9 @@ func (s *Service) Erase(ctx context.Context, namespace, userID string) (int64, e
 	if err != nil {
 		return 0, err
 	}
+	s.mu.Lock()
+	s.erased[namespace] = append(s.erased[namespace], userID)
+	s.mu.Unlock()
 	s.markDirty(namespace, []string{userID}, nil)
 	return n, nil
 }
@@ -325,9 +352,14 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 		srcs = append(srcs, src)
 	}
 	users, accounts, since := s.dirty[namespace], s.accounts[namespace], s.since[namespace]
+	written, created, erased, pruned := s.stored[namespace], s.created[namespace], s.erased[namespace], s.pruned[namespace]
 	delete(s.dirty, namespace)
 	delete(s.accounts, namespace)
 	delete(s.since, namespace)
+	delete(s.stored, namespace)
+	delete(s.created, namespace)
+	delete(s.erased, namespace)
+	delete(s.pruned, namespace)
 	lock := s.nsLock[namespace]
 	s.mu.Unlock()
 	if len(srcs) == 0 {
@@ -335,6 +367,17 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 	}
 	lock.Lock()
 	defer lock.Unlock()
+	now := s.now()
+	for _, src := range srcs {
+		// Before the next store read: it sees what these calls stored.
+		if pruned {
+			src.states.forgetAll()
+		}
+		src.states.bound()
+		src.states.forget(erased...)
+		src.states.create(created)
+		src.states.add(written, now)
+	}
 	ids := make([]string, 0, len(users))
 	for u := range users {
 		ids = append(ids, u)
@@ -357,16 +400,27 @@ func (s *Service) flush(ctx context.Context, namespace string) error {
 	return nil
 }
 
-// apply re-computes users of one source and applies them as a delta: a user
-// the store no longer has (erased) is deleted from the source.
+// apply re-computes users of one source from their aggregate states (read
+// from the store for users without one) and their rows, and applies them as
+// a delta: a user the store no longer has (erased) is deleted from the
+// source.
 func (s *Service) apply(ctx context.Context, namespace string, src *source, users []string) error {
+	now := s.now()
+	if err := src.states.load(ctx, s.events, namespace, users, now); err != nil {
+		return err
+	}
 	db := profile.NewDeltaBuilder(src.name, src.mapper)
 	seen := make(map[string]bool, len(users))
 	var edges []edge
 	var num int64
-	err := s.events.Profiles(ctx, namespace, src.aggs, users, s.now(), func(p *eventstore.Profile) error {
+	err := s.events.Users(ctx, namespace, users, func(r *eventstore.UserRow) error {
 		num++
-		seen[p.UserID] = true
+		seen[r.UserID] = true
+		state := src.states.get(r.UserID)
+		if state == nil {
+			return nil // load gave every listed user a state; never here
+		}
+		p := r.Profile(state, now)
 		if !p.Next.IsZero() {
 			edges = append(edges, edge{namespace: namespace, user: p.UserID, at: p.Next})
 		}
@@ -383,6 +437,7 @@ func (s *Service) apply(ctx context.Context, namespace string, src *source, user
 	for _, u := range users {
 		if !seen[u] {
 			db.Delete(attr.Mapped{User: &attr.Row{Key: u}})
+			src.states.forget(u)
 		}
 	}
 	s.queueEdges(edges)
