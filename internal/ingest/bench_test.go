@@ -42,16 +42,8 @@ func BenchmarkIngestBatch(b *testing.B) {
 	b.SetParallelism(par)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/batch", strings.NewReader(body()))
-			req.SetBasicAuth("wk-a", "")
-			resp, err := client.Do(req)
-			if err != nil {
+			if err := postBatch(client, e.url, body()); err != nil {
 				b.Error(err)
-				return
-			}
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
 				return
 			}
 		}
@@ -91,17 +83,9 @@ func BenchmarkSustainedIngest(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/batch", strings.NewReader(loginBatch(&seq, perBatch, users, "s", false)))
-				req.SetBasicAuth("wk-a", "")
 				sent := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
+				if err := postBatch(client, e.url, loginBatch(&seq, perBatch, users, "s", false)); err != nil {
 					b.Error(err)
-					return
-				}
-				_ = resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("status %d", resp.StatusCode)
 					return
 				}
 				lat[c] = append(lat[c], time.Since(sent))
@@ -172,4 +156,23 @@ func LoadAverage() string {
 		return "unknown"
 	}
 	return strings.Fields(string(raw))[0]
+}
+
+// postBatch sends one /v1/batch call with write key wk-a; an error for a
+// failed request or an answer other than 200.
+func postBatch(client *http.Client, url, body string) error {
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/batch", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("wk-a", "")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
